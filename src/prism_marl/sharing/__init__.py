@@ -1,0 +1,52 @@
+"""Parameter-sharing strategies behind one agent-indexed layer interface.
+
+Command-line names: nops, fups, fups-id, seps, snp, kaleidoscope, prism.
+"""
+
+from __future__ import annotations
+
+from prism_marl.sharing.base import (
+    AgentLayer,
+    AuxOutput,
+    ConfigError,
+    SharingStrategy,
+    count_leaves,
+)
+from prism_marl.sharing.fups import FuPS, FuPSID
+from prism_marl.sharing.kaleidoscope import Kaleidoscope
+from prism_marl.sharing.nops import NoPS
+from prism_marl.sharing.prism import Prism
+from prism_marl.sharing.seps import SePS
+from prism_marl.sharing.snp import SNP
+
+Strategy = NoPS | FuPS | FuPSID | SePS | SNP | Kaleidoscope | Prism
+
+STRATEGIES: dict[str, type[SharingStrategy]] = {
+    cls.name: cls for cls in (NoPS, FuPS, FuPSID, SePS, SNP, Kaleidoscope, Prism)
+}
+
+
+def make_strategy(name: str, **fields: object) -> SharingStrategy:
+    """Build a strategy by its command-line name, e.g. ``make_strategy("prism", rank=16)``."""
+    if name not in STRATEGIES:
+        raise ConfigError(f"sharing: unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](**fields)  # type: ignore[arg-type]
+
+
+__all__ = [
+    "STRATEGIES",
+    "AgentLayer",
+    "AuxOutput",
+    "ConfigError",
+    "FuPS",
+    "FuPSID",
+    "Kaleidoscope",
+    "NoPS",
+    "Prism",
+    "SNP",
+    "SePS",
+    "SharingStrategy",
+    "Strategy",
+    "count_leaves",
+    "make_strategy",
+]

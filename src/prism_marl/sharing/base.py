@@ -1,0 +1,264 @@
+"""The sharing-strategy interface: a frozen config that builds agent-indexed dense layers.
+
+Every strategy layer is called as ``layer(x, agent_ids)`` with x [..., D] and agent_ids an
+integer array broadcastable to x.shape[:-1]; it returns [..., O]. Networks and algorithms never
+branch on the strategy. Variables live in two flax collections: ``params`` (trained) and
+``buffers`` (fixed per-run state such as SNP's neuron masks, never differentiated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prism_marl.sharing.grouped import flatten_leading
+
+Initializer = Callable[..., jax.Array]
+Variables = Mapping[str, Any]
+
+DEFAULT_KERNEL_INIT: Initializer = nn.initializers.lecun_normal()
+DEFAULT_BIAS_INIT: Initializer = nn.initializers.zeros_init()
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field and valid values."""
+
+
+def require(condition: bool, field: str, message: str) -> None:
+    """Raise ``ConfigError(f"{field}: {message}")`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(f"{field}: {message}")
+
+
+class AuxOutput(NamedTuple):
+    """A strategy's auxiliary loss term (already weighted) and its metrics."""
+
+    loss: jax.Array
+    metrics: dict[str, jax.Array]
+
+
+class AgentLayer(nn.Module):
+    """Base of every agent-indexed dense layer.
+
+    Subclasses implement ``project(x [B, D], ids [B]) -> [B, O]`` (kernel and bias) and
+    ``effective_weight``; this class handles leading axes, the optional agent-id input and the
+    optional output mask. The agent-id input is the one-hot id concatenated to the layer's input,
+    written as the equivalent lookup ``E[id]`` of an [N, O] kernel, added before any mask.
+    """
+
+    features: int
+    num_agents: int
+    hidden: bool = True
+    depth: int = 0
+    agent_id_input: bool = False
+    kernel_init: Initializer = DEFAULT_KERNEL_INIT
+    bias_init: Initializer = DEFAULT_BIAS_INIT
+
+    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
+        """Strategy-specific x @ W_agent + b on flat inputs: x [B, D], ids [B] -> [B, O]."""
+        raise NotImplementedError
+
+    def output_mask(self, ids: jax.Array) -> jax.Array | None:
+        """Optional multiplicative mask on the pre-activation, [B, O]; None for no mask."""
+        del ids
+        return None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, agent_ids: jax.Array) -> jax.Array:
+        """Apply agent ``agent_ids[...]``'s layer to ``x[..., :]``: [..., D] -> [..., O]."""
+        flat_x, ids = flatten_leading(x, agent_ids)
+        y = self.project(flat_x, ids)
+        if self.agent_id_input:
+            in_features = x.shape[-1]
+
+            def id_init(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+                # Rows of a kernel drawn for the concatenated input [x, one_hot(id)].
+                full = self.kernel_init(key, (in_features + shape[0], shape[1]))
+                return full[in_features:]
+
+            id_kernel = self.param("agent_id_kernel", id_init, (self.num_agents, self.features))
+            y = y + id_kernel[ids]
+        mask = self.output_mask(ids)
+        if mask is not None:
+            y = y * mask
+        return y.reshape(*x.shape[:-1], self.features)
+
+    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        """Agent ``agent``'s kernel [D, O] and bias [O] before the agent id and the mask."""
+        raise NotImplementedError
+
+    def effective_weight(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        """Slow reference: (W [D, O], b [O]) with ``layer(x, agent) == x @ W + b``.
+
+        ``variables`` holds this layer's own collections, ``{"params": ..., "buffers": ...}``.
+        """
+        kernel, bias = self.kernel_and_bias(variables, agent)
+        params = variables["params"]
+        if self.agent_id_input:
+            bias = bias + params["agent_id_kernel"][agent]
+        mask = self.output_mask_for(variables, agent)
+        if mask is not None:
+            kernel, bias = kernel * mask, bias * mask
+        return kernel, bias
+
+    def output_mask_for(self, variables: Variables, agent: int) -> jax.Array | None:
+        """Agent ``agent``'s output mask [O] from explicit variables; None for no mask."""
+        del variables, agent
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class SharingStrategy:
+    """A parameter-sharing strategy: a frozen, hashable factory of agent-indexed layers.
+
+    Beyond ``dense``, a strategy may provide an auxiliary loss (``aux_loss``), a pure
+    maintenance step inside jit (``maintain``) and a host-side preparation step (``prepare``)
+    that returns a new frozen strategy.
+    """
+
+    name: ClassVar[str] = ""
+
+    agent_id_input: bool = False
+    """Add the one-hot agent id to the network's input (its first layer)."""
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """An agent-indexed dense layer with ``features`` outputs.
+
+        Args:
+            features: O.
+            num_agents: N, the number of distinct agent ids.
+            hidden: False for output layers (SNP does not prune them).
+            depth: 0-based position of the layer in its network (Kaleidoscope weights its
+                diversity term by it).
+            agent_id_input: whether this layer also receives the one-hot agent id; networks set
+                it on their first layer when ``self.agent_id_input``.
+            kernel_init: initializer of the equivalent dense kernel.
+            name: flax module name.
+        """
+        raise NotImplementedError
+
+    def recurrent_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """A layer for a GRU's recurrent kernels: shared by default (see each strategy)."""
+        from prism_marl.sharing.fups import SharedDense
+
+        return SharedDense(
+            features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
+        )
+
+    def aux_loss(self, variables: Variables, aux_state: Any) -> AuxOutput:
+        """The weighted auxiliary loss to add to the RL loss, and metrics; zero by default."""
+        del variables, aux_state
+        return AuxOutput(jnp.zeros(()), {})
+
+    def init_aux_state(self) -> Any:
+        """State the auxiliary loss carries between updates (Kaleidoscope's loss history)."""
+        return ()
+
+    def update_aux_state(self, aux_state: Any, rl_loss: jax.Array, aux: AuxOutput) -> Any:
+        """Advance the auxiliary state after an update with RL loss ``rl_loss``."""
+        del rl_loss, aux
+        return aux_state
+
+    def maintain(
+        self,
+        variables: Variables,
+        key: jax.Array,
+        step_before: jax.Array,
+        step_after: jax.Array,
+        total_steps: int,
+    ) -> Variables:
+        """Pure maintenance between updates (jit-safe); identity by default."""
+        del key, step_before, step_after, total_steps
+        return variables
+
+    @property
+    def needs_preparation(self) -> bool:
+        """Whether ``prepare`` must run on pretraining data before the main training."""
+        return False
+
+    def prepare(self, data: Any, key: jax.Array) -> SharingStrategy:
+        """Host-side preparation from pretraining data; returns a new frozen strategy."""
+        del data, key
+        return self
+
+    def per_agent_leaves(self) -> tuple[str, ...]:
+        """Names of parameter/buffer leaves that hold per-agent state (additional resource)."""
+        return ("agent_id_kernel",)
+
+    def additional_resource(self, variables: Variables, num_agents: int) -> int:
+        """Per-agent state that grows with N, counted in numbers (method.md §3)."""
+        del num_agents
+        return sum(
+            int(np.prod(leaf.shape))
+            for name, leaf in iter_named_leaves(variables)
+            if name in self.per_agent_leaves()
+        )
+
+
+def iter_named_leaves(tree: Any) -> Iterator[tuple[str, Any]]:
+    """Yield (last key, leaf) for every leaf of a nested mapping."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from iter_named_leaves(value)
+        else:
+            yield str(key), value
+
+
+def find_layers(tree: Any, required: frozenset[str]) -> list[Mapping[str, Any]]:
+    """All sub-mappings of ``tree`` whose keys include ``required``, in key order."""
+    if not isinstance(tree, Mapping):
+        return []
+    if required <= set(tree.keys()):
+        return [tree]
+    found: list[Mapping[str, Any]] = []
+    for key in sorted(tree.keys()):
+        found.extend(find_layers(tree[key], required))
+    return found
+
+
+def count_leaves(tree: Any) -> int:
+    """Total number of scalars in a pytree of arrays or shape structs."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def map_layers(
+    tree: Any, required: frozenset[str], fn: Callable[[Mapping[str, Any], int], Mapping[str, Any]]
+) -> Any:
+    """Copy of ``tree`` with ``fn(layer, index)`` applied to every sub-mapping holding ``required``.
+
+    Layers are numbered in the order of ``find_layers``.
+    """
+    counter = [0]
+
+    def visit(node: Any) -> Any:
+        if not isinstance(node, Mapping):
+            return node
+        if required <= set(node.keys()):
+            counter[0] += 1
+            return fn(node, counter[0] - 1)
+        return {key: visit(node[key]) for key in sorted(node.keys())}
+
+    return visit(tree)

@@ -1,0 +1,73 @@
+"""FuPS (full parameter sharing) and FuPS+ID (with the one-hot agent id on the input).
+
+Reference: Christianos et al., "Scaling Multi-Agent RL with Selective Parameter Sharing",
+ICML 2021 (where both baselines are named); Gupta et al., AAMAS 2017 (shared policies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    Initializer,
+    SharingStrategy,
+    Variables,
+)
+
+
+class SharedDense(AgentLayer):
+    """One dense layer for every agent: y = x @ W + b, W [D, O], b [O]; ids are ignored."""
+
+    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
+        """x [B, D] -> [B, O]."""
+        del ids
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        return x @ kernel + bias
+
+    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        del agent
+        return variables["params"]["kernel"], variables["params"]["bias"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FuPS(SharingStrategy):
+    """Full parameter sharing: all agents use one network (no agent id unless switched on)."""
+
+    name = "fups"
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """A shared dense layer (see ``SharingStrategy.dense``)."""
+        return SharedDense(
+            features=features,
+            num_agents=num_agents,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            name=name,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FuPSID(FuPS):
+    """FuPS with the one-hot agent id appended to the network input (its definition)."""
+
+    name = "fups-id"
+
+    agent_id_input: bool = True
+    """Add the one-hot agent id to the network's input (on by definition of FuPS+ID)."""

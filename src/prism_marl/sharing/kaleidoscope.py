@@ -1,0 +1,320 @@
+"""Kaleidoscope: learnable per-weight masks on shared parameters (Li, Pan & Zhang, NeurIPS 2024).
+
+Mask m of a layer keeps thresholds S_m [D, O]; its weight is W_m = sign(W) ⊙ relu(|W| − σ(S_m))
+and its binary mask B_m = 1[|W| − σ(S_m) > 0] (straight-through, backward tanh(upstream)).
+Agents map to masks through a static table (one mask per agent by default).
+Axis glossary: M masks, D input features, O output features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    AuxOutput,
+    Initializer,
+    SharingStrategy,
+    Variables,
+    find_layers,
+    map_layers,
+    require,
+)
+from prism_marl.sharing.grouped import grouped_matmul
+
+_LAYER_KEYS = frozenset({"kernel", "thresholds"})
+
+
+@jax.custom_vjp
+def binary_mask(z: jax.Array) -> jax.Array:
+    """1[z > 0] forward; backward passes tanh(upstream gradient) (Kaleidoscope's STE)."""
+    return (z > 0).astype(z.dtype)
+
+
+def _binary_mask_fwd(z: jax.Array) -> tuple[jax.Array, None]:
+    return binary_mask(z), None
+
+
+def _binary_mask_bwd(residual: None, upstream: jax.Array) -> tuple[jax.Array]:
+    del residual
+    return (jnp.tanh(upstream),)
+
+
+binary_mask.defvjp(_binary_mask_fwd, _binary_mask_bwd)
+
+
+def soft_threshold(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
+    """W_m = sign(W) ⊙ relu(|W| − σ(S_m)); kernel [D, O], thresholds [M, D, O] -> [M, D, O]."""
+    return jnp.sign(kernel) * jax.nn.relu(jnp.abs(kernel) - jax.nn.sigmoid(thresholds))
+
+
+def keep_masks(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
+    """B_m = 1[|W| − σ(S_m) > 0] with |W| stopped; [M, D, O]."""
+    return binary_mask(jax.lax.stop_gradient(jnp.abs(kernel)) - jax.nn.sigmoid(thresholds))
+
+
+def threshold_init(scale: float, offset: float) -> Initializer:
+    """S = −(scale · u + offset), u ~ U(0, 1): almost nothing pruned at first."""
+
+    def init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        return -(scale * jax.random.uniform(key, shape) + offset)
+
+    return init
+
+
+def pairwise_masked_distance(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
+    """Σ_{m≠m'} ‖B_m ⊙ |W| − B_m' ⊙ |W|‖₁ for one layer (scalar)."""
+    masked = keep_masks(kernel, thresholds) * jnp.abs(kernel)
+    return jnp.sum(jnp.abs(masked[:, None] - masked[None, :]))
+
+
+class MaskedDense(AgentLayer):
+    """Shared dense layer with learnable per-weight thresholds per mask.
+
+    Parameters: kernel [D, O], bias [O] (shared, unmasked), thresholds [M, D, O].
+    Buffers: diversity_weight, λ = base^depth (the depth weighting of the diversity loss).
+    """
+
+    mask_of_agent: tuple[int, ...] = ()
+    threshold_scale: float = 5.0
+    threshold_offset: float = 5.0
+    diversity_base: float = 2.0
+
+    @property
+    def num_masks(self) -> int:
+        """M."""
+        return max(self.mask_of_agent) + 1
+
+    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
+        """x [B, D] -> [B, O] through each sample's masked weight."""
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        thresholds = self.param(
+            "thresholds",
+            threshold_init(self.threshold_scale, self.threshold_offset),
+            (self.num_masks, x.shape[-1], self.features),
+        )
+        self.variable("buffers", "diversity_weight", lambda: jnp.asarray(
+            self.diversity_base**self.depth, jnp.float32
+        ))
+        masks = jnp.asarray(self.mask_of_agent, jnp.int32)[ids]
+        return grouped_matmul(x, soft_threshold(kernel, thresholds), masks) + bias
+
+    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        params = variables["params"]
+        mask = self.mask_of_agent[agent]
+        return soft_threshold(params["kernel"], params["thresholds"][mask : mask + 1])[0], params[
+            "bias"
+        ]
+
+
+class KaleidoscopeAuxState(NamedTuple):
+    """Ring buffers of recent RL and diversity losses for the adaptive coefficient."""
+
+    rl_losses: jax.Array
+    diversity_losses: jax.Array
+    count: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Kaleidoscope(SharingStrategy):
+    """Learnable per-weight masks with a diversity loss and periodic resets."""
+
+    name = "kaleidoscope"
+
+    threshold_init_scale: float = 5.0
+    """Thresholds start at −(scale · u + offset), u ~ U(0, 1)."""
+    threshold_init_offset: float = 5.0
+    """See ``threshold_init_scale``."""
+    alpha: float = 5.0
+    """α of the adaptive diversity coefficient (5.0 SMACv2, 0.5 MPE, 0.1 MaMuJoCo)."""
+    loss_history: int = 100
+    """Number of recent losses averaged by the adaptive coefficient."""
+    diversity_base: float = 2.0
+    """Layer l (0-based) weighs its diversity term by base^l (1, 2, 4, 8)."""
+    reset_interval: int = 1_000_000
+    """Environment steps between resets; 0 turns resets off. None during the last interval."""
+    reset_ratio: float = 0.2
+    """ρ: probability that a position every mask prunes is reset (0.2 SMACv2, 0.5 MaMuJoCo)."""
+    num_masks: int | None = None
+    """M; None gives one mask per agent."""
+    mask_of_agent: tuple[int, ...] | None = None
+    """Agent -> mask table (e.g. one mask per unit type); None: agent i uses mask i mod M."""
+
+    def __post_init__(self) -> None:
+        require(self.loss_history >= 1, "sharing.loss_history", "must be >= 1")
+        require(self.reset_interval >= 0, "sharing.reset_interval", "must be >= 0")
+        require(
+            0.0 <= self.reset_ratio <= 1.0,
+            "sharing.reset_ratio",
+            f"must be in [0, 1], got {self.reset_ratio}",
+        )
+        require(
+            self.num_masks is None or self.num_masks >= 1,
+            "sharing.num_masks",
+            "must be a positive integer or None",
+        )
+        if self.mask_of_agent is not None:
+            masks = sorted(set(self.mask_of_agent))
+            require(
+                masks == list(range(len(masks))),
+                "sharing.mask_of_agent",
+                f"mask ids must be 0..M-1 with none unused, got {self.mask_of_agent}",
+            )
+
+    def masks_for(self, num_agents: int) -> tuple[int, ...]:
+        """The agent -> mask table for N agents."""
+        if self.mask_of_agent is not None:
+            require(
+                len(self.mask_of_agent) == num_agents,
+                "sharing.mask_of_agent",
+                f"has {len(self.mask_of_agent)} entries for {num_agents} agents",
+            )
+            return self.mask_of_agent
+        num_masks = num_agents if self.num_masks is None else min(self.num_masks, num_agents)
+        return tuple(agent % num_masks for agent in range(num_agents))
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """A shared layer with learnable per-mask thresholds (see ``SharingStrategy.dense``)."""
+        return MaskedDense(
+            features=features,
+            num_agents=num_agents,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            mask_of_agent=self.masks_for(num_agents),
+            threshold_scale=self.threshold_init_scale,
+            threshold_offset=self.threshold_init_offset,
+            diversity_base=self.diversity_base,
+            name=name,
+        )
+
+    def diversity(self, variables: Variables) -> dict[str, jax.Array]:
+        """Raw diversity D ≥ 0 (L_div = −D), sparsity and mean pairwise mask distance.
+
+        D = Σ_l λ_l Σ_{m≠m'} ‖B_{m,l}⊙|W_l| − B_{m',l}⊙|W_l|‖₁ / (M(M−1) · Σ_l D_l·O_l).
+        """
+        layers = find_layers(variables["params"], _LAYER_KEYS)
+        weights = [
+            w["diversity_weight"]
+            for w in find_layers(variables.get("buffers", {}), frozenset({"diversity_weight"}))
+        ]
+        if not layers:
+            zero = jnp.zeros(())
+            return {"diversity": zero, "sparsity": zero, "mask_distance": zero}
+        total_size = sum(layer["kernel"].size for layer in layers)
+        num_masks = layers[0]["thresholds"].shape[0]
+        pairs = max(num_masks * (num_masks - 1), 1)
+        if len(weights) != len(layers):
+            weights = [jnp.ones(())] * len(layers)
+        weighted = sum(
+            w * pairwise_masked_distance(layer["kernel"], layer["thresholds"])
+            for w, layer in zip(weights, layers, strict=True)
+        )
+        keeps = [jax.lax.stop_gradient(keep_masks(la["kernel"], la["thresholds"])) for la in layers]
+        sparsity = 1.0 - sum(jnp.sum(k) for k in keeps) / (num_masks * total_size)
+        disagreement = sum(jnp.sum(jnp.abs(k[:, None] - k[None])) for k in keeps)
+        return {
+            "diversity": weighted / (pairs * total_size),
+            "sparsity": sparsity,
+            "mask_distance": disagreement / (pairs * total_size),
+        }
+
+    def init_aux_state(self) -> KaleidoscopeAuxState:
+        """Empty loss history."""
+        zeros = jnp.zeros((self.loss_history,))
+        return KaleidoscopeAuxState(zeros, zeros, jnp.zeros((), jnp.int32))
+
+    def coefficient(self, aux_state: KaleidoscopeAuxState) -> jax.Array:
+        """c = |α · mean(recent RL losses) / mean(recent diversity losses)|; 0 with no history."""
+        filled = jnp.arange(self.loss_history) < aux_state.count
+        count = jnp.maximum(jnp.sum(filled), 1)
+        rl_mean = jnp.sum(jnp.where(filled, aux_state.rl_losses, 0.0)) / count
+        div_mean = jnp.sum(jnp.where(filled, aux_state.diversity_losses, 0.0)) / count
+        ratio = jnp.abs(self.alpha * rl_mean / jnp.where(div_mean == 0, 1.0, div_mean))
+        return jnp.where((aux_state.count > 0) & (div_mean != 0), ratio, 0.0)
+
+    def aux_loss(self, variables: Variables, aux_state: Any) -> AuxOutput:
+        """c · L_div with L_div = −D and c the adaptive coefficient (stopped)."""
+        terms = self.diversity(variables)
+        coef = jax.lax.stop_gradient(self.coefficient(aux_state))
+        div_loss = -terms["diversity"]
+        metrics = {f"kaleidoscope/{k}": v for k, v in terms.items()}
+        metrics["kaleidoscope/div_loss"] = div_loss
+        metrics["kaleidoscope/coefficient"] = coef
+        return AuxOutput(coef * div_loss, metrics)
+
+    def update_aux_state(
+        self, aux_state: KaleidoscopeAuxState, rl_loss: jax.Array, aux: AuxOutput
+    ) -> KaleidoscopeAuxState:
+        """Push the latest RL and diversity losses into the ring buffers."""
+        slot = aux_state.count % self.loss_history
+        return KaleidoscopeAuxState(
+            aux_state.rl_losses.at[slot].set(jax.lax.stop_gradient(rl_loss)),
+            aux_state.diversity_losses.at[slot].set(
+                jax.lax.stop_gradient(aux.metrics["kaleidoscope/div_loss"])
+            ),
+            aux_state.count + 1,
+        )
+
+    def reset_due(self, step_before: jax.Array, step_after: jax.Array, total_steps: int) -> jax.Array:
+        """True when a multiple of the interval falls in (before, after], not in the last one."""
+        if self.reset_interval == 0:
+            return jnp.asarray(False)
+        crossed = step_after // self.reset_interval > step_before // self.reset_interval
+        return crossed & (step_after <= total_steps - self.reset_interval)
+
+    def maintain(
+        self,
+        variables: Variables,
+        key: jax.Array,
+        step_before: jax.Array,
+        step_after: jax.Array,
+        total_steps: int,
+    ) -> Variables:
+        """Periodic reset: positions every mask prunes get, with probability ρ, fresh
+        thresholds and a fresh weight (lecun-normal)."""
+        due = self.reset_due(step_before, step_after, total_steps)
+
+        def reset_layer(layer: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+            kernel, thresholds = layer["kernel"], layer["thresholds"]
+            choose_key, threshold_key, weight_key = jax.random.split(
+                jax.random.fold_in(key, index), 3
+            )
+            pruned_by_all = jnp.all(jnp.abs(kernel) <= jax.nn.sigmoid(thresholds), axis=0)
+            chosen = pruned_by_all & (jax.random.uniform(choose_key, kernel.shape) < self.reset_ratio)
+            chosen = chosen & due
+            fresh_thresholds = threshold_init(self.threshold_init_scale, self.threshold_init_offset)(
+                threshold_key, thresholds.shape
+            )
+            fresh_kernel = nn.initializers.lecun_normal()(weight_key, kernel.shape)
+            return {
+                **layer,
+                "kernel": jnp.where(chosen, fresh_kernel, kernel),
+                "thresholds": jnp.where(chosen[None], fresh_thresholds, thresholds),
+            }
+
+        params = map_layers(variables["params"], _LAYER_KEYS, reset_layer)
+        return {**variables, "params": params}
+
+    def per_agent_leaves(self) -> tuple[str, ...]:
+        """Thresholds (M·D·O numbers per layer) and any agent-id weights."""
+        return ("thresholds", *super().per_agent_leaves())

@@ -1,0 +1,134 @@
+"""NoPS (no parameter sharing) and the grouped dense layer it shares with SePS.
+
+A grouped layer holds G independent kernels and maps each agent to one group through a static
+table; NoPS is the identity table (G = N), SePS a clustering of agents (G = K).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    Initializer,
+    SharingStrategy,
+    Variables,
+    iter_named_leaves,
+)
+from prism_marl.sharing.grouped import grouped_matmul
+
+
+class GroupedDense(AgentLayer):
+    """G independent dense layers; agent a uses group ``group_of_agent[a]``.
+
+    Parameters: kernel [G, D, O] (each group drawn independently), bias [G, O].
+    """
+
+    group_of_agent: tuple[int, ...] = ()
+
+    @property
+    def num_groups(self) -> int:
+        """G = number of distinct groups in the table."""
+        return max(self.group_of_agent) + 1
+
+    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
+        """x [B, D] -> [B, O] with each sample's group kernel."""
+        shape = (self.num_groups, x.shape[-1], self.features)
+
+        def kernel_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+            keys = jax.random.split(key, shape[0])
+            return jax.vmap(lambda k: self.kernel_init(k, shape[1:]))(keys)
+
+        kernel = self.param("group_kernel", kernel_init, shape)
+        bias = self.param("group_bias", self.bias_init, (self.num_groups, self.features))
+        groups = jnp.asarray(self.group_of_agent, jnp.int32)[ids]
+        return grouped_matmul(x, kernel, groups) + bias[groups]
+
+    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        group = self.group_of_agent[agent]
+        params = variables["params"]
+        return params["group_kernel"][group], params["group_bias"][group]
+
+
+def grouped_dense(
+    group_of_agent: tuple[int, ...],
+    features: int,
+    *,
+    hidden: bool,
+    depth: int,
+    agent_id_input: bool,
+    kernel_init: Initializer,
+    name: str | None,
+) -> GroupedDense:
+    """Build a ``GroupedDense`` for the given agent -> group table."""
+    return GroupedDense(
+        features=features,
+        num_agents=len(group_of_agent),
+        hidden=hidden,
+        depth=depth,
+        agent_id_input=agent_id_input,
+        kernel_init=kernel_init,
+        group_of_agent=group_of_agent,
+        name=name,
+    )
+
+
+def extra_group_resource(variables: Variables) -> int:
+    """Numbers in every group beyond the first: (G − 1)/G of each grouped leaf."""
+    total = 0
+    for name, leaf in iter_named_leaves(variables):
+        if name in ("group_kernel", "group_bias"):
+            size = int(np.prod(leaf.shape))
+            total += size - size // leaf.shape[0]
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class NoPS(SharingStrategy):
+    """No sharing: every agent has its own network, recurrent kernels included."""
+
+    name = "nops"
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """One dense layer per agent (see ``SharingStrategy.dense``)."""
+        return grouped_dense(
+            tuple(range(num_agents)),
+            features,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            name=name,
+        )
+
+    def recurrent_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """Separate recurrent kernels per agent: nothing is shared under NoPS."""
+        return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
+
+    def additional_resource(self, variables: Variables, num_agents: int) -> int:
+        """Every network beyond the first (method.md §3), plus any agent-id weights."""
+        return extra_group_resource(variables) + super().additional_resource(
+            variables, num_agents
+        )

@@ -1,0 +1,237 @@
+"""Prism: spectral parameter sharing (Kim, Oh & Kim, arXiv 2602.06476, 2026).
+
+A shared layer is held as W = U diag(s) Vᵀ; agent i uses W_i = U diag(s ⊙ m_i) Vᵀ with its own
+spectral mask m_i (r numbers per agent). Formulas: ``docs/method.md`` §1.
+Axis glossary: B samples, N agents, R rank, D input features, O output features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    AuxOutput,
+    Initializer,
+    SharingStrategy,
+    Variables,
+    find_layers,
+    require,
+)
+from prism_marl.sharing.grouped import GATHER_COST_FACTOR, grouped_matmul, use_gather
+from prism_marl.sharing.spectral import (
+    DiversityOn,
+    MaskKind,
+    effective_rank,
+    mask_values,
+    mean_pairwise_distance,
+    orthogonality_penalty,
+    spectral_init,
+)
+
+_LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
+
+
+def factored_is_cheaper(batch: int, num_agents: int, in_features: int, out_features: int, rank: int) -> bool:
+    """Static path choice from shapes (FLOP model).
+
+    Factored: B·R·(D + O). Per-agent matrices: N·D·R·O to build every W_i, then the grouped
+    product (G·B·D·O over all agents, or a gather costing ``GATHER_COST_FACTOR``·B·D·O).
+    """
+    factored = batch * rank * (in_features + out_features)
+    product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
+    matrices = num_agents * in_features * rank * out_features
+    matrices += product_groups * batch * in_features * out_features
+    return factored <= matrices
+
+
+class SpectralDense(AgentLayer):
+    """Agent-indexed spectral layer: y = ((x V) ⊙ (s ⊙ m_a)) Uᵀ + b.
+
+    Parameters: U [O, R], V [D, R], s [R], bias [O] (shared); mask_logits [N, R] (per agent).
+    Initialised from the SVD of a dense kernel drawn with ``kernel_init``, so that with all
+    masks equal to 1 the layer equals that dense layer (at full rank).
+    """
+
+    rank: int | None = None
+    mask_kind: MaskKind = "sigmoid"
+    mask_init_mean: float = 2.0
+    mask_init_noise: float = 0.5
+
+    def layer_rank(self, in_features: int) -> int:
+        """R = min(rank, D, O); full rank when ``rank`` is None."""
+        full = min(in_features, self.features)
+        return full if self.rank is None else min(self.rank, full)
+
+    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
+        """x [B, D] -> [B, O] by the cheaper of the factored and per-agent-matrix paths."""
+        in_features = x.shape[-1]
+        rank = self.layer_rank(in_features)
+        # U, s and V must come from one SVD, so they share one key; flax also traces each
+        # initialiser abstractly during apply (shape check), where no rng exists.
+        svd_key = self.make_rng("params") if self.is_initializing() else jax.random.key(0)
+
+        def factor(index: int) -> Initializer:
+            def init(_: jax.Array) -> jax.Array:
+                dense = self.kernel_init(svd_key, (in_features, self.features))
+                return spectral_init(dense, rank)[index]
+
+            return init
+
+        u = self.param("U", factor(0))
+        s = self.param("s", factor(1))
+        v = self.param("V", factor(2))
+        bias = self.param("bias", self.bias_init, (self.features,))
+
+        def logits_init(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+            return self.mask_init_mean + self.mask_init_noise * jax.random.normal(key, shape)
+
+        logits = self.param("mask_logits", logits_init, (self.num_agents, rank))
+        spectra = s * mask_values(logits, self.mask_kind)  # [N, R]
+        batch = x.shape[0]
+        if factored_is_cheaper(batch, self.num_agents, in_features, self.features, rank):
+            return ((x @ v) * spectra[ids]) @ u.T + bias
+        kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)
+        return grouped_matmul(x, kernels, ids) + bias
+
+    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        p = variables["params"]
+        spectrum = p["s"] * mask_values(p["mask_logits"][agent], self.mask_kind)
+        return (p["V"] * spectrum) @ p["U"].T, p["bias"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prism(SharingStrategy):
+    """Spectral parameter sharing with per-agent masks on the singular values."""
+
+    name = "prism"
+
+    rank: int | None = None
+    """Spectral rank R per layer (capped at min(D, O)); None is full rank."""
+    mask: MaskKind = "sigmoid"
+    """Mask form: sigmoid (m = σ(ℓ)), hard (1[ℓ > 0], straight-through) or scale (m = ℓ)."""
+    mask_init_mean: float | None = None
+    """ℓ_0, the mean initial mask logit; None gives 2.0 (sigmoid, hard) or 1.0 (scale)."""
+    mask_init_noise: float = 0.5
+    """σ_0: symmetry-breaking noise on the initial mask logits."""
+    lambda_div: float = 0.01
+    """Weight of the diversity regulariser (0 turns it off)."""
+    lambda_orth: float = 0.01
+    """Weight of the orthogonality regulariser (0 turns it off)."""
+    diversity_on: DiversityOn = "masks"
+    """Distance between masks, or between spectra s ⊙ m (weighted by |s|)."""
+    spectral_gru: bool = False
+    """Make a GRU's recurrent kernels spectral too (shared plain kernels otherwise)."""
+
+    def __post_init__(self) -> None:
+        require(
+            self.rank is None or self.rank >= 1,
+            "sharing.rank",
+            f"must be a positive integer or None, got {self.rank}",
+        )
+        require(
+            self.mask in ("sigmoid", "hard", "scale"),
+            "sharing.mask",
+            f"must be one of sigmoid, hard, scale; got {self.mask!r}",
+        )
+        require(
+            self.diversity_on in ("masks", "spectra"),
+            "sharing.diversity-on",
+            f"must be one of masks, spectra; got {self.diversity_on!r}",
+        )
+        require(self.mask_init_noise >= 0, "sharing.mask-init-noise", "must be >= 0")
+        require(self.lambda_div >= 0, "sharing.lambda-div", "must be >= 0")
+        require(self.lambda_orth >= 0, "sharing.lambda-orth", "must be >= 0")
+
+    @property
+    def initial_logit(self) -> float:
+        """ℓ_0 after resolving the default for the mask kind."""
+        if self.mask_init_mean is not None:
+            return self.mask_init_mean
+        return 1.0 if self.mask == "scale" else 2.0
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """A spectral layer with per-agent masks (see ``SharingStrategy.dense``)."""
+        return SpectralDense(
+            features=features,
+            num_agents=num_agents,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            rank=self.rank,
+            mask_kind=self.mask,
+            mask_init_mean=self.initial_logit,
+            mask_init_noise=self.mask_init_noise,
+            name=name,
+        )
+
+    def recurrent_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """Spectral recurrent kernels when ``spectral_gru``, shared plain ones otherwise."""
+        if self.spectral_gru:
+            return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
+        return super().recurrent_dense(features, num_agents, kernel_init=kernel_init, name=name)
+
+    def regularisers(self, variables: Variables) -> dict[str, jax.Array]:
+        """Orthogonality (summed over layers), diversity D (mean over layers), effective ranks.
+
+        Returns a dict with ``orth`` (scalar), ``diversity`` (scalar, mean pairwise mask
+        distance in [0, 1]) and ``effective_rank_per_agent`` ([N], mean over layers).
+        """
+        layers = find_layers(variables["params"], _LAYER_KEYS)
+        if not layers:
+            zero = jnp.zeros(())
+            return {"orth": zero, "diversity": zero, "effective_rank_per_agent": zero[None]}
+        orth = sum(orthogonality_penalty(la["U"], la["V"]) for la in layers)
+        distances, ranks = [], []
+        for layer in layers:
+            masks = mask_values(layer["mask_logits"], self.mask)
+            weights = layer["s"] if self.diversity_on == "spectra" else None
+            distances.append(mean_pairwise_distance(masks, weights))
+            ranks.append(effective_rank(layer["s"] * masks))
+        return {
+            "orth": jnp.asarray(orth),
+            "diversity": jnp.mean(jnp.stack(distances)),
+            "effective_rank_per_agent": jnp.mean(jnp.stack(ranks), axis=0),
+        }
+
+    def aux_loss(self, variables: Variables, aux_state: Any) -> AuxOutput:
+        """λ_div · L_div + λ_orth · L_orth, with L_div = −mean over layers of D."""
+        del aux_state
+        terms = self.regularisers(variables)
+        loss = -self.lambda_div * terms["diversity"] + self.lambda_orth * terms["orth"]
+        ranks = terms["effective_rank_per_agent"]
+        metrics = {
+            "prism/orth": terms["orth"],
+            "prism/mask_distance": terms["diversity"],
+            "prism/effective_rank": jnp.mean(ranks),
+            "prism/effective_rank_min": jnp.min(ranks),
+            "prism/effective_rank_per_agent": ranks,
+        }
+        return AuxOutput(loss, metrics)
+
+    def per_agent_leaves(self) -> tuple[str, ...]:
+        """Mask logits (R numbers per agent and layer) and any agent-id weights."""
+        return ("mask_logits", *super().per_agent_leaves())

@@ -1,0 +1,153 @@
+"""SePS: selective parameter sharing by clustering agents (Christianos et al., ICML 2021).
+
+Before preparation every agent is in one cluster (the pretraining phase trains FuPS); after
+``prepare`` each of the K clusters has its own network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    Initializer,
+    SharingStrategy,
+    Variables,
+    require,
+)
+from prism_marl.sharing.nops import extra_group_resource, grouped_dense
+
+
+@dataclasses.dataclass(frozen=True)
+class SePS(SharingStrategy):
+    """Selective parameter sharing: one network per cluster of agents."""
+
+    name = "seps"
+
+    num_clusters: int | None = None
+    """K; None chooses K in 2..N−1 by the lowest Davies–Bouldin index."""
+    pretrain_steps: int = 200_000
+    """Environment steps of FuPS training whose transitions feed the clustering."""
+    copy_init: bool = True
+    """Start every cluster's network from the pretrained one (else only cluster 0 keeps it)."""
+    embedding_size: int = 10
+    """Size of the VAE's agent embedding."""
+    vae_epochs: int = 10
+    """Passes over the pretraining transitions when fitting the VAE."""
+    vae_lr: float = 3e-4
+    """Adam learning rate of the VAE."""
+    vae_batch_size: int = 128
+    """Minibatch size of the VAE."""
+    vae_kl_weight: float = 1e-4
+    """Weight of the KL term in the VAE loss."""
+    cluster_of_agent: tuple[int, ...] | None = None
+    """Agent -> cluster table set by ``prepare`` (None: not prepared, one cluster)."""
+
+    def __post_init__(self) -> None:
+        require(
+            self.num_clusters is None or self.num_clusters >= 1,
+            "sharing.num_clusters",
+            f"must be a positive integer or None, got {self.num_clusters}",
+        )
+        require(self.pretrain_steps >= 0, "sharing.pretrain_steps", "must be >= 0")
+        require(self.embedding_size >= 1, "sharing.embedding_size", "must be >= 1")
+        require(self.vae_epochs >= 1, "sharing.vae_epochs", "must be >= 1")
+        require(self.vae_batch_size >= 1, "sharing.vae_batch_size", "must be >= 1")
+        if self.cluster_of_agent is not None:
+            clusters = sorted(set(self.cluster_of_agent))
+            require(
+                clusters == list(range(len(clusters))),
+                "sharing.cluster_of_agent",
+                f"cluster ids must be 0..K-1 with none empty, got {self.cluster_of_agent}",
+            )
+
+    def groups(self, num_agents: int) -> tuple[int, ...]:
+        """The agent -> cluster table for N agents (all zeros before preparation)."""
+        if self.cluster_of_agent is None:
+            return (0,) * num_agents
+        require(
+            len(self.cluster_of_agent) == num_agents,
+            "sharing.cluster_of_agent",
+            f"has {len(self.cluster_of_agent)} entries for {num_agents} agents",
+        )
+        return self.cluster_of_agent
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """One dense layer per cluster (see ``SharingStrategy.dense``)."""
+        return grouped_dense(
+            self.groups(num_agents),
+            features,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            name=name,
+        )
+
+    def recurrent_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """Recurrent kernels per cluster: clusters share nothing."""
+        return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
+
+    @property
+    def needs_preparation(self) -> bool:
+        """True until the clusters are known."""
+        return self.cluster_of_agent is None
+
+    def prepare(self, data: Any, key: jax.Array) -> SePS:
+        """Cluster agents from pretraining transitions (VAE embeddings, k-means, Davies–Bouldin).
+
+        Args:
+            data: ``prism_marl.sharing.clustering.AgentTransitions``.
+            key: PRNG key.
+        """
+        from prism_marl.sharing.clustering import cluster_agents
+
+        clusters = cluster_agents(data, key, self)
+        return dataclasses.replace(self, cluster_of_agent=clusters)
+
+    def adopt_pretrained(self, pretrained: Variables, fresh: Variables) -> Variables:
+        """Variables for the prepared strategy from the one-cluster pretrained variables.
+
+        Every grouped leaf of ``pretrained`` has a leading axis of 1; with ``copy_init`` it is
+        copied to all K clusters, otherwise only cluster 0 takes it and the others keep
+        ``fresh`` values. Other leaves are taken from ``pretrained``.
+        """
+
+        def adopt(old: jax.Array, new: jax.Array) -> jax.Array:
+            if old.shape == new.shape:
+                return old
+            if self.copy_init:
+                return jnp.broadcast_to(old, new.shape)
+            return new.at[0].set(old[0])
+
+        return jax.tree_util.tree_map(adopt, dict(pretrained), dict(fresh))
+
+    def additional_resource(self, variables: Variables, num_agents: int) -> int:
+        """Networks beyond the first, one cluster index per agent, and any agent-id weights."""
+        return (
+            extra_group_resource(variables)
+            + num_agents
+            + super().additional_resource(variables, num_agents)
+        )

@@ -1,0 +1,89 @@
+"""SNP: structured network pruning for parameter sharing (Kim & Sung, AAMAS 2023).
+
+Each agent has a fixed random binary mask over every hidden layer's neurons, drawn once at
+initialisation (mask[i, h] = 1[u > p], u ~ U(0, 1)) and applied to the pre-activation; masks live
+in the ``buffers`` collection and are never trained. Output layers are not pruned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    Initializer,
+    SharingStrategy,
+    Variables,
+    require,
+)
+from prism_marl.sharing.fups import SharedDense
+
+
+class PrunedDense(SharedDense):
+    """Shared dense layer whose output neurons are masked per agent (hidden layers only)."""
+
+    prune_ratio: float = 0.3
+
+    def output_mask(self, ids: jax.Array) -> jax.Array | None:
+        """Agent masks gathered per sample, [B, O]; None for output layers."""
+        if not self.hidden:
+            return None
+
+        def draw(key: jax.Array) -> jax.Array:
+            uniform = jax.random.uniform(key, (self.num_agents, self.features))
+            return (uniform > self.prune_ratio).astype(jax.numpy.float32)
+
+        mask = self.variable("buffers", "neuron_mask", lambda: draw(self.make_rng("params")))
+        return mask.value[ids]
+
+    def output_mask_for(self, variables: Variables, agent: int) -> jax.Array | None:
+        if not self.hidden:
+            return None
+        return variables["buffers"]["neuron_mask"][agent]
+
+
+@dataclasses.dataclass(frozen=True)
+class SNP(SharingStrategy):
+    """Shared network with a fixed random neuron-level mask per agent."""
+
+    name = "snp"
+
+    prune_ratio: float = 0.3
+    """p: probability that a hidden neuron is pruned for an agent."""
+
+    def __post_init__(self) -> None:
+        require(
+            0.0 <= self.prune_ratio < 1.0,
+            "sharing.prune_ratio",
+            f"must be in [0, 1), got {self.prune_ratio}",
+        )
+
+    def dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        hidden: bool = True,
+        depth: int = 0,
+        agent_id_input: bool = False,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """A shared layer with per-agent neuron masks (see ``SharingStrategy.dense``)."""
+        return PrunedDense(
+            features=features,
+            num_agents=num_agents,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            prune_ratio=self.prune_ratio,
+            name=name,
+        )
+
+    def per_agent_leaves(self) -> tuple[str, ...]:
+        """Neuron masks (d_out numbers per agent and hidden layer) and any agent-id weights."""
+        return ("neuron_mask", *super().per_agent_leaves())

@@ -1,0 +1,1 @@
+"""Plots and tables that read only results (never training internals)."""

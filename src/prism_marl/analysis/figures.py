@@ -1,0 +1,59 @@
+"""Figures of the paper drawn from result rows."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from prism_marl.resources import Resources  # noqa: E402
+
+
+def save_figure_atomically(figure: plt.Figure, path: str | Path) -> None:
+    """Write a PNG next to ``path`` and rename it into place (no half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(handle)
+    try:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        plt.close(figure)
+
+
+def plot_resources(rows: Sequence[Resources], path: str | Path) -> None:
+    """Figure 5: top, parameters (solid) and additional resource (dashed) against N on log axes;
+    bottom, normalized overhead = additional / (parameters + additional) against N."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 8), sharex=True)
+    for index, name in enumerate(dict.fromkeys(r.strategy for r in rows)):
+        series = sorted((r for r in rows if r.strategy == name), key=lambda r: r.num_agents)
+        agents = [r.num_agents for r in series]
+        color = f"C{index}"
+        top.plot(agents, [r.parameters for r in series], "-o", color=color, ms=3, label=name)
+        # Zero additional resource (FuPS) has no place on a log axis; it is left out.
+        grows = [r for r in series if r.additional > 0]
+        top.plot([r.num_agents for r in grows], [r.additional for r in grows], "--", color=color)
+        bottom.plot(
+            agents, [r.normalized_overhead for r in series], "-o", color=color, ms=3, label=name
+        )
+    top.set_xscale("log", base=2)
+    top.set_yscale("log")
+    top.set_ylabel("count (solid: parameters, dashed: additional)")
+    top.set_title("Resources vs number of agents")
+    top.legend(fontsize=8, ncol=2)
+    bottom.set_xscale("log", base=2)
+    bottom.set_xlabel("number of agents N")
+    bottom.set_ylabel("normalized overhead")
+    bottom.set_ylim(-0.02, 1.02)
+    for axis in (top, bottom):
+        axis.grid(True, which="both", alpha=0.3)
+    save_figure_atomically(figure, path)

@@ -1,0 +1,147 @@
+"""Per-agent network bodies built only from strategy layers: an MLP and a GRU.
+
+Every layer is ``strategy.dense(...)`` (or ``strategy.recurrent_dense`` for the GRU's recurrent
+kernels), so a torso never branches on the strategy. The first layer receives the one-hot agent
+id when the strategy asks for it. Axis glossary: T time, B batch (any leading axes), D features,
+H hidden units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from prism_marl.sharing.base import DEFAULT_KERNEL_INIT, Initializer, SharingStrategy
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "gelu": nn.gelu,
+}
+
+
+class MLPTorso(nn.Module):
+    """x [..., D] -> [..., H_last]: (strategy layer, activation) per hidden size."""
+
+    strategy: SharingStrategy
+    num_agents: int
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    kernel_init: Initializer = DEFAULT_KERNEL_INIT
+
+    @nn.compact
+    def __call__(self, x: jax.Array, agent_ids: jax.Array) -> jax.Array:
+        """Features for each agent's sample."""
+        act = ACTIVATIONS[self.activation]
+        for depth, width in enumerate(self.hidden_sizes):
+            layer = self.strategy.dense(
+                width,
+                self.num_agents,
+                depth=depth,
+                agent_id_input=depth == 0 and self.strategy.agent_id_input,
+                kernel_init=self.kernel_init,
+                name=f"dense_{depth}",
+            )
+            x = act(layer(x, agent_ids))
+        return x
+
+
+class GRUCell(nn.Module):
+    """GRU step with input kernels from ``strategy.dense`` and recurrent kernels from
+    ``strategy.recurrent_dense`` (each a fused [·, 3H] layer for the reset, update and
+    candidate gates; Cho et al., 2014):
+
+        r, z = σ(W_ir x + W_hr h + b_r), σ(W_iz x + W_hz h + b_z)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn));  h' = (1 − z) ⊙ n + z ⊙ h
+    """
+
+    strategy: SharingStrategy
+    num_agents: int
+    hidden_size: int
+    depth: int = 1
+
+    @nn.compact
+    def __call__(
+        self, hidden: jax.Array, x: jax.Array, agent_ids: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """hidden [B, H], x [B, D] -> (h' [B, H], h' [B, H])."""
+        size = self.hidden_size
+        from_input = self.strategy.dense(
+            3 * size, self.num_agents, depth=self.depth, name="input_kernels"
+        )(x, agent_ids)
+        from_hidden = self.strategy.recurrent_dense(
+            3 * size, self.num_agents, kernel_init=nn.initializers.orthogonal(), name="recurrent_kernels"
+        )(hidden, agent_ids)
+        reset = jax.nn.sigmoid(from_input[..., :size] + from_hidden[..., :size])
+        update = jax.nn.sigmoid(from_input[..., size : 2 * size] + from_hidden[..., size : 2 * size])
+        candidate = jnp.tanh(from_input[..., 2 * size :] + reset * from_hidden[..., 2 * size :])
+        new_hidden = (1.0 - update) * candidate + update * hidden
+        return new_hidden, new_hidden
+
+
+class GRUTorso(nn.Module):
+    """Recurrent body over time: dense -> activation -> GRU, with hidden-state resets.
+
+    Called with x [T, B, D], agent_ids broadcastable to [T, B], resets [T, B] (True where an
+    episode starts, so the hidden state is zeroed before that step) and hidden [B, H].
+    Returns (last hidden [B, H], features [T, B, H]).
+    """
+
+    strategy: SharingStrategy
+    num_agents: int
+    input_size: int = 64
+    hidden_size: int = 64
+    activation: str = "relu"
+    kernel_init: Initializer = DEFAULT_KERNEL_INIT
+
+    @nn.compact
+    def __call__(
+        self, hidden: jax.Array, x: jax.Array, agent_ids: jax.Array, resets: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Run the GRU over the time axis."""
+        ids = jnp.broadcast_to(agent_ids, x.shape[:-1])
+        embedded = ACTIVATIONS[self.activation](
+            self.strategy.dense(
+                self.input_size,
+                self.num_agents,
+                depth=0,
+                agent_id_input=self.strategy.agent_id_input,
+                kernel_init=self.kernel_init,
+                name="dense_0",
+            )(x, ids)
+        )
+        scan = nn.scan(
+            _ResettingGRU,
+            variable_broadcast=["params", "buffers"],
+            split_rngs={"params": False},
+            in_axes=0,
+            out_axes=0,
+        )
+        return scan(self.strategy, self.num_agents, self.hidden_size, name="gru")(
+            hidden, (embedded, ids, resets)
+        )
+
+    def initial_hidden(self, batch_shape: tuple[int, ...]) -> jax.Array:
+        """Zeros [*batch_shape, H]."""
+        return jnp.zeros((*batch_shape, self.hidden_size))
+
+
+class _ResettingGRU(nn.Module):
+    """One scan step: zero the hidden state where an episode starts, then step the GRU."""
+
+    strategy: SharingStrategy
+    num_agents: int
+    hidden_size: int
+
+    @nn.compact
+    def __call__(
+        self, hidden: jax.Array, inputs: tuple[jax.Array, jax.Array, jax.Array]
+    ) -> tuple[jax.Array, jax.Array]:
+        x, ids, resets = inputs
+        hidden = jnp.where(resets[..., None], jnp.zeros_like(hidden), hidden)
+        return GRUCell(self.strategy, self.num_agents, self.hidden_size, name="cell")(
+            hidden, x, ids
+        )

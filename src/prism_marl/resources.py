@@ -1,0 +1,219 @@
+"""Resource accounting (the paper's Figure 5) and the width solver (Figure 4's budgets).
+
+Every count comes from a really initialised variable tree (``jax.eval_shape`` of the network's
+``init``: the true shapes, without allocating N networks), the Adam state from
+``optax.adam(...).init`` on those shapes, and FLOPs from XLA's cost analysis of the lowered
+forward pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from prism_marl.networks.actor import MLPActor, RecurrentActor
+from prism_marl.sharing import STRATEGIES, SePS, SharingStrategy, count_leaves
+from prism_marl.sharing.base import ConfigError, require
+
+DEFAULT_AGENT_COUNTS = tuple(2**k for k in range(1, 11))
+LBF_8X8_2P_2F_OBS = 12  # lbforaging's vector observation: (x, y, level) per food and agent.
+LBF_ACTIONS = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkShape:
+    """The network whose resources are counted: an MLP actor, or dense -> GRU -> head."""
+
+    input_size: int = LBF_8X8_2P_2F_OBS
+    """Observation features D."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden widths (for a GRU: the input layer's width, then the GRU's)."""
+    output_size: int = LBF_ACTIONS
+    """Actions A."""
+    recurrent: bool = False
+    """dense -> GRU -> head instead of an MLP."""
+
+    def __post_init__(self) -> None:
+        require(self.input_size >= 1, "input-size", "must be >= 1")
+        require(self.output_size >= 1, "output-size", "must be >= 1")
+        require(all(w >= 1 for w in self.hidden_sizes), "hidden-sizes", "widths must be >= 1")
+        require(
+            not self.recurrent or len(self.hidden_sizes) == 2,
+            "hidden-sizes",
+            "a GRU network takes exactly two widths (input layer, GRU)",
+        )
+
+    def with_width(self, width: int) -> NetworkShape:
+        """The same shape with every hidden width set to ``width``."""
+        return dataclasses.replace(self, hidden_sizes=(width,) * len(self.hidden_sizes))
+
+
+class Resources(NamedTuple):
+    """One row of the resource table."""
+
+    strategy: str
+    num_agents: int
+    parameters: int
+    additional: int
+    normalized_overhead: float
+    optimizer_bytes: int
+    flops: float
+
+
+def accounting_strategy(strategy: SharingStrategy, num_agents: int, seps_clusters: int) -> Any:
+    """SePS needs clusters to be counted: K = min(seps_clusters, N), agent i in cluster i mod K."""
+    if isinstance(strategy, SePS) and strategy.cluster_of_agent is None:
+        clusters = max(1, min(strategy.num_clusters or seps_clusters, num_agents))
+        return dataclasses.replace(
+            strategy, cluster_of_agent=tuple(i % clusters for i in range(num_agents))
+        )
+    return strategy
+
+
+def build_network(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> nn.Module:
+    """The actor network for ``shape`` built from ``strategy``."""
+    if shape.recurrent:
+        return RecurrentActor(
+            strategy,
+            num_agents,
+            shape.output_size,
+            input_size=shape.hidden_sizes[0],
+            hidden_size=shape.hidden_sizes[1],
+        )
+    return MLPActor(strategy, num_agents, shape.output_size, shape.hidden_sizes)
+
+
+def _forward(network: nn.Module, shape: NetworkShape, num_agents: int):
+    """(forward(variables, obs), example obs) for one step of all N agents."""
+    ids = jnp.arange(num_agents)
+    if shape.recurrent:
+        hidden_size = shape.hidden_sizes[1]
+
+        def forward(variables: Any, obs: jax.Array) -> jax.Array:
+            hidden = jnp.zeros((num_agents, hidden_size))
+            resets = jnp.zeros((1, num_agents), bool)
+            return network.apply(variables, hidden, obs, ids, resets)[1]
+
+        return forward, jax.ShapeDtypeStruct((1, num_agents, shape.input_size), jnp.float32)
+
+    def forward_mlp(variables: Any, obs: jax.Array) -> jax.Array:
+        return network.apply(variables, obs, ids)
+
+    return forward_mlp, jax.ShapeDtypeStruct((num_agents, shape.input_size), jnp.float32)
+
+
+def variable_shapes(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> Any:
+    """Shapes of the network's initialised variables (``params`` and ``buffers``)."""
+    network = build_network(strategy, shape, num_agents)
+    forward, obs = _forward(network, shape, num_agents)
+    del forward
+    ids = jnp.arange(num_agents)
+
+    def init(key: jax.Array) -> Any:
+        dummy = jnp.zeros(obs.shape, obs.dtype)
+        if shape.recurrent:
+            hidden = jnp.zeros((num_agents, shape.hidden_sizes[1]))
+            return network.init(key, hidden, dummy, ids, jnp.zeros((1, num_agents), bool))
+        return network.init(key, dummy, ids)
+
+    return jax.eval_shape(init, jax.random.key(0))
+
+
+def parameter_count(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> int:
+    """Trainable parameters of the network (the ``params`` collection)."""
+    return count_leaves(variable_shapes(strategy, shape, num_agents)["params"])
+
+
+def measure(
+    strategy: SharingStrategy,
+    shape: NetworkShape,
+    num_agents: int,
+    *,
+    seps_clusters: int = 3,
+    with_flops: bool = True,
+) -> Resources:
+    """Count parameters, additional resource, Adam state bytes and FLOPs per agent-step."""
+    strategy = accounting_strategy(strategy, num_agents, seps_clusters)
+    variables = variable_shapes(strategy, shape, num_agents)
+    parameters = count_leaves(variables["params"])
+    additional = strategy.additional_resource(variables, num_agents)
+    opt_state = jax.eval_shape(optax.adam(1e-3).init, variables["params"])
+    optimizer_bytes = sum(
+        int(np.prod(leaf.shape)) * leaf.dtype.itemsize
+        for leaf in jax.tree_util.tree_leaves(opt_state)
+    )
+    flops = float("nan")
+    if with_flops:
+        network = build_network(strategy, shape, num_agents)
+        forward, obs = _forward(network, shape, num_agents)
+        cost = jax.jit(forward).lower(variables, obs).cost_analysis()
+        if isinstance(cost, Sequence):
+            cost = cost[0] if cost else None
+        if cost and "flops" in cost:
+            flops = float(cost["flops"]) / num_agents
+    return Resources(
+        strategy=strategy.name,
+        num_agents=num_agents,
+        parameters=parameters,
+        additional=additional,
+        normalized_overhead=additional / (parameters + additional),
+        optimizer_bytes=optimizer_bytes,
+        flops=flops,
+    )
+
+
+def budget_target(target: str, shape: NetworkShape, num_agents: int) -> int:
+    """Parameter target: ``full`` = NoPS's count, ``half`` = 50% of it, or a positive integer."""
+    if target in ("full", "half"):
+        nops = parameter_count(STRATEGIES["nops"](), shape, num_agents)
+        return nops if target == "full" else nops // 2
+    try:
+        value = int(float(target))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"budget: must be full, half or a positive number, got {target!r}")
+    return value
+
+
+def solve_width(
+    strategy: SharingStrategy,
+    shape: NetworkShape,
+    num_agents: int,
+    target: int,
+    *,
+    seps_clusters: int = 3,
+    max_width: int = 1 << 14,
+) -> tuple[int, int]:
+    """Hidden width whose trainable-parameter count is nearest ``target`` (ties: narrower).
+
+    Counts grow monotonically with the width, so a binary search finds the first width at or
+    above the target; the answer is it or its predecessor.
+
+    Returns:
+        (width, parameter count at that width).
+    """
+    strategy = accounting_strategy(strategy, num_agents, seps_clusters)
+
+    def count(width: int) -> int:
+        return parameter_count(strategy, shape.with_width(width), num_agents)
+
+    low, high = 1, max_width
+    if count(high) < target:
+        return high, count(high)
+    while low < high:
+        mid = (low + high) // 2
+        if count(mid) >= target:
+            high = mid
+        else:
+            low = mid + 1
+    candidates = [(abs(count(w) - target), w) for w in {max(1, low - 1), low}]
+    _, width = min(candidates)
+    return width, count(width)

@@ -1,0 +1,45 @@
+"""The strategy contract matrix: every strategy × input rank × agent count."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.sharing.cases import strategy_cases
+
+IN_FEATURES, OUT_FEATURES = 7, 5
+LEADING_SHAPES = {"N": (), "BN": (4,), "TBN": (3, 2)}
+CASES = [(n, name) for n in (3, 6) for name in strategy_cases(n)]
+
+
+@pytest.mark.parametrize("leading", list(LEADING_SHAPES))
+@pytest.mark.parametrize(("num_agents", "name"), CASES)
+def test_layer_contract(num_agents, name, leading):
+    strategy = strategy_cases(num_agents)[name]
+    layer = strategy.dense(
+        OUT_FEATURES, num_agents, agent_id_input=strategy.agent_id_input, name="layer"
+    )
+    shape = (*LEADING_SHAPES[leading], num_agents)
+    x_key, id_key, init_key = jax.random.split(jax.random.key(num_agents), 3)
+    x = jax.random.normal(x_key, (*shape, IN_FEATURES))
+    # Any agent id at any position, not only arange(N) along the agent axis.
+    ids = jax.random.randint(id_key, shape, 0, num_agents)
+    variables = layer.init(init_key, x, ids)
+
+    traces = []
+
+    @jax.jit
+    def apply(variables, x, ids):
+        traces.append(1)
+        return layer.apply(variables, x, ids)
+
+    y = apply(variables, x, ids)
+    apply(variables, x + 1.0, ids)
+    assert y.shape == (*shape, OUT_FEATURES)
+    assert len(traces) == 1
+
+    weights = [layer.effective_weight(variables, a) for a in range(num_agents)]
+    kernels = jnp.stack([w for w, _ in weights])
+    biases = jnp.stack([b for _, b in weights])
+    expected = jnp.einsum("...d,...do->...o", x, kernels[ids]) + biases[ids]
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)

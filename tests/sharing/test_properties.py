@@ -1,0 +1,195 @@
+"""Equivalences, regularisers and gradient flow of the individual strategies."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prism_marl.sharing import SNP, FuPS, Kaleidoscope, NoPS, Prism, SePS
+from prism_marl.sharing.kaleidoscope import keep_masks
+
+N, D, O = 4, 6, 5
+X = jax.random.normal(jax.random.key(7), (N, D))
+IDS = jnp.arange(N)
+
+
+def init(strategy, name="layer", features=O, num_agents=N):
+    layer = strategy.dense(features, num_agents, name=name)
+    return layer, layer.init(jax.random.key(0), X, IDS)
+
+
+def test_prism_with_unit_masks_equals_its_dense_initialisation():
+    prism_layer, prism_vars = init(Prism(mask="scale", mask_init_noise=0.0))
+    dense_layer, dense_vars = init(FuPS())
+    p = prism_vars["params"]
+    np.testing.assert_allclose(p["mask_logits"], 1.0)
+    usv = (p["U"] * p["s"]) @ p["V"].T  # W = U diag(s) Vᵀ, [O, D]
+    np.testing.assert_allclose(usv.T, dense_vars["params"]["kernel"], atol=1e-5)
+    for agent in range(N):
+        kernel, _ = prism_layer.effective_weight(prism_vars, agent)
+        np.testing.assert_allclose(kernel, dense_vars["params"]["kernel"], atol=1e-5)
+    np.testing.assert_allclose(
+        prism_layer.apply(prism_vars, X, IDS), dense_layer.apply(dense_vars, X, IDS), atol=1e-5
+    )
+
+
+def test_prism_orthogonality_zero_at_init_positive_after_perturbation():
+    strategy = Prism(lambda_div=0.0)
+    _, variables = init(strategy)
+    terms = strategy.regularisers(variables)
+    assert float(terms["orth"]) < 1e-10
+    params = dict(variables["params"])
+    params["U"] = params["U"] + 0.1
+    assert float(strategy.regularisers({"params": params})["orth"]) > 1e-3
+
+
+def test_prism_diversity_zero_for_identical_masks_and_hand_value():
+    strategy = Prism(lambda_orth=0.0, lambda_div=1.0)
+    _, variables = init(strategy)
+    params = dict(variables["params"])
+    params["mask_logits"] = jnp.zeros((N, O))
+    out = strategy.aux_loss({"params": params}, ())
+    assert float(out.metrics["prism/mask_distance"]) == 0.0
+    # Masks 0/1 via huge logits: agents 0,1 = (1,1,1,1,1); agents 2,3 = (0,0,0,0,0)
+    # pairs differing: 4 of 6, each at distance 5/5 = 1 -> D = 4/6.
+    params["mask_logits"] = jnp.array([[50.0] * O, [50.0] * O, [-50.0] * O, [-50.0] * O])
+    out = strategy.aux_loss({"params": params}, ())
+    assert float(out.metrics["prism/mask_distance"]) == pytest.approx(4 / 6, abs=1e-6)
+    assert float(out.loss) == pytest.approx(-4 / 6, abs=1e-6)
+
+
+def test_prism_effective_rank_metric_per_agent():
+    strategy = Prism()
+    _, variables = init(strategy)
+    params = dict(variables["params"])
+    params["s"] = jnp.ones(O)
+    params["mask_logits"] = jnp.array([[50.0] * O, [50.0, 50, -50, -50, -50]] * 2)
+    ranks = strategy.aux_loss({"params": params}, ()).metrics["prism/effective_rank_per_agent"]
+    np.testing.assert_allclose(ranks, [5.0, 2.0, 5.0, 2.0], rtol=1e-5)
+
+
+def loss_on_agent(layer, agent):
+    def loss(params, variables):
+        full = {**variables, "params": params}
+        return jnp.sum(layer.apply(full, X[agent : agent + 1], jnp.array([agent])) ** 2)
+
+    return loss
+
+
+def test_nops_gradients_are_isolated_per_agent():
+    layer, variables = init(NoPS())
+    grads = jax.grad(loss_on_agent(layer, 2))(variables["params"], variables)
+    norms = jnp.sum(jnp.abs(grads["group_kernel"]), axis=(1, 2))
+    assert float(norms[2]) > 0
+    np.testing.assert_array_equal(np.delete(np.asarray(norms), 2), 0.0)
+
+
+def test_seps_gradients_are_isolated_per_cluster():
+    layer, variables = init(SePS(cluster_of_agent=(0, 1, 0, 1)))
+    grads = jax.grad(loss_on_agent(layer, 3))(variables["params"], variables)
+    norms = jnp.sum(jnp.abs(grads["group_kernel"]), axis=(1, 2))
+    assert float(norms[1]) > 0 and float(norms[0]) == 0.0
+
+
+def test_seps_extremes_equal_fups_and_nops():
+    seps_layer, seps_vars = init(SePS(cluster_of_agent=(0,) * N))
+    fups_layer, _ = init(FuPS())
+    fups_vars = {"params": {"kernel": seps_vars["params"]["group_kernel"][0],
+                            "bias": seps_vars["params"]["group_bias"][0]}}
+    np.testing.assert_allclose(
+        seps_layer.apply(seps_vars, X, IDS), fups_layer.apply(fups_vars, X, IDS), atol=1e-6
+    )
+    seps_layer, seps_vars = init(SePS(cluster_of_agent=tuple(range(N))))
+    nops_layer, nops_vars = init(NoPS())
+    np.testing.assert_allclose(
+        seps_layer.apply(seps_vars, X, IDS), nops_layer.apply(nops_vars, X, IDS), atol=1e-6
+    )
+
+
+def test_seps_adopts_pretrained_network_in_every_cluster():
+    strategy = SePS()
+    _, pretrained = init(strategy)
+    prepared = SePS(cluster_of_agent=(0, 1, 1, 0))
+    _, fresh = init(prepared)
+    adopted = prepared.adopt_pretrained(pretrained, fresh)
+    for k in range(2):
+        np.testing.assert_array_equal(
+            adopted["params"]["group_kernel"][k], pretrained["params"]["group_kernel"][0]
+        )
+    only_first = SePS(cluster_of_agent=(0, 1, 1, 0), copy_init=False)
+    adopted = only_first.adopt_pretrained(pretrained, fresh)
+    np.testing.assert_array_equal(
+        adopted["params"]["group_kernel"][1], fresh["params"]["group_kernel"][1]
+    )
+
+
+def test_snp_masks_are_buffers_and_pruned_neurons_get_no_gradient():
+    layer, variables = init(SNP(prune_ratio=0.5))
+    assert "neuron_mask" in variables["buffers"] and "neuron_mask" not in variables["params"]
+    mask = np.asarray(variables["buffers"]["neuron_mask"])
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    agent = int(np.argmax((mask == 0).any(axis=1)))
+    assert (mask[agent] == 0).any()
+    grads = jax.grad(loss_on_agent(layer, agent))(variables["params"], variables)
+    columns = np.abs(np.asarray(grads["kernel"])).sum(axis=0)
+    np.testing.assert_array_equal(columns[mask[agent] == 0], 0.0)
+    assert (columns[mask[agent] == 1] > 0).all()
+    y = layer.apply(variables, X, IDS)
+    np.testing.assert_array_equal(np.asarray(y)[mask == 0], 0.0)
+
+
+def test_snp_does_not_prune_output_layers():
+    layer = SNP(prune_ratio=0.9).dense(O, N, hidden=False)
+    variables = layer.init(jax.random.key(0), X, IDS)
+    assert "buffers" not in variables
+
+
+def test_kaleidoscope_thresholds_get_gradient_through_straight_through_estimator():
+    strategy = Kaleidoscope()
+    layer, variables = init(strategy)
+    params = dict(variables["params"])
+    # Make some weights pruned by some masks so that the masks differ.
+    params["thresholds"] = params["thresholds"].at[0].set(0.0)
+
+    def div(p):
+        return strategy.diversity({**variables, "params": p})["diversity"]
+
+    grads = jax.grad(div)(params)
+    assert float(jnp.sum(jnp.abs(grads["thresholds"]))) > 0
+    # The hard mask itself is binary in the forward pass.
+    masks = keep_masks(params["kernel"], params["thresholds"])
+    assert set(np.unique(np.asarray(masks))) <= {0.0, 1.0}
+
+
+def test_kaleidoscope_adaptive_coefficient():
+    strategy = Kaleidoscope(alpha=2.0, loss_history=3)
+    state = strategy.init_aux_state()
+    assert float(strategy.coefficient(state)) == 0.0
+    _, variables = init(strategy)
+    aux = strategy.aux_loss(variables, state)
+    for rl in (1.0, 2.0, 3.0, 4.0):
+        fake = aux._replace(metrics={**aux.metrics, "kaleidoscope/div_loss": jnp.asarray(-0.5)})
+        state = strategy.update_aux_state(state, jnp.asarray(rl), fake)
+    # history keeps the last 3 RL losses (2, 3, 4): |2 · 3 / −0.5| = 12
+    assert float(strategy.coefficient(state)) == pytest.approx(12.0)
+
+
+def test_kaleidoscope_reset_changes_only_positions_every_mask_prunes():
+    strategy = Kaleidoscope(reset_interval=10, reset_ratio=1.0)
+    _, variables = init(strategy)
+    params = dict(variables["params"])
+    thresholds = np.full((N, D, O), -8.0, np.float32)
+    thresholds[:, 0, :] = 8.0  # row 0 pruned by every mask
+    thresholds[1:, 1, :] = 8.0  # row 1 pruned by all masks but mask 0
+    params["thresholds"] = jnp.asarray(thresholds)
+    variables = {**variables, "params": params}
+    after = strategy.maintain(variables, jax.random.key(3), jnp.asarray(9), jnp.asarray(11), 100)
+    changed = np.asarray(after["params"]["kernel"] != params["kernel"])
+    assert changed[0].all() and not changed[1:].any()
+    t_changed = np.asarray(after["params"]["thresholds"] != params["thresholds"])
+    assert t_changed[:, 0].all() and not t_changed[:, 1:].any()
+    # Not due: no step multiple crossed, or inside the last interval.
+    same = strategy.maintain(variables, jax.random.key(3), jnp.asarray(11), jnp.asarray(12), 100)
+    np.testing.assert_array_equal(same["params"]["kernel"], params["kernel"])
+    late = strategy.maintain(variables, jax.random.key(3), jnp.asarray(95), jnp.asarray(100), 100)
+    np.testing.assert_array_equal(late["params"]["kernel"], params["kernel"])

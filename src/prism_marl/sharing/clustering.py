@@ -45,14 +45,18 @@ class AgentVAE(nn.Module):
     embedding_size: int = 10
     hidden: int = 64
 
+    def setup(self) -> None:
+        self.enc_hidden = nn.Dense(self.hidden)
+        self.enc_mean = nn.Dense(self.embedding_size)
+        self.enc_logvar = nn.Dense(self.embedding_size)
+        self.dec_hidden = (nn.Dense(self.hidden), nn.Dense(self.hidden))
+        self.dec_out = nn.Dense(self.obs_size + 1)
+
     def encode(self, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
         """ids [B] -> (μ [B, Z], log σ² [B, Z])."""
-        h = nn.relu(nn.Dense(self.hidden, name="enc_hidden")(jax.nn.one_hot(ids, self.num_agents)))
-        return nn.Dense(self.embedding_size, name="enc_mean")(h), nn.Dense(
-            self.embedding_size, name="enc_logvar"
-        )(h)
+        h = nn.relu(self.enc_hidden(jax.nn.one_hot(ids, self.num_agents)))
+        return self.enc_mean(h), self.enc_logvar(h)
 
-    @nn.compact
     def __call__(
         self, ids: jax.Array, obs: jax.Array, actions: jax.Array, key: jax.Array
     ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -60,9 +64,9 @@ class AgentVAE(nn.Module):
         mean, logvar = self.encode(ids)
         z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
         h = jnp.concatenate([obs, actions, z], axis=-1)
-        h = nn.relu(nn.Dense(self.hidden, name="dec_hidden_0")(h))
-        h = nn.relu(nn.Dense(self.hidden, name="dec_hidden_1")(h))
-        out = nn.Dense(self.obs_size + 1, name="dec_out")(h)
+        for layer in self.dec_hidden:
+            h = nn.relu(layer(h))
+        out = self.dec_out(h)
         return out[:, :-1], out[:, -1], mean, logvar
 
 
@@ -194,18 +198,24 @@ def davies_bouldin(points: np.ndarray, labels: np.ndarray) -> float:
     """Davies–Bouldin index: mean over clusters i of max_{j≠i} (S_i + S_j) / ‖c_i − c_j‖.
 
     S_i is the mean distance of cluster i's points to its centroid c_i (Davies & Bouldin, 1979).
-    Lower is better; needs at least two clusters.
+    Lower is better; needs at least two clusters. One point cannot show a cluster's spread, and
+    S = 0 for singletons makes the plain index favour K = P − 1 whenever real clusters have any
+    spread; a singleton's S is therefore the mean S of the clustering's multi-point clusters
+    (docs/decisions/0004-seps-davies-bouldin.md).
     """
     clusters = np.unique(labels)
+    sizes = np.array([np.sum(labels == k) for k in clusters])
     centers = np.array([points[labels == k].mean(0) for k in clusters])
     scatter = np.array(
         [np.linalg.norm(points[labels == k] - centers[i], axis=1).mean() for i, k in enumerate(clusters)]
     )
+    if np.any(sizes > 1):
+        scatter = np.where(sizes > 1, scatter, scatter[sizes > 1].mean())
     separation = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (scatter[:, None] + scatter[None]) / separation
-    np.fill_diagonal(ratio, -np.inf)
     ratio = np.where(np.isnan(ratio), 0.0, ratio)
+    np.fill_diagonal(ratio, -np.inf)
     return float(np.mean(np.max(ratio, axis=1)))
 
 

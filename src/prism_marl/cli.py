@@ -25,7 +25,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """Argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -36,7 +36,7 @@ def positive_int(text: str) -> int:
 
 
 def png_path(text: str) -> str:
-    """argparse type: a path ending in .png."""
+    """Argparse type: a path ending in .png."""
     if not text.lower().endswith(".png"):
         raise argparse.ArgumentTypeError(f"must be a .png file, got {text!r}")
     return text
@@ -52,28 +52,56 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resource accounting of every sharing strategy (the paper's Figure 5), or "
         "with --budget the hidden width that matches a parameter budget (Figure 4).",
     )
-    res.add_argument("--input-size", type=positive_int, default=12,
-                     help="observation features (default: 12, lbf:8x8-2p-2f-coop)")
-    res.add_argument("--hidden-sizes", type=positive_int, nargs="+", default=[64, 64],
-                     help="hidden widths (default: 64 64); with --gru: input layer, GRU")
-    res.add_argument("--output-size", type=positive_int, default=6,
-                     help="actions (default: 6, LBF)")
+    res.add_argument(
+        "--input-size",
+        type=positive_int,
+        default=12,
+        help="observation features (default: 12, lbf:8x8-2p-2f-coop)",
+    )
+    res.add_argument(
+        "--hidden-sizes",
+        type=positive_int,
+        nargs="+",
+        default=[64, 64],
+        help="hidden widths (default: 64 64); with --gru: input layer, GRU",
+    )
+    res.add_argument(
+        "--output-size", type=positive_int, default=6, help="actions (default: 6, LBF)"
+    )
     res.add_argument("--gru", action="store_true", help="dense -> GRU -> head instead of an MLP")
-    res.add_argument("--agents", type=positive_int, nargs="+",
-                     default=[2**k for k in range(1, 11)],
-                     help="agent counts N (default: 2 4 ... 1024)")
-    res.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
-                     choices=list(STRATEGIES), metavar="NAME",
-                     help=f"strategies to count (default: all of {', '.join(STRATEGIES)})")
-    res.add_argument("--seps-clusters", type=positive_int, default=3,
-                     help="clusters assumed for SePS, capped at N (default: 3)")
-    res.add_argument("--json", action="store_true",
-                     help="print a JSON list of rows instead of a table")
-    res.add_argument("--plot", type=png_path, metavar="FILE.png",
-                     help="also draw Figure 5 to this PNG")
-    res.add_argument("--budget", metavar="full|half|N",
-                     help="print, per strategy and N, the hidden width whose parameter count is "
-                     "nearest NoPS's (full), half of it (half) or N parameters")
+    res.add_argument(
+        "--agents",
+        type=positive_int,
+        nargs="+",
+        default=[2**k for k in range(1, 11)],
+        help="agent counts N (default: 2 4 ... 1024)",
+    )
+    res.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        choices=list(STRATEGIES),
+        metavar="NAME",
+        help=f"strategies to count (default: all of {', '.join(STRATEGIES)})",
+    )
+    res.add_argument(
+        "--seps-clusters",
+        type=positive_int,
+        default=3,
+        help="clusters assumed for SePS, capped at N (default: 3)",
+    )
+    res.add_argument(
+        "--json", action="store_true", help="print a JSON list of rows instead of a table"
+    )
+    res.add_argument(
+        "--plot", type=png_path, metavar="FILE.png", help="also draw Figure 5 to this PNG"
+    )
+    res.add_argument(
+        "--budget",
+        metavar="full|half|N",
+        help="print, per strategy and N, the hidden width whose parameter count is "
+        "nearest NoPS's (full), half of it (half) or N parameters",
+    )
     res.set_defaults(handler=run_resources)
     return parser
 
@@ -116,20 +144,25 @@ def print_budget(args, shape, strategies, budget_target, solve_width) -> int:
     for n in args.agents:
         target = budget_target(args.budget, shape, n)
         for strategy in strategies:
-            width, count = solve_width(
-                strategy, shape, n, target, seps_clusters=args.seps_clusters
-            )
+            width, count = solve_width(strategy, shape, n, target, seps_clusters=args.seps_clusters)
             results.append(
-                {"strategy": strategy.name, "num_agents": n, "target": target,
-                 "width": width, "parameters": count}
+                {
+                    "strategy": strategy.name,
+                    "num_agents": n,
+                    "target": target,
+                    "width": width,
+                    "parameters": count,
+                }
             )
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
     print(f"{'strategy':<13}{'N':>6}{'target':>13}{'width':>7}{'parameters':>13}")
     for r in results:
-        print(f"{r['strategy']:<13}{r['num_agents']:>6}{r['target']:>13,}{r['width']:>7}"
-              f"{r['parameters']:>13,}")
+        print(
+            f"{r['strategy']:<13}{r['num_agents']:>6}{r['target']:>13,}{r['width']:>7}"
+            f"{r['parameters']:>13,}"
+        )
     return 0
 
 

@@ -90,40 +90,24 @@ def build_network(strategy: SharingStrategy, shape: NetworkShape, num_agents: in
     return MLPActor(strategy, num_agents, shape.output_size, shape.hidden_sizes)
 
 
-def _forward(network: nn.Module, shape: NetworkShape, num_agents: int):
-    """(forward(variables, obs), example obs) for one step of all N agents."""
+def example_inputs(shape: NetworkShape, num_agents: int) -> tuple[jax.Array, ...]:
+    """Arguments of one forward step of all N agents (after the variables).
+
+    MLP: (obs [N, D], ids [N]); GRU: (hidden [N, H], obs [1, N, D], ids [N], resets [1, N]).
+    """
     ids = jnp.arange(num_agents)
     if shape.recurrent:
-        hidden_size = shape.hidden_sizes[1]
-
-        def forward(variables: Any, obs: jax.Array) -> jax.Array:
-            hidden = jnp.zeros((num_agents, hidden_size))
-            resets = jnp.zeros((1, num_agents), bool)
-            return network.apply(variables, hidden, obs, ids, resets)[1]
-
-        return forward, jax.ShapeDtypeStruct((1, num_agents, shape.input_size), jnp.float32)
-
-    def forward_mlp(variables: Any, obs: jax.Array) -> jax.Array:
-        return network.apply(variables, obs, ids)
-
-    return forward_mlp, jax.ShapeDtypeStruct((num_agents, shape.input_size), jnp.float32)
+        hidden = jnp.zeros((num_agents, shape.hidden_sizes[1]))
+        obs = jnp.zeros((1, num_agents, shape.input_size))
+        return hidden, obs, ids, jnp.zeros((1, num_agents), bool)
+    return jnp.zeros((num_agents, shape.input_size)), ids
 
 
 def variable_shapes(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> Any:
     """Shapes of the network's initialised variables (``params`` and ``buffers``)."""
     network = build_network(strategy, shape, num_agents)
-    forward, obs = _forward(network, shape, num_agents)
-    del forward
-    ids = jnp.arange(num_agents)
-
-    def init(key: jax.Array) -> Any:
-        dummy = jnp.zeros(obs.shape, obs.dtype)
-        if shape.recurrent:
-            hidden = jnp.zeros((num_agents, shape.hidden_sizes[1]))
-            return network.init(key, hidden, dummy, ids, jnp.zeros((1, num_agents), bool))
-        return network.init(key, dummy, ids)
-
-    return jax.eval_shape(init, jax.random.key(0))
+    inputs = example_inputs(shape, num_agents)
+    return jax.eval_shape(lambda key: network.init(key, *inputs), jax.random.key(0))
 
 
 def parameter_count(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> int:
@@ -152,8 +136,8 @@ def measure(
     flops = float("nan")
     if with_flops:
         network = build_network(strategy, shape, num_agents)
-        forward, obs = _forward(network, shape, num_agents)
-        cost = jax.jit(forward).lower(variables, obs).cost_analysis()
+        inputs = example_inputs(shape, num_agents)
+        cost = jax.jit(network.apply).lower(variables, *inputs).cost_analysis()
         if isinstance(cost, Sequence):
             cost = cost[0] if cost else None
         if cost and "flops" in cost:

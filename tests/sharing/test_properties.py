@@ -94,8 +94,12 @@ def test_seps_gradients_are_isolated_per_cluster():
 def test_seps_extremes_equal_fups_and_nops():
     seps_layer, seps_vars = init(SePS(cluster_of_agent=(0,) * N))
     fups_layer, _ = init(FuPS())
-    fups_vars = {"params": {"kernel": seps_vars["params"]["group_kernel"][0],
-                            "bias": seps_vars["params"]["group_bias"][0]}}
+    fups_vars = {
+        "params": {
+            "kernel": seps_vars["params"]["group_kernel"][0],
+            "bias": seps_vars["params"]["group_bias"][0],
+        }
+    }
     np.testing.assert_allclose(
         seps_layer.apply(seps_vars, X, IDS), fups_layer.apply(fups_vars, X, IDS), atol=1e-6
     )

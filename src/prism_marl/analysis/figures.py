@@ -31,8 +31,11 @@ def save_figure_atomically(figure: plt.Figure, path: str | Path) -> None:
 
 
 def plot_resources(rows: Sequence[Resources], path: str | Path) -> None:
-    """Figure 5: top, parameters (solid) and additional resource (dashed) against N on log axes;
-    bottom, normalized overhead = additional / (parameters + additional) against N."""
+    """Draw Figure 5 from resource rows.
+
+    Top: parameters (solid) and additional resource (dashed) against N on log axes. Bottom:
+    normalized overhead = additional / (parameters + additional) against N.
+    """
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 8), sharex=True)
     for index, name in enumerate(dict.fromkeys(r.strategy for r in rows)):
         series = sorted((r for r in rows if r.strategy == name), key=lambda r: r.num_agents)

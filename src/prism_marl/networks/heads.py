@@ -28,7 +28,7 @@ class CategoricalHead(nn.Module):
     def __call__(
         self, features: jax.Array, agent_ids: jax.Array, action_mask: jax.Array | None = None
     ) -> jax.Array:
-        """features [..., H] (and mask [..., A], True = allowed) -> logits [..., A]."""
+        """Features [..., H] (and mask [..., A], True = allowed) -> logits [..., A]."""
         logits = self.strategy.dense(
             self.num_actions,
             self.num_agents,
@@ -59,7 +59,7 @@ class GaussianHead(nn.Module):
 
     @nn.compact
     def __call__(self, features: jax.Array, agent_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """features [..., H] -> (mean [..., A], log_std [..., A])."""
+        """Features [..., H] -> (mean [..., A], log_std [..., A])."""
         mean = self.strategy.dense(
             self.num_actions,
             self.num_agents,
@@ -88,7 +88,7 @@ class DeterministicHead(nn.Module):
 
     @nn.compact
     def __call__(self, features: jax.Array, agent_ids: jax.Array) -> jax.Array:
-        """features [..., H] -> actions [..., A]."""
+        """Features [..., H] -> actions [..., A]."""
         pre = self.strategy.dense(
             self.num_actions,
             self.num_agents,
@@ -101,7 +101,7 @@ class DeterministicHead(nn.Module):
 
 
 def categorical_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
-    """log π(a) from logits [..., A] and integer actions [...]."""
+    """Log π(a) from logits [..., A] and integer actions [...]."""
     log_probs = jax.nn.log_softmax(logits)
     return jnp.take_along_axis(log_probs, actions[..., None].astype(jnp.int32), -1)[..., 0]
 

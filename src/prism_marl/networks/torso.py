@@ -50,9 +50,11 @@ class MLPTorso(nn.Module):
 
 
 class GRUCell(nn.Module):
-    """GRU step with input kernels from ``strategy.dense`` and recurrent kernels from
-    ``strategy.recurrent_dense`` (each a fused [·, 3H] layer for the reset, update and
-    candidate gates; Cho et al., 2014):
+    """GRU step built from strategy layers (Cho et al., 2014).
+
+    Input kernels come from ``strategy.dense`` and recurrent kernels from
+    ``strategy.recurrent_dense``, each one fused [·, 3H] layer for the reset, update and
+    candidate gates:
 
         r, z = σ(W_ir x + W_hr h + b_r), σ(W_iz x + W_hz h + b_z)
         n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn));  h' = (1 − z) ⊙ n + z ⊙ h
@@ -67,16 +69,21 @@ class GRUCell(nn.Module):
     def __call__(
         self, hidden: jax.Array, x: jax.Array, agent_ids: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
-        """hidden [B, H], x [B, D] -> (h' [B, H], h' [B, H])."""
+        """Hidden [B, H], x [B, D] -> (h' [B, H], h' [B, H])."""
         size = self.hidden_size
         from_input = self.strategy.dense(
             3 * size, self.num_agents, depth=self.depth, name="input_kernels"
         )(x, agent_ids)
         from_hidden = self.strategy.recurrent_dense(
-            3 * size, self.num_agents, kernel_init=nn.initializers.orthogonal(), name="recurrent_kernels"
+            3 * size,
+            self.num_agents,
+            kernel_init=nn.initializers.orthogonal(),
+            name="recurrent_kernels",
         )(hidden, agent_ids)
         reset = jax.nn.sigmoid(from_input[..., :size] + from_hidden[..., :size])
-        update = jax.nn.sigmoid(from_input[..., size : 2 * size] + from_hidden[..., size : 2 * size])
+        update = jax.nn.sigmoid(
+            from_input[..., size : 2 * size] + from_hidden[..., size : 2 * size]
+        )
         candidate = jnp.tanh(from_input[..., 2 * size :] + reset * from_hidden[..., 2 * size :])
         new_hidden = (1.0 - update) * candidate + update * hidden
         return new_hidden, new_hidden

@@ -9,7 +9,7 @@ clusters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -53,7 +53,7 @@ class AgentVAE(nn.Module):
         self.dec_out = nn.Dense(self.obs_size + 1)
 
     def encode(self, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """ids [B] -> (μ [B, Z], log σ² [B, Z])."""
+        """Ids [B] -> (μ [B, Z], log σ² [B, Z])."""
         h = nn.relu(self.enc_hidden(jax.nn.one_hot(ids, self.num_agents)))
         return self.enc_mean(h), self.enc_logvar(h)
 
@@ -115,15 +115,16 @@ def agent_embeddings(
     batches_per_epoch = num_samples // batch_size
     model = AgentVAE(num_agents, obs_size, embedding_size)
     init_key, train_key = jax.random.split(key)
-    params = model.init(
-        init_key, flat["ids"][:1], flat["obs"][:1], flat["actions"][:1], init_key
-    )["params"]
+    params = model.init(init_key, flat["ids"][:1], flat["obs"][:1], flat["actions"][:1], init_key)[
+        "params"
+    ]
     optimizer = optax.adam(lr)
 
     def loss_fn(params, batch, noise_key):
-        pred_obs, pred_reward, mean, logvar = model.apply(
+        outputs: Any = model.apply(
             {"params": params}, batch["ids"], batch["obs"], batch["actions"], noise_key
         )
+        pred_obs, pred_reward, mean, logvar = outputs
         return vae_loss(
             pred_obs, pred_reward, batch["next_obs"], batch["rewards"], mean, logvar, kl_weight
         )
@@ -146,9 +147,9 @@ def agent_embeddings(
         step_keys = jax.random.split(noise_key, batches_per_epoch)
         return jax.lax.scan(step, (params, opt_state), (batches, step_keys))[0], None
 
-    (params, _), _ = jax.jit(
-        lambda p, o, keys: jax.lax.scan(epoch, (p, o), keys)
-    )(params, optimizer.init(params), jax.random.split(train_key, epochs))
+    (params, _), _ = jax.jit(lambda p, o, keys: jax.lax.scan(epoch, (p, o), keys))(
+        params, optimizer.init(params), jax.random.split(train_key, epochs)
+    )
     mean, _ = model.apply({"params": params}, jnp.arange(num_agents), method=AgentVAE.encode)
     return np.asarray(mean)
 
@@ -161,6 +162,9 @@ def kmeans(
     Args:
         points: [P, Z].
         num_clusters: K ≤ P.
+        seed: seed of the k-means++ draws.
+        num_restarts: independent restarts; the lowest inertia wins.
+        iters: at most this many Lloyd iterations per restart.
 
     Returns:
         (labels [P] in 0..K−1, relabelled by first appearance; inertia Σ‖x − c‖²).
@@ -207,7 +211,10 @@ def davies_bouldin(points: np.ndarray, labels: np.ndarray) -> float:
     sizes = np.array([np.sum(labels == k) for k in clusters])
     centers = np.array([points[labels == k].mean(0) for k in clusters])
     scatter = np.array(
-        [np.linalg.norm(points[labels == k] - centers[i], axis=1).mean() for i, k in enumerate(clusters)]
+        [
+            np.linalg.norm(points[labels == k] - centers[i], axis=1).mean()
+            for i, k in enumerate(clusters)
+        ]
     )
     if np.any(sizes > 1):
         scatter = np.where(sizes > 1, scatter, scatter[sizes > 1].mean())

@@ -23,7 +23,7 @@ class SharedDense(AgentLayer):
     """One dense layer for every agent: y = x @ W + b, W [D, O], b [O]; ids are ignored."""
 
     def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """x [B, D] -> [B, O]."""
+        """X [B, D] -> [B, O]."""
         del ids
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))

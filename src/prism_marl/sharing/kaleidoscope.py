@@ -93,7 +93,7 @@ class MaskedDense(AgentLayer):
         return max(self.mask_of_agent) + 1
 
     def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """x [B, D] -> [B, O] through each sample's masked weight."""
+        """X [B, D] -> [B, O] through each sample's masked weight."""
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))
         thresholds = self.param(
@@ -101,9 +101,11 @@ class MaskedDense(AgentLayer):
             threshold_init(self.threshold_scale, self.threshold_offset),
             (self.num_masks, x.shape[-1], self.features),
         )
-        self.variable("buffers", "diversity_weight", lambda: jnp.asarray(
-            self.diversity_base**self.depth, jnp.float32
-        ))
+        self.variable(
+            "buffers",
+            "diversity_weight",
+            lambda: jnp.asarray(self.diversity_base**self.depth, jnp.float32),
+        )
         masks = jnp.asarray(self.mask_of_agent, jnp.int32)[ids]
         return grouped_matmul(x, soft_threshold(kernel, thresholds), masks) + bias
 
@@ -120,7 +122,7 @@ class KaleidoscopeAuxState(NamedTuple):
 
     rl_losses: jax.Array
     diversity_losses: jax.Array
-    count: jax.Array
+    num_updates: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,16 +246,16 @@ class Kaleidoscope(SharingStrategy):
         return KaleidoscopeAuxState(zeros, zeros, jnp.zeros((), jnp.int32))
 
     def coefficient(self, aux_state: KaleidoscopeAuxState) -> jax.Array:
-        """c = |α · mean(recent RL losses) / mean(recent diversity losses)|; 0 with no history."""
-        filled = jnp.arange(self.loss_history) < aux_state.count
+        """C = |α · mean(recent RL losses) / mean(recent diversity losses)|; 0 with no history."""
+        filled = jnp.arange(self.loss_history) < aux_state.num_updates
         count = jnp.maximum(jnp.sum(filled), 1)
         rl_mean = jnp.sum(jnp.where(filled, aux_state.rl_losses, 0.0)) / count
         div_mean = jnp.sum(jnp.where(filled, aux_state.diversity_losses, 0.0)) / count
         ratio = jnp.abs(self.alpha * rl_mean / jnp.where(div_mean == 0, 1.0, div_mean))
-        return jnp.where((aux_state.count > 0) & (div_mean != 0), ratio, 0.0)
+        return jnp.where((aux_state.num_updates > 0) & (div_mean != 0), ratio, 0.0)
 
     def aux_loss(self, variables: Variables, aux_state: Any) -> AuxOutput:
-        """c · L_div with L_div = −D and c the adaptive coefficient (stopped)."""
+        """C · L_div with L_div = −D and c the adaptive coefficient (stopped)."""
         terms = self.diversity(variables)
         coef = jax.lax.stop_gradient(self.coefficient(aux_state))
         div_loss = -terms["diversity"]
@@ -266,16 +268,18 @@ class Kaleidoscope(SharingStrategy):
         self, aux_state: KaleidoscopeAuxState, rl_loss: jax.Array, aux: AuxOutput
     ) -> KaleidoscopeAuxState:
         """Push the latest RL and diversity losses into the ring buffers."""
-        slot = aux_state.count % self.loss_history
+        slot = aux_state.num_updates % self.loss_history
         return KaleidoscopeAuxState(
             aux_state.rl_losses.at[slot].set(jax.lax.stop_gradient(rl_loss)),
             aux_state.diversity_losses.at[slot].set(
                 jax.lax.stop_gradient(aux.metrics["kaleidoscope/div_loss"])
             ),
-            aux_state.count + 1,
+            aux_state.num_updates + 1,
         )
 
-    def reset_due(self, step_before: jax.Array, step_after: jax.Array, total_steps: int) -> jax.Array:
+    def reset_due(
+        self, step_before: jax.Array, step_after: jax.Array, total_steps: int
+    ) -> jax.Array:
         """True when a multiple of the interval falls in (before, after], not in the last one."""
         if self.reset_interval == 0:
             return jnp.asarray(False)
@@ -290,8 +294,11 @@ class Kaleidoscope(SharingStrategy):
         step_after: jax.Array,
         total_steps: int,
     ) -> Variables:
-        """Periodic reset: positions every mask prunes get, with probability ρ, fresh
-        thresholds and a fresh weight (lecun-normal)."""
+        """Periodic reset of positions every mask prunes.
+
+        Each such position gets, with probability ρ, fresh thresholds and a fresh weight
+        (lecun-normal), when a reset is due.
+        """
         due = self.reset_due(step_before, step_after, total_steps)
 
         def reset_layer(layer: Mapping[str, Any], index: int) -> Mapping[str, Any]:
@@ -300,11 +307,13 @@ class Kaleidoscope(SharingStrategy):
                 jax.random.fold_in(key, index), 3
             )
             pruned_by_all = jnp.all(jnp.abs(kernel) <= jax.nn.sigmoid(thresholds), axis=0)
-            chosen = pruned_by_all & (jax.random.uniform(choose_key, kernel.shape) < self.reset_ratio)
-            chosen = chosen & due
-            fresh_thresholds = threshold_init(self.threshold_init_scale, self.threshold_init_offset)(
-                threshold_key, thresholds.shape
+            chosen = pruned_by_all & (
+                jax.random.uniform(choose_key, kernel.shape) < self.reset_ratio
             )
+            chosen = chosen & due
+            fresh_thresholds = threshold_init(
+                self.threshold_init_scale, self.threshold_init_offset
+            )(threshold_key, thresholds.shape)
             fresh_kernel = nn.initializers.lecun_normal()(weight_key, kernel.shape)
             return {
                 **layer,

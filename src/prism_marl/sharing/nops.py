@@ -37,7 +37,7 @@ class GroupedDense(AgentLayer):
         return max(self.group_of_agent) + 1
 
     def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """x [B, D] -> [B, O] with each sample's group kernel."""
+        """X [B, D] -> [B, O] with each sample's group kernel."""
         shape = (self.num_groups, x.shape[-1], self.features)
 
         def kernel_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -129,6 +129,4 @@ class NoPS(SharingStrategy):
 
     def additional_resource(self, variables: Variables, num_agents: int) -> int:
         """Every network beyond the first (method.md §3), plus any agent-id weights."""
-        return extra_group_resource(variables) + super().additional_resource(
-            variables, num_agents
-        )
+        return extra_group_resource(variables) + super().additional_resource(variables, num_agents)

@@ -37,7 +37,9 @@ from prism_marl.sharing.spectral import (
 _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
 
 
-def factored_is_cheaper(batch: int, num_agents: int, in_features: int, out_features: int, rank: int) -> bool:
+def factored_is_cheaper(
+    batch: int, num_agents: int, in_features: int, out_features: int, rank: int
+) -> bool:
     """Static path choice from shapes (FLOP model).
 
     Factored: B·R·(D + O). Per-agent matrices: N·D·R·O to build every W_i, then the grouped
@@ -69,7 +71,7 @@ class SpectralDense(AgentLayer):
         return full if self.rank is None else min(self.rank, full)
 
     def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """x [B, D] -> [B, O] by the cheaper of the factored and per-agent-matrix paths."""
+        """X [B, D] -> [B, O] by the cheaper of the factored and per-agent-matrix paths."""
         in_features = x.shape[-1]
         rank = self.layer_rank(in_features)
         # U, s and V must come from one SVD, so they share one key; flax also traces each
@@ -119,8 +121,8 @@ class Prism(SharingStrategy):
     """ℓ_0, the mean initial mask logit; None gives 2.0 (sigmoid, hard) or 1.0 (scale)."""
     mask_init_noise: float = 0.5
     """σ_0: symmetry-breaking noise on the initial mask logits."""
-    lambda_div: float = 0.01
-    """Weight of the diversity regulariser (0 turns it off)."""
+    lambda_div: float = 0.1
+    """Weight of the diversity regulariser (0 turns it off); see docs/decisions/0003."""
     lambda_orth: float = 0.01
     """Weight of the orthogonality regulariser (0 turns it off)."""
     diversity_on: DiversityOn = "masks"

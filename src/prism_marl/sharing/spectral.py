@@ -17,9 +17,7 @@ MaskKind = Literal["sigmoid", "hard", "scale"]
 DiversityOn = Literal["masks", "spectra"]
 
 
-def spectral_init(
-    kernel: jax.Array, rank: int
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+def spectral_init(kernel: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Factor a dense kernel as ``kernel = V diag(s) Uᵀ`` and keep the top ``rank`` directions.
 
     With the layer written as y = W x, W = kernelᵀ ∈ R^{O×D}, this is W = U diag(s) Vᵀ.
@@ -44,6 +42,7 @@ def mask_values(logits: jax.Array, kind: MaskKind) -> jax.Array:
 
     Args:
         logits: [..., R].
+        kind: sigmoid, hard or scale.
 
     Returns:
         masks of the same shape.
@@ -61,7 +60,8 @@ def orthogonality_penalty(u: jax.Array, v: jax.Array) -> jax.Array:
     """L_orth = ‖UᵀU − I_R‖²_F + ‖VᵀV − I_R‖²_F for one spectral layer.
 
     Args:
-        u: [O, R]; v: [D, R].
+        u: [O, R].
+        v: [D, R].
 
     Returns:
         scalar ≥ 0, zero iff both have orthonormal columns.
@@ -70,9 +70,7 @@ def orthogonality_penalty(u: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(u.T @ u - eye)) + jnp.sum(jnp.square(v.T @ v - eye))
 
 
-def mean_pairwise_distance(
-    masks: jax.Array, singular_values: jax.Array | None = None
-) -> jax.Array:
+def mean_pairwise_distance(masks: jax.Array, singular_values: jax.Array | None = None) -> jax.Array:
     """Mean pairwise L1 distance between agents' masks, D ∈ [0, 1] for masks in [0, 1].
 
     D = 2 / (N(N−1)) Σ_{i<j} ‖m_i − m_j‖₁ / R, or, when ``singular_values`` s is given, the

@@ -1,0 +1,75 @@
+"""The command line: JSON contract, plot, budget and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prism_marl.cli import main
+
+KEYS = {
+    "strategy",
+    "num_agents",
+    "parameters",
+    "additional",
+    "normalized_overhead",
+    "optimizer_bytes",
+    "flops",
+}
+
+
+def test_resources_json_rows(capsys):
+    assert main(["resources", "--json", "--agents", "2", "4", "--strategies", "fups", "prism"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["strategy"], r["num_agents"]) for r in rows] == [
+        ("fups", 2),
+        ("fups", 4),
+        ("prism", 2),
+        ("prism", 4),
+    ]
+    assert all(set(r) == KEYS for r in rows)
+    prism2, prism4 = rows[2], rows[3]
+    # 2×64 actor on 12 inputs, 6 actions: ranks 12, 64, 6 -> 82 mask numbers per agent.
+    assert prism4["additional"] - prism2["additional"] == 2 * 82
+
+
+def test_resources_plot_writes_png(tmp_path, capsys):
+    path = tmp_path / "fig" / "five.png"
+    assert main(["resources", "--agents", "2", "8", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "prism" in capsys.readouterr().out
+
+
+def test_budget_table(capsys):
+    assert (
+        main(["resources", "--budget", "full", "--agents", "4", "--strategies", "fups", "--json"])
+        == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["width"], row["parameters"], row["target"]) == (137, 21515, 21528)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["resources", "--strategies", "magic"], "--strategies"),
+        (["resources", "--agents", "0"], "--agents"),
+        (["resources", "--plot", "fig.pdf"], "--plot"),
+        (["resources", "--budget", "most"], "budget"),
+        (["resources", "--gru", "--hidden-sizes", "64"], "hidden-sizes"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_marl.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -112,12 +112,21 @@ def categorical_entropy(logits: jax.Array) -> jax.Array:
     return -jnp.sum(jnp.where(logits > MASKED_LOGIT / 2, jnp.exp(log_probs) * log_probs, 0.0), -1)
 
 
-def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
-    """Σ_a log N(a; μ, σ²) over the last axis, [...]."""
+def gaussian_log_prob(
+    mean: jax.Array, log_std: jax.Array, actions: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
+    """Σ_a log N(a; μ, σ²) over the last axis, [...]; dimensions where ``mask`` is False (padding
+    of heterogeneous action sizes) are left out."""
     z = (actions - mean) * jnp.exp(-log_std)
-    return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2 * jnp.pi), -1)
+    per_dim = -0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2 * jnp.pi)
+    if mask is not None:
+        per_dim = jnp.where(mask, per_dim, 0.0)
+    return jnp.sum(per_dim, -1)
 
 
-def gaussian_entropy(log_std: jax.Array) -> jax.Array:
-    """Σ_a (log σ + ½ log 2πe), [...]."""
-    return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), -1)
+def gaussian_entropy(log_std: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Σ_a (log σ + ½ log 2πe) over the valid dimensions, [...]."""
+    per_dim = log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e)
+    if mask is not None:
+        per_dim = jnp.where(mask, per_dim, 0.0)
+    return jnp.sum(per_dim, -1)

@@ -1,0 +1,516 @@
+"""MAPPO and IPPO (Yu et al., NeurIPS 2022; de Witt et al., 2020) with any sharing strategy.
+
+Both are PPO with per-agent actors built from the sharing strategy. MAPPO's critic is one plain
+network on the global state, V(s); IPPO's critic is per agent, V(o_i), built from the strategy
+too. Sections: config, state, construction, rollout, update, evaluation.
+Axis glossary: T rollout steps, E envs, N agents, D obs, A actions, S state, H hidden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.networks.policy import (
+    AgentCritic,
+    CentralCritic,
+    Policy,
+    greedy_action,
+    log_prob_and_entropy,
+    sample_action,
+)
+from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
+from prism_marl.rl.returns import generalized_advantages, next_state_values
+from prism_marl.sharing.base import AuxOutput, SharingStrategy, require
+
+# ----------------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Hyper-parameters of MAPPO / IPPO."""
+
+    lr: float = 5e-4
+    """Adam learning rate (actor and critic)."""
+    num_envs: int = 32
+    """Parallel training environments per seed."""
+    rollout_length: int = 64
+    """Environment steps per env between updates."""
+    num_epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 2
+    """Minibatches per pass (split over envs, so sequences stay whole for GRU actors)."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE λ."""
+    clip: float = 0.2
+    """PPO ratio clip ε."""
+    value_clip: float | None = 0.2
+    """Value clip (None: plain MSE)."""
+    entropy_coef: float = 0.01
+    """Entropy bonus weight."""
+    value_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Actor widths (recurrent: input layer, GRU)."""
+    critic_hidden_sizes: tuple[int, ...] = (64, 64)
+    """Critic widths."""
+    activation: str = "relu"
+    """relu, tanh or gelu."""
+    recurrent: bool = False
+    """GRU actor (dense -> GRU -> head) instead of an MLP."""
+    individual_rewards: bool = False
+    """Train on each agent's own reward (IPPO only) instead of the team reward."""
+    normalize_advantages: bool = True
+    """Standardise advantages per minibatch."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over training."""
+
+    def validate(self, centralised: bool) -> None:
+        """Raise ConfigError for settings that cannot work."""
+        require(self.lr > 0, "algo.lr", f"must be > 0, got {self.lr}")
+        require(self.num_envs >= 1, "algo.num-envs", "must be >= 1")
+        require(self.rollout_length >= 1, "algo.rollout-length", "must be >= 1")
+        require(self.num_epochs >= 1, "algo.num-epochs", "must be >= 1")
+        require(
+            self.num_minibatches >= 1 and self.num_envs % self.num_minibatches == 0,
+            "algo.num-minibatches",
+            f"must divide algo.num-envs ({self.num_envs}), got {self.num_minibatches}",
+        )
+        require(0 <= self.gamma <= 1, "algo.gamma", "must be in [0, 1]")
+        require(0 <= self.gae_lambda <= 1, "algo.gae-lambda", "must be in [0, 1]")
+        require(
+            self.activation in ("relu", "tanh", "gelu"),
+            "algo.activation",
+            f"must be one of relu, tanh, gelu; got {self.activation!r}",
+        )
+        require(
+            not self.recurrent or len(self.hidden_sizes) == 2,
+            "algo.hidden-sizes",
+            "a recurrent actor takes exactly two widths (input layer, GRU)",
+        )
+        require(
+            not (centralised and self.individual_rewards),
+            "algo.individual-rewards",
+            "needs a per-agent critic (ippo)",
+        )
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps (per seed) consumed by one update."""
+        return self.num_envs * self.rollout_length
+
+
+# ------------------------------------------------------------------------------------ state
+
+
+class EpisodeStats(NamedTuple):
+    """Running and completed-episode statistics per env."""
+
+    running_return: jax.Array  # [E]
+    running_length: jax.Array  # [E]
+    completed_return: jax.Array  # [] sum over episodes completed since the last read
+    completed_won: jax.Array  # []
+    completed_count: jax.Array  # []
+
+
+class TrainState(NamedTuple):
+    """Everything an update needs; one per seed."""
+
+    variables: dict[str, Any]  # {"params": {"actor", "critic"}, "buffers": {...}}
+    opt_state: Any
+    aux_state: Any
+    env_state: Any
+    last_step: EnvStep
+    hidden: jax.Array  # [E, N, H] actor state at the start of the next rollout
+    starts: jax.Array  # [E] True where the next step begins an episode
+    stats: EpisodeStats
+    key: jax.Array
+    env_steps: jax.Array
+    updates: jax.Array
+
+
+class Rollout(NamedTuple):
+    """One rollout, time-major."""
+
+    obs: jax.Array  # [T, E, N, D]
+    action_mask: jax.Array  # [T, E, N, A]
+    global_state: jax.Array  # [T, E, S]
+    starts: jax.Array  # [T, E]
+    action: jax.Array  # [T, E, N] or [T, E, N, A]
+    log_prob: jax.Array  # [T, E, N]
+    value: jax.Array  # [T, E] (MAPPO) or [T, E, N] (IPPO)
+    reward: jax.Array  # like value
+    terminated: jax.Array  # [T, E]
+    episode_end: jax.Array  # [T, E]
+    final_value: jax.Array  # like value
+
+
+# ----------------------------------------------------------------------------- construction
+
+
+@dataclasses.dataclass(frozen=True)
+class PPO:
+    """MAPPO (``centralised=True``) or IPPO on one environment with one sharing strategy."""
+
+    env: MultiAgentEnv
+    strategy: SharingStrategy
+    config: PPOConfig
+    centralised: bool
+    total_steps: int
+
+    def __post_init__(self) -> None:
+        self.config.validate(self.centralised)
+
+    @property
+    def spec(self) -> EnvSpec:
+        """The environment's static facts."""
+        return self.env.spec
+
+    @property
+    def policy(self) -> Policy:
+        """The actor network."""
+        return Policy(
+            self.strategy,
+            self.spec.num_agents,
+            self.spec.num_actions,
+            self.spec.action_kind,
+            self.config.hidden_sizes,
+            self.config.recurrent,
+            self.config.activation,
+        )
+
+    @property
+    def critic(self) -> CentralCritic | AgentCritic:
+        """The critic network."""
+        if self.centralised:
+            return CentralCritic(self.config.critic_hidden_sizes, self.config.activation)
+        return AgentCritic(
+            self.strategy,
+            self.spec.num_agents,
+            self.config.critic_hidden_sizes,
+            self.config.activation,
+        )
+
+    @property
+    def agent_ids(self) -> jax.Array:
+        """[N]: broadcast along the agent axis."""
+        return jnp.arange(self.spec.num_agents)
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """Adam with global-norm clipping (and linear decay when annealing)."""
+        lr: Any = self.config.lr
+        if self.config.anneal_lr:
+            num_updates = max(1, self.total_steps // self.config.steps_per_update)
+            grad_steps = num_updates * self.config.num_epochs * self.config.num_minibatches
+            lr = optax.linear_schedule(self.config.lr, 0.0, grad_steps)
+        return optax.chain(optax.clip_by_global_norm(self.config.max_grad_norm), optax.adam(lr))
+
+    def values(self, params_and_buffers: dict[str, Any], step_obs: jax.Array, state: jax.Array):
+        """Critic values: [..., ] from the global state (MAPPO) or [..., N] from observations."""
+        critic_vars = _select(params_and_buffers, "critic")
+        if self.centralised:
+            return self.critic.apply(critic_vars, state)
+        return self.critic.apply(critic_vars, step_obs, self.agent_ids)
+
+    def init(self, key: jax.Array) -> TrainState:
+        """Fresh networks, optimizer and environments for one seed."""
+        spec, cfg = self.spec, self.config
+        actor_key, critic_key, env_key, key = jax.random.split(key, 4)
+        env_keys = jax.random.split(env_key, cfg.num_envs)
+        env_state, first = jax.vmap(self.env.reset)(env_keys)
+        hidden = jnp.zeros((cfg.num_envs, spec.num_agents, self.policy.hidden_size))
+        starts = jnp.ones((cfg.num_envs,), bool)
+        actor_vars = self.policy.init(
+            actor_key,
+            hidden,
+            first.obs[None],
+            self.agent_ids,
+            starts[None],
+            first.action_mask[None],
+        )
+        if self.centralised:
+            critic_vars = self.critic.init(critic_key, first.global_state)
+        else:
+            critic_vars = self.critic.init(critic_key, first.obs, self.agent_ids)
+        variables = _merge(actor=actor_vars, critic=critic_vars)
+        zeros = jnp.zeros((cfg.num_envs,))
+        return TrainState(
+            variables=variables,
+            opt_state=self.optimizer().init(variables["params"]),
+            aux_state=self.strategy.init_aux_state(),
+            env_state=env_state,
+            last_step=first,
+            hidden=hidden,
+            starts=starts,
+            stats=EpisodeStats(zeros, zeros, jnp.zeros(()), jnp.zeros(()), jnp.zeros(())),
+            key=key,
+            env_steps=jnp.zeros((), jnp.int32),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    # ---------------------------------------------------------------------------- rollout
+
+    def rollout(self, state: TrainState) -> tuple[TrainState, Rollout, jax.Array]:
+        """Collect T steps from E envs; also return the actor state at the rollout's start."""
+        cfg, spec = self.config, self.spec
+        actor_vars = _select(state.variables, "actor")
+
+        def env_step(carry: TrainState, step_key: jax.Array) -> tuple[TrainState, Rollout]:
+            act_key, env_key = jax.random.split(step_key)
+            last = carry.last_step
+            hidden, output = self.policy.apply(
+                actor_vars,
+                carry.hidden,
+                last.obs[None],
+                self.agent_ids,
+                carry.starts[None],
+                last.action_mask[None],
+            )
+            output = jax.tree_util.tree_map(lambda x: x[0], output)
+            action, log_prob = sample_action(output, act_key, last.action_mask, spec.action_kind)
+            value = self.values(carry.variables, last.obs, last.global_state)
+            env_state, step = jax.vmap(self.env.step)(
+                jax.random.split(env_key, cfg.num_envs), carry.env_state, action
+            )
+            final_value = self.values(carry.variables, step.final_obs, step.final_global_state)
+            reward = step.reward if cfg.individual_rewards else step.team_reward
+            if not self.centralised and not cfg.individual_rewards:
+                reward = jnp.broadcast_to(reward[:, None], value.shape)
+            transition = Rollout(
+                obs=last.obs,
+                action_mask=last.action_mask,
+                global_state=last.global_state,
+                starts=carry.starts,
+                action=action,
+                log_prob=log_prob,
+                value=value,
+                reward=reward,
+                terminated=step.terminated,
+                episode_end=step.episode_end,
+                final_value=final_value,
+            )
+            carry = carry._replace(
+                env_state=env_state,
+                last_step=step,
+                hidden=hidden,
+                starts=step.episode_end,
+                stats=_track_episodes(carry.stats, step),
+            )
+            return carry, transition
+
+        key, rollout_key = jax.random.split(state.key)
+        state = state._replace(key=key)
+        start_hidden = state.hidden
+        state, rollout = jax.lax.scan(
+            env_step, state, jax.random.split(rollout_key, cfg.rollout_length)
+        )
+        return (
+            state._replace(env_steps=state.env_steps + cfg.steps_per_update),
+            rollout,
+            start_hidden,
+        )
+
+    # ----------------------------------------------------------------------------- update
+
+    def loss(
+        self,
+        params: dict[str, Any],
+        variables: dict[str, Any],
+        aux_state: Any,
+        batch: Rollout,
+        hidden: jax.Array,
+        advantages: jax.Array,
+        targets: jax.Array,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """PPO loss on one minibatch of whole sequences, plus the strategy's auxiliary loss."""
+        cfg, spec = self.config, self.spec
+        full = {**variables, "params": params}
+        _, output = self.policy.apply(
+            _select(full, "actor"),
+            hidden,
+            batch.obs,
+            self.agent_ids,
+            batch.starts,
+            batch.action_mask,
+        )
+        log_prob, entropy = log_prob_and_entropy(
+            output, batch.action, batch.action_mask, spec.action_kind
+        )
+        values = self.values(full, batch.obs, batch.global_state)
+        agent_advantages = advantages if advantages.ndim == log_prob.ndim else advantages[..., None]
+        agent_advantages = jnp.broadcast_to(agent_advantages, log_prob.shape)
+        if cfg.normalize_advantages:
+            agent_advantages = normalize(agent_advantages)
+        policy_loss, clip_fraction = clipped_policy_loss(
+            log_prob, batch.log_prob, agent_advantages, cfg.clip
+        )
+        value_loss = clipped_value_loss(values, batch.value, targets, cfg.value_clip)
+        entropy_mean = jnp.mean(entropy)
+        rl_loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
+        aux = self.strategy.aux_loss(full, aux_state)
+        metrics = {
+            "loss/policy": policy_loss,
+            "loss/value": value_loss,
+            "loss/entropy": entropy_mean,
+            "loss/clip_fraction": clip_fraction,
+            "loss/aux": aux.loss,
+            **aux.metrics,
+        }
+        return rl_loss + aux.loss, {"rl_loss": rl_loss, **metrics}
+
+    def update(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One PPO update: rollout, GAE, epochs of minibatch steps, strategy maintenance."""
+        cfg = self.config
+        steps_before = state.env_steps
+        state, rollout, start_hidden = self.rollout(state)
+        last = state.last_step
+        last_value = self.values(state.variables, last.obs, last.global_state)
+        ends = rollout.episode_end
+        terminated = rollout.terminated
+        if rollout.value.ndim == 3:
+            ends, terminated = ends[..., None], terminated[..., None]
+        next_values = next_state_values(rollout.value, last_value, rollout.final_value, ends)
+        advantages, targets = generalized_advantages(
+            rollout.reward, rollout.value, next_values, terminated, ends, cfg.gamma, cfg.gae_lambda
+        )
+        optimizer = self.optimizer()
+        grad_fn = jax.grad(self.loss, has_aux=True)
+
+        def minibatch_step(carry, indices):
+            variables, opt_state, aux_state = carry
+            take = lambda x: jnp.take(x, indices, axis=1)  # noqa: E731  (env axis of [T, E, ...])
+            grads, metrics = grad_fn(
+                variables["params"],
+                variables,
+                aux_state,
+                jax.tree_util.tree_map(take, rollout),
+                jnp.take(start_hidden, indices, axis=0),
+                take(advantages),
+                take(targets),
+            )
+            updates, opt_state = optimizer.update(grads, opt_state, variables["params"])
+            params = optax.apply_updates(variables["params"], updates)
+            rl_loss = metrics.pop("rl_loss")
+            aux_state = self.strategy.update_aux_state(
+                aux_state, rl_loss, AuxOutput(metrics["loss/aux"], metrics)
+            )
+            return ({**variables, "params": params}, opt_state, aux_state), metrics
+
+        def epoch(carry, epoch_key):
+            order = jax.random.permutation(epoch_key, cfg.num_envs)
+            batches = order.reshape(cfg.num_minibatches, -1)
+            return jax.lax.scan(minibatch_step, carry, batches)
+
+        key, epoch_key, maintain_key = jax.random.split(state.key, 3)
+        (variables, opt_state, aux_state), metrics = jax.lax.scan(
+            epoch,
+            (state.variables, state.opt_state, state.aux_state),
+            jax.random.split(epoch_key, cfg.num_epochs),
+        )
+        variables = dict(
+            self.strategy.maintain(
+                variables, maintain_key, steps_before, state.env_steps, self.total_steps
+            )
+        )
+        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=(0, 1)), metrics)
+        state = state._replace(
+            variables=variables,
+            opt_state=opt_state,
+            aux_state=aux_state,
+            key=key,
+            updates=state.updates + 1,
+        )
+        return state, metrics
+
+    def train_chunk(
+        self, state: TrainState, num_updates: int
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """``num_updates`` updates; returns the mean metrics and the completed-episode stats."""
+        state = state._replace(
+            stats=state.stats._replace(
+                completed_return=jnp.zeros(()),
+                completed_won=jnp.zeros(()),
+                completed_count=jnp.zeros(()),
+            )
+        )
+        state, metrics = jax.lax.scan(lambda s, _: self.update(s), state, None, length=num_updates)
+        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
+        count = state.stats.completed_count
+        metrics["train/return"] = state.stats.completed_return / jnp.maximum(count, 1)
+        metrics["train/win_rate"] = state.stats.completed_won / jnp.maximum(count, 1)
+        metrics["train/episodes"] = count
+        return state, metrics
+
+    # ------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, variables: dict[str, Any], key: jax.Array, num_episodes: int):
+        """Greedy return (and win rate) over ``num_episodes`` episodes, one per parallel env."""
+        spec = self.spec
+        actor_vars = _select(variables, "actor")
+        env_state, first = jax.vmap(self.env.reset)(jax.random.split(key, num_episodes))
+        hidden = jnp.zeros((num_episodes, spec.num_agents, self.policy.hidden_size))
+        live = jnp.ones((num_episodes,), bool)
+        init = (env_state, first, hidden, jnp.ones((num_episodes,), bool), live)
+        zeros = jnp.zeros((num_episodes,))
+
+        def step(carry, step_key):
+            (env_state, last, hidden, starts, live), (ret, won) = carry
+            hidden, output = self.policy.apply(
+                actor_vars,
+                hidden,
+                last.obs[None],
+                self.agent_ids,
+                starts[None],
+                last.action_mask[None],
+            )
+            action = greedy_action(jax.tree_util.tree_map(lambda x: x[0], output), spec.action_kind)
+            env_state, out = jax.vmap(self.env.step)(
+                jax.random.split(step_key, num_episodes), env_state, action
+            )
+            ret = ret + jnp.where(live, out.team_reward, 0.0)
+            won = won | (live & out.won)
+            live = live & ~out.episode_end
+            return ((env_state, out, hidden, out.episode_end, live), (ret, won)), None
+
+        (_, (returns, won)), _ = jax.lax.scan(
+            step,
+            (init, (zeros, jnp.zeros((num_episodes,), bool))),
+            jax.random.split(key, spec.episode_limit),
+        )
+        return returns, won
+
+
+def _merge(**networks: dict[str, Any]) -> dict[str, Any]:
+    """{"params": {name: ...}, "buffers": {name: ...}} from per-network variables."""
+    merged: dict[str, Any] = {"params": {}, "buffers": {}}
+    for name, variables in networks.items():
+        for collection, tree in variables.items():
+            merged.setdefault(collection, {})[name] = tree
+    return merged
+
+
+def _select(variables: dict[str, Any], name: str) -> dict[str, Any]:
+    """One network's variables out of merged ones."""
+    return {c: tree[name] for c, tree in variables.items() if name in tree}
+
+
+def _track_episodes(stats: EpisodeStats, step: EnvStep) -> EpisodeStats:
+    """Accumulate the team return; move finished episodes into the completed sums."""
+    running = stats.running_return + step.team_reward
+    ended = step.episode_end
+    return EpisodeStats(
+        running_return=jnp.where(ended, 0.0, running),
+        running_length=jnp.where(ended, 0.0, stats.running_length + 1),
+        completed_return=stats.completed_return + jnp.sum(jnp.where(ended, running, 0.0)),
+        completed_won=stats.completed_won + jnp.sum(ended & step.won),
+        completed_count=stats.completed_count + jnp.sum(ended),
+    )

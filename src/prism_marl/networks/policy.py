@@ -1,0 +1,152 @@
+"""Policies and critics used by the on-policy algorithms.
+
+A policy is time-major: it takes (hidden [B, H], obs [T, B, D], ids, resets [T, B],
+action_mask [T, B, A]) and returns (hidden, output [T, B, ...]); a feed-forward policy ignores
+hidden and resets, so algorithms treat both kinds alike. B may be several axes (envs, agents).
+Discrete policies output masked logits; continuous ones (mean, log_std) over padded action
+dimensions, where the mask marks the agent's real dimensions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from prism_marl.networks.heads import (
+    CategoricalHead,
+    GaussianHead,
+    categorical_entropy,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_log_prob,
+)
+from prism_marl.networks.torso import ACTIVATIONS, GRUTorso, MLPTorso
+from prism_marl.sharing.base import SharingStrategy
+
+ActionKind = Literal["discrete", "continuous"]
+
+
+class Policy(nn.Module):
+    """Per-agent policy from one sharing strategy: MLP or dense -> GRU torso, then a head."""
+
+    strategy: SharingStrategy
+    num_agents: int
+    num_actions: int
+    action_kind: ActionKind = "discrete"
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    recurrent: bool = False
+    activation: str = "relu"
+
+    @property
+    def hidden_size(self) -> int:
+        """Size of the recurrent state (1 for a feed-forward policy, unused)."""
+        return self.hidden_sizes[-1] if self.recurrent else 1
+
+    @nn.compact
+    def __call__(
+        self,
+        hidden: jax.Array,
+        obs: jax.Array,
+        agent_ids: jax.Array,
+        resets: jax.Array,
+        action_mask: jax.Array,
+    ) -> tuple[jax.Array, Any]:
+        """Return (next hidden, logits or (mean, log_std)), both time-major."""
+        if self.recurrent:
+            hidden, features = GRUTorso(
+                self.strategy,
+                self.num_agents,
+                self.hidden_sizes[0],
+                self.hidden_sizes[-1],
+                self.activation,
+                name="torso",
+            )(hidden, obs, agent_ids, resets)
+        else:
+            features = MLPTorso(
+                self.strategy, self.num_agents, self.hidden_sizes, self.activation, name="torso"
+            )(obs, agent_ids)
+        depth = 2 if self.recurrent else len(self.hidden_sizes)
+        if self.action_kind == "discrete":
+            return hidden, CategoricalHead(
+                self.strategy, self.num_agents, self.num_actions, depth=depth, name="head"
+            )(features, agent_ids, action_mask)
+        return hidden, GaussianHead(
+            self.strategy, self.num_agents, self.num_actions, depth=depth, name="head"
+        )(features, agent_ids)
+
+
+class AgentCritic(nn.Module):
+    """Per-agent value V(o_i) built from the sharing strategy (IPPO): [..., D] -> [...]."""
+
+    strategy: SharingStrategy
+    num_agents: int
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, agent_ids: jax.Array) -> jax.Array:
+        """Values for each agent's observation."""
+        features = MLPTorso(
+            self.strategy, self.num_agents, self.hidden_sizes, self.activation, name="torso"
+        )(obs, agent_ids)
+        value = self.strategy.dense(
+            1,
+            self.num_agents,
+            hidden=False,
+            depth=len(self.hidden_sizes),
+            kernel_init=nn.initializers.orthogonal(1.0),
+            name="value",
+        )(features, agent_ids)
+        return value[..., 0]
+
+
+class CentralCritic(nn.Module):
+    """Centralised value V(s) on the global state (MAPPO): one plain network, [..., S] -> [...]."""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, state: jax.Array) -> jax.Array:
+        """Values of global states."""
+        x = state
+        for width in self.hidden_sizes:
+            x = ACTIVATIONS[self.activation](
+                nn.Dense(width, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x)
+            )
+        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+
+
+def sample_action(
+    output: Any, key: jax.Array, action_mask: jax.Array, kind: ActionKind
+) -> tuple[jax.Array, jax.Array]:
+    """Draw an action and its log-probability; continuous padding dimensions are zero."""
+    if kind == "discrete":
+        action = jax.random.categorical(key, output)
+        return action, categorical_log_prob(output, action)
+    mean, log_std = output
+    action = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    action = jnp.where(action_mask, action, 0.0)
+    return action, gaussian_log_prob(mean, log_std, action, action_mask)
+
+
+def greedy_action(output: Any, kind: ActionKind) -> jax.Array:
+    """The most likely action (argmax logits, or the Gaussian mean)."""
+    if kind == "discrete":
+        return jnp.argmax(output, axis=-1)
+    return output[0]
+
+
+def log_prob_and_entropy(
+    output: Any, action: jax.Array, action_mask: jax.Array, kind: ActionKind
+) -> tuple[jax.Array, jax.Array]:
+    """log π(a) and H(π) for the policy output."""
+    if kind == "discrete":
+        return categorical_log_prob(output, action), categorical_entropy(output)
+    mean, log_std = output
+    return gaussian_log_prob(mean, log_std, action, action_mask), gaussian_entropy(
+        log_std, action_mask
+    )

@@ -1,0 +1,1 @@
+"""Pure RL math shared by every algorithm: returns, losses, normalisation."""

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per command."""
     parser = OneLineParser(prog="prism-marl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    commands.add_parser("train", help="train a sharing strategy with MAPPO or IPPO (see train -h)")
+    commands.add_parser("eval", help="greedy evaluation (and a GIF) of a trained run (eval -h)")
     res = commands.add_parser(
         "resources",
         help="parameters, additional resource, optimizer bytes and FLOPs vs number of agents",
@@ -168,9 +170,18 @@ def print_budget(args, shape, strategies, budget_target, solve_width) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "train":
+            from prism_marl.cli_train import run_train
+
+            return run_train(argv[1:])
+        if argv and argv[0] == "eval":
+            from prism_marl.cli_train import run_eval
+
+            return run_eval(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return args.handler(args)
     except ConfigError as error:
         print(f"prism-marl: error: {error}", file=sys.stderr)

@@ -489,7 +489,7 @@ class PPO:
         return returns, won
 
 
-def _merge(**networks: dict[str, Any]) -> dict[str, Any]:
+def _merge(**networks: Any) -> dict[str, Any]:
     """{"params": {name: ...}, "buffers": {name: ...}} from per-network variables."""
     merged: dict[str, Any] = {"params": {}, "buffers": {}}
     for name, variables in networks.items():

@@ -60,3 +60,24 @@ def plot_resources(rows: Sequence[Resources], path: str | Path) -> None:
     for axis in (top, bottom):
         axis.grid(True, which="both", alpha=0.3)
     save_figure_atomically(figure, path)
+
+
+def plot_learning_curve(records: Sequence[dict], path: str | Path, title: str = "") -> None:
+    """Evaluation return against environment steps: mean over seeds, shaded min–max."""
+    import numpy as np
+
+    steps = sorted({r["env_steps"] for r in records})
+    figure, axis = plt.subplots(figsize=(6, 4))
+    if steps:
+        by_step = [[r["eval_return"] for r in records if r["env_steps"] == s] for s in steps]
+        mean = np.array([np.mean(v) for v in by_step])
+        axis.plot(steps, mean, "-o", ms=3, label="mean over seeds")
+        axis.fill_between(
+            steps, [min(v) for v in by_step], [max(v) for v in by_step], alpha=0.25, label="min–max"
+        )
+    axis.set_xlabel("environment steps per seed")
+    axis.set_ylabel("greedy evaluation return")
+    axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    save_figure_atomically(figure, path)

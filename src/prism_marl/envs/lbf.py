@@ -82,7 +82,7 @@ class UniformGenerator(RandomGenerator):
         food_levels = jnp.where(
             self.force_coop,
             jnp.full((self.num_food,), max_food_level),
-            self.sample_levels(max_food_level, (self.num_food,), key_food_level),
+            self.sample_levels(max_food_level, (self.num_food,), key_food_level),  # type: ignore[arg-type]
         )
         agents = jax.vmap(Agent)(
             id=jnp.arange(self.num_agents),
@@ -177,6 +177,9 @@ class LBFEnv:
         reset_state, reset_step = self.reset(key)
         return auto_reset(reset_state, reset_step, next_state, stepped)
 
-    def render_frame(self, state: State) -> Any:
-        """An RGB frame of the grid (numpy, host side)."""
-        return self._env.render(state)
+    def save_animation(self, states: list[State], path: str) -> None:
+        """Write the episode's states as a GIF (jumanji's viewer, host side)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        self._env.animate(states, interval=300, save_path=path)

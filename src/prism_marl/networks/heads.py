@@ -115,8 +115,10 @@ def categorical_entropy(logits: jax.Array) -> jax.Array:
 def gaussian_log_prob(
     mean: jax.Array, log_std: jax.Array, actions: jax.Array, mask: jax.Array | None = None
 ) -> jax.Array:
-    """Σ_a log N(a; μ, σ²) over the last axis, [...]; dimensions where ``mask`` is False (padding
-    of heterogeneous action sizes) are left out."""
+    """Σ_a log N(a; μ, σ²) over the last axis, [...].
+
+    Dimensions where ``mask`` is False (padding of heterogeneous action sizes) are left out.
+    """
     z = (actions - mean) * jnp.exp(-log_std)
     per_dim = -0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2 * jnp.pi)
     if mask is not None:

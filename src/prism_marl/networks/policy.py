@@ -143,7 +143,7 @@ def greedy_action(output: Any, kind: ActionKind) -> jax.Array:
 def log_prob_and_entropy(
     output: Any, action: jax.Array, action_mask: jax.Array, kind: ActionKind
 ) -> tuple[jax.Array, jax.Array]:
-    """log π(a) and H(π) for the policy output."""
+    """Log π(a) and H(π) for the policy output."""
     if kind == "discrete":
         return categorical_log_prob(output, action), categorical_entropy(output)
     mean, log_std = output

@@ -1,0 +1,179 @@
+"""``prism-marl train`` and ``prism-marl eval``.
+
+Basic flags: --algo NAME --sharing NAME --env ID --num-seeds N --total-steps N --run-dir DIR;
+every field of the chosen strategy, algorithm and environment is a further flag
+(``--sharing.rank 16``, ``--algo.lr 3e-4``, ``--env.episode-limit 50``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from prism_marl.cli import OneLineParser, positive_int
+from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
+from prism_marl.flags import add_dataclass_flags, overrides
+from prism_marl.presets import PRESETS
+from prism_marl.sharing import STRATEGIES
+from prism_marl.sharing.base import ConfigError
+
+RUN_FIELDS = (
+    "num_seeds",
+    "total_steps",
+    "eval_interval",
+    "eval_episodes",
+    "final_eval_episodes",
+    "seed",
+    "run_dir",
+)
+
+
+def _selection_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="prism-marl train", add_help=False)
+    parser.add_argument("--algo", choices=list(ALGORITHMS))
+    parser.add_argument("--sharing", choices=list(STRATEGIES))
+    parser.add_argument("--preset", choices=list(PRESETS))
+    parser.add_argument("--resume", metavar="RUN_DIR")
+    return parser
+
+
+def build_train_parser(sharing: str) -> argparse.ArgumentParser:
+    """The full parser, with the flags of the selected strategy."""
+    defaults = RunConfig()
+    parser = OneLineParser(
+        prog="prism-marl train",
+        description="Train a sharing strategy with MAPPO or IPPO; results go to --run-dir.",
+    )
+    parser.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: mappo)")
+    parser.add_argument(
+        "--sharing", choices=list(STRATEGIES), help="parameter-sharing strategy (default: prism)"
+    )
+    parser.add_argument("--env", metavar="ID", help="environment id (default: lbf:8x8-2p-2f-coop)")
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="paper-style settings of a benchmark family; explicit flags win",
+    )
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress line")
+    for name in RUN_FIELDS:
+        kind = str if name == "run_dir" else positive_int if name != "seed" else int
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            help=f"(default: {getattr(defaults, name)})",
+        )
+    add_dataclass_flags(
+        parser,
+        STRATEGIES[sharing],
+        "sharing",
+        STRATEGIES[sharing](),
+        f"strategy {sharing} (--sharing.*)",
+    )
+    add_dataclass_flags(
+        parser,
+        type(defaults.algo_config),
+        "algo",
+        defaults.algo_config,
+        "algorithm hyper-parameters (--algo.*)",
+    )
+    add_dataclass_flags(parser, EnvConfig, "env", EnvConfig(), "environment (--env.*)")
+    return parser
+
+
+def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespace]:
+    """Build the RunConfig from the command line (None when resuming)."""
+    selection, _ = _selection_parser().parse_known_args(argv)
+    sharing = selection.sharing or "prism"
+    args = build_train_parser(sharing).parse_args(argv)
+    if args.resume:
+        return None, args
+    preset: dict[str, Any] = PRESETS.get(args.preset or "", {})
+    run = {**preset.get("run", {})}
+    run.update({k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None})
+    if args.algo:
+        run["algo"] = args.algo
+    env_fields = {**preset.get("env", {}), **overrides(args, "env")}
+    if args.env:
+        env_fields["id"] = args.env
+    algo_fields = {**preset.get("algo", {}), **overrides(args, "algo")}
+    defaults = RunConfig()
+    config = RunConfig(
+        sharing=build_dataclass(STRATEGIES[sharing], overrides(args, "sharing")),
+        env=dataclasses.replace(EnvConfig(), **env_fields),
+        algo_config=dataclasses.replace(defaults.algo_config, **algo_fields),
+        **run,
+    )
+    return config, args
+
+
+def run_train(argv: list[str]) -> int:
+    """``prism-marl train``: validate everything before any file is written, then train."""
+    from prism_marl.run import Trainer
+
+    config, args = parse_train_args(argv)
+    progress = not args.no_progress
+    if config is None:
+        trainer = Trainer.from_run_dir(args.resume, progress=progress)
+    else:
+        trainer = Trainer(config, progress=progress)
+    summary = trainer.run()
+    assert summary is not None
+    print_summary(summary, trainer.run_dir)
+    return 0
+
+
+def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    """The results table at the end of training."""
+    print(
+        f"\n{summary['algo']} + {summary['sharing']} on {summary['env']}, "
+        f"{summary['num_seeds']} seeds × {summary['env_steps']:,} steps"
+    )
+    low, high = summary["final_return_ci95"]
+    rows = [
+        ("final return (mean)", f"{summary['final_return_mean']:.3f}"),
+        ("final return (IQM)", f"{summary['final_return_iqm']:.3f}"),
+        ("95% bootstrap CI", f"[{low:.3f}, {high:.3f}]"),
+        ("per seed", ", ".join(f"{v:.3f}" for v in summary["final_returns"])),
+    ]
+    if "final_win_rate_mean" in summary:
+        rows.append(("final win rate", f"{summary['final_win_rate_mean']:.3f}"))
+    rows += [
+        ("parameters (all networks)", f"{summary['parameters']:,}"),
+        ("additional (actor)", f"{summary['additional']:,}"),
+        ("steps/s (all seeds)", f"{summary['steps_per_second']:,.0f}"),
+        ("wall seconds", f"{summary['wall_seconds']:.1f}"),
+        ("results", str(run_dir)),
+        ("learning curve", str(run_dir / "learning_curve.png")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+def run_eval(argv: list[str]) -> int:
+    """``prism-marl eval RUN_DIR``: greedy returns from the last checkpoint, optional GIF."""
+    parser = OneLineParser(
+        prog="prism-marl eval", description="Greedy evaluation of a trained run's last checkpoint."
+    )
+    parser.add_argument("run_dir", help="a run directory written by prism-marl train")
+    parser.add_argument(
+        "--episodes", type=positive_int, default=100, help="episodes per seed (default: 100)"
+    )
+    parser.add_argument(
+        "--render", metavar="FILE.gif", help="render one greedy episode of seed 0 (LBF and SMAX)"
+    )
+    args = parser.parse_args(argv)
+    if args.render and not args.render.lower().endswith(".gif"):
+        raise ConfigError(f"--render: must be a .gif file, got {args.render!r}")
+    from prism_marl.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.episodes, args.render)
+    print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,141 @@
+"""The run configuration tree and its type-tagged JSON form.
+
+Every union member (the sharing strategy, the algorithm's hyper-parameters) is written with a
+``"type"`` tag so that ``config.json`` rebuilds the exact run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from prism_marl.algos.ppo import PPOConfig
+from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
+from prism_marl.sharing.base import ConfigError, require
+
+ALGORITHMS: dict[str, type] = {"mappo": PPOConfig, "ippo": PPOConfig}
+ENV_FAMILIES = ("lbf", "smax", "mabrax")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Which environment, and its switches."""
+
+    id: str = "lbf:8x8-2p-2f-coop"
+    """Environment id, e.g. lbf:8x8-2p-2f-coop, smax:3m, mabrax:hopper_3x1."""
+    episode_limit: int | None = None
+    """Steps before a time-limit truncation; None takes the benchmark's (LBF 50)."""
+    lbf_generator: str = "uniform"
+    """LBF start states: uniform (agents anywhere free) or jumanji (its row-biased generator)."""
+
+    def __post_init__(self) -> None:
+        family = self.id.split(":", 1)[0]
+        require(
+            ":" in self.id and family in ENV_FAMILIES,
+            "env",
+            f"unknown environment {self.id!r}; valid families: lbf:, smax:, mabrax:",
+        )
+        require(
+            self.episode_limit is None or self.episode_limit >= 1,
+            "env.episode-limit",
+            "must be >= 1",
+        )
+        require(
+            self.lbf_generator in ("uniform", "jumanji"),
+            "env.lbf-generator",
+            f"must be one of uniform, jumanji; got {self.lbf_generator!r}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One training run: algorithm, sharing strategy, environment and the run's bookkeeping."""
+
+    algo: str = "mappo"
+    """Algorithm: mappo or ippo."""
+    sharing: SharingStrategy = Prism()
+    """Parameter-sharing strategy."""
+    env: EnvConfig = EnvConfig()
+    """Environment."""
+    algo_config: PPOConfig = PPOConfig()
+    """The algorithm's hyper-parameters (flags --algo.*)."""
+    num_seeds: int = 3
+    """Seeds trained side by side (vmapped)."""
+    total_steps: int = 1_000_000
+    """Environment steps per seed."""
+    eval_interval: int = 100_000
+    """Environment steps per seed between evaluations, logs and checkpoints."""
+    eval_episodes: int = 32
+    """Greedy evaluation episodes per seed at each evaluation."""
+    final_eval_episodes: int = 320
+    """Greedy episodes per seed for the final (absolute) evaluation."""
+    seed: int = 0
+    """Base random seed; seed i of the run uses fold_in(seed, i)."""
+    run_dir: str = "runs/default"
+    """Where results and checkpoints go."""
+
+    def __post_init__(self) -> None:
+        require(
+            self.algo in ALGORITHMS,
+            "algo",
+            f"unknown algorithm {self.algo!r}; valid: {', '.join(ALGORITHMS)}",
+        )
+        require(self.num_seeds >= 1, "num-seeds", "must be >= 1")
+        require(self.total_steps >= 1, "total-steps", "must be >= 1")
+        require(self.eval_interval >= 1, "eval-interval", "must be >= 1")
+        require(self.eval_episodes >= 1, "eval-episodes", "must be >= 1")
+        require(self.final_eval_episodes >= 1, "final-eval-episodes", "must be >= 1")
+
+
+def to_dict(value: Any) -> Any:
+    """A dataclass tree as JSON-ready data, tagging every strategy with its ``type``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, SharingStrategy):
+            return {"type": value.name, **data}
+        if isinstance(value, PPOConfig):
+            return {"type": "ppo", **data}
+        return data
+    if isinstance(value, tuple):
+        return [to_dict(v) for v in value]
+    return value
+
+
+def _coerce(field_type: Any, value: Any) -> Any:
+    """Lists back to tuples where the field is a tuple."""
+    if value is None:
+        return None
+    origin = typing.get_origin(field_type)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(field_type):
+            if arg is not type(None):
+                return _coerce(arg, value)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
+    """Instantiate ``cls`` from a dict, converting lists to tuples for tuple fields."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known - {"type"}
+    if unknown:
+        raise ConfigError(f"config: unknown field(s) {sorted(unknown)} for {cls.__name__}")
+    return cls(**{k: _coerce(hints[k], v) for k, v in data.items() if k != "type"})
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a RunConfig from ``to_dict``'s output (config.json)."""
+    sharing = data["sharing"]
+    if sharing.get("type") not in STRATEGIES:
+        raise ConfigError(f"config: unknown sharing type {sharing.get('type')!r}")
+    return RunConfig(
+        algo=data["algo"],
+        sharing=build_dataclass(STRATEGIES[sharing["type"]], sharing),
+        env=build_dataclass(EnvConfig, data["env"]),
+        algo_config=build_dataclass(PPOConfig, data["algo_config"]),
+        **{k: v for k, v in data.items() if k not in ("algo", "sharing", "env", "algo_config")},
+    )

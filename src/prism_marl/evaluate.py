@@ -1,0 +1,81 @@
+"""Greedy evaluation of a saved run, and episode rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prism_marl.networks.policy import greedy_action
+from prism_marl.run import Trainer, seed_keys
+from prism_marl.sharing.base import ConfigError
+
+
+def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:
+    """The run's trainer and its last checkpointed state (all seeds)."""
+    trainer = Trainer.from_run_dir(run_dir, progress=False)
+    template = jax.jit(jax.vmap(trainer.algo.init))(seed_keys(trainer.config))
+    manager = trainer._checkpointer()
+    restored = trainer._restore(manager, template)
+    manager.close()
+    if restored is None:
+        raise ConfigError(f"run_dir: {run_dir} has no checkpoint to evaluate")
+    return trainer, restored[1]
+
+
+def evaluate_run(run_dir: str | Path, episodes: int, render: str | None = None) -> dict[str, Any]:
+    """Greedy return (and win rate) per seed over ``episodes`` episodes; optionally a GIF."""
+    trainer, state = load_trained(run_dir)
+    returns, won = trainer._evaluate(state, 99_999, episodes)
+    returns, won = np.asarray(returns), np.asarray(won)
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "episodes_per_seed": episodes,
+        "return_mean": float(returns.mean()),
+        "return_per_seed": [float(r) for r in returns.mean(axis=1)],
+    }
+    if trainer.spec.has_win:
+        result["win_rate_mean"] = float(won.mean())
+    if render:
+        variables = jax.tree_util.tree_map(lambda x: x[0], state.variables)
+        render_episode(trainer, variables, render)
+        result["render"] = render
+    return result
+
+
+def render_episode(trainer: Trainer, variables: dict[str, Any], path: str) -> None:
+    """Play one greedy episode and save it as a GIF through the adapter's renderer."""
+    env, algo = trainer.algo.env, trainer.algo
+    if not hasattr(env, "save_animation"):
+        raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
+    actor = {c: tree["actor"] for c, tree in variables.items() if "actor" in tree}
+    hidden = jnp.zeros((trainer.spec.num_agents, algo.policy.hidden_size))
+
+    @jax.jit
+    def act(hidden, step):
+        hidden, out = algo.policy.apply(
+            actor,
+            hidden[None],
+            step.obs[None, None],
+            algo.agent_ids,
+            jnp.zeros((1, 1), bool),
+            step.action_mask[None, None],
+        )
+        out = jax.tree_util.tree_map(lambda x: x[0, 0], out)
+        return hidden[0], greedy_action(out, trainer.spec.action_kind)
+
+    key = jax.random.PRNGKey(0)
+    env_state, step = jax.jit(env.reset)(key)
+    step_fn = jax.jit(env.step)
+    states = [env_state]
+    for t in range(trainer.spec.episode_limit):
+        hidden, action = act(hidden, step)
+        env_state, step = step_fn(jax.random.fold_in(key, t), env_state, action)
+        if bool(step.episode_end):
+            break
+        states.append(env_state)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    env.save_animation(states, path)

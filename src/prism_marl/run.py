@@ -1,0 +1,409 @@
+"""The chunked outer loop: train chunk -> evaluate -> log -> checkpoint, for all seeds at once.
+
+``init`` and ``train_chunk`` run under ``jit(vmap(...))`` over seeds; this host loop writes the
+results files, a progress line and orbax checkpoints. A resumed run restores the last
+checkpoint, drops log lines written after it, and continues with the same keys, so it ends with
+the same metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from prism_marl.algos.ppo import PPO, TrainState
+from prism_marl.config import RunConfig, from_dict, to_dict
+from prism_marl.envs import make_env
+from prism_marl.envs.base import EnvSpec
+from prism_marl.results import (
+    bootstrap_ci,
+    interquartile_mean,
+    read_jsonl,
+    to_builtin,
+    write_json,
+    write_jsonl,
+)
+from prism_marl.sharing.base import ConfigError, SharingStrategy, count_leaves
+from prism_marl.sharing.clustering import AgentTransitions
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+MARL_EVAL_FILE = "marl_eval.json"
+CURVE_FILE = "learning_curve.png"
+
+
+@dataclasses.dataclass
+class Plan:
+    """How a run's steps divide into updates and chunks."""
+
+    steps_per_update: int
+    updates_per_chunk: int
+    num_chunks: int
+
+    @classmethod
+    def of(cls, config: RunConfig) -> Plan:
+        """Chunks of whole updates covering ``total_steps`` (rounded up)."""
+        per_update = config.algo_config.steps_per_update
+        per_chunk = max(1, config.eval_interval // per_update)
+        chunk_steps = per_chunk * per_update
+        return cls(per_update, per_chunk, max(1, math.ceil(config.total_steps / chunk_steps)))
+
+    @property
+    def chunk_steps(self) -> int:
+        """Environment steps per seed in one chunk."""
+        return self.steps_per_update * self.updates_per_chunk
+
+
+def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) -> PPO:
+    """The algorithm object for a run (with an explicit strategy during SePS's phases)."""
+    env = make_env(config.env)
+    return PPO(
+        env,
+        strategy or config.sharing,
+        config.algo_config,
+        centralised=config.algo == "mappo",
+        total_steps=Plan.of(config).num_chunks * Plan.of(config).chunk_steps,
+    )
+
+
+def seed_keys(config: RunConfig) -> jax.Array:
+    """One raw PRNG key per seed: fold_in(PRNGKey(seed), i)."""
+    base = jax.random.PRNGKey(config.seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(config.num_seeds))
+
+
+class Progress:
+    """One terminal line: steps, steps per second, latest return and time left."""
+
+    def __init__(self, total: int, num_seeds: int, enabled: bool):
+        self.total, self.num_seeds, self.enabled = total, num_seeds, enabled
+        self.start = time.time()
+
+    def update(self, done: int, done_this_session: int, latest_return: float) -> None:
+        """Redraw the line."""
+        if not self.enabled:
+            return
+        elapsed = max(time.time() - self.start, 1e-9)
+        rate = done_this_session / elapsed
+        left = (self.total - done) / rate if rate > 0 else float("inf")
+        all_seeds = rate * self.num_seeds
+        width = 24
+        filled = int(width * done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        sys.stderr.write(
+            f"\r[{bar}] {done:,}/{self.total:,} steps/seed | {all_seeds:,.0f} steps/s | "
+            f"return {latest_return:.3f} | {left:,.0f}s left   "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """End the line."""
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+class Trainer:
+    """Runs (or resumes) one RunConfig and writes its results files."""
+
+    def __init__(self, config: RunConfig, *, resume: bool = False, progress: bool = True):
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.plan = Plan.of(config)
+        self.progress = progress
+        self.resume = resume
+        self.algo = build_algorithm(config)  # validates the environment and algorithm
+        self.spec: EnvSpec = self.algo.spec
+
+    # ----------------------------------------------------------------------- bookkeeping
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, *, progress: bool = True) -> Trainer:
+        """A trainer that resumes the run stored in ``run_dir``."""
+        path = Path(run_dir) / CONFIG_FILE
+        if not path.exists():
+            raise ConfigError(f"resume: {run_dir} holds no {CONFIG_FILE}")
+        import json
+
+        config = from_dict(json.loads(path.read_text()))
+        return cls(
+            dataclasses.replace(config, run_dir=str(run_dir)), resume=True, progress=progress
+        )
+
+    def _checkpointer(self) -> ocp.CheckpointManager:
+        return ocp.CheckpointManager(
+            (self.run_dir / "checkpoints").absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+        )
+
+    def _save(self, manager: ocp.CheckpointManager, chunk: int, state: TrainState, wall: float):
+        payload = {"state": state, "wall_seconds": np.asarray(wall)}
+        manager.save(chunk, args=ocp.args.StandardSave(payload))
+        manager.wait_until_finished()
+
+    def _restore(self, manager: ocp.CheckpointManager, template: TrainState):
+        chunk = manager.latest_step()
+        if chunk is None:
+            return None
+        target = {"state": template, "wall_seconds": np.asarray(0.0)}
+        restored = manager.restore(chunk, args=ocp.args.StandardRestore(target))
+        return chunk, restored["state"], float(restored["wall_seconds"])
+
+    # -------------------------------------------------------------------------- training
+
+    def run(self, max_chunks: int | None = None) -> dict[str, Any] | None:
+        """Train every chunk (from the last checkpoint when resuming) and write the results.
+
+        ``max_chunks`` stops after that many chunks of this session without the final
+        evaluation, as a killed run would (returns None).
+        """
+        if not self.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise ConfigError(
+                f"run-dir: {self.run_dir} already holds a run; resume it with "
+                "`prism-marl train --resume` or choose another directory"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
+        manager = self._checkpointer()
+        init = jax.jit(jax.vmap(self.algo.init))
+        state = init(seed_keys(self.config))
+        start_chunk, wall_before = 0, 0.0
+        restored = self._restore(manager, state) if self.resume else None
+        records = read_jsonl(self.run_dir / METRICS_FILE) if self.resume else []
+        if restored is not None:
+            last_chunk, state, wall_before = restored
+            start_chunk = last_chunk + 1
+        done_steps = start_chunk * self.plan.chunk_steps
+        records = [r for r in records if r["env_steps"] <= done_steps]
+        write_jsonl(self.run_dir / METRICS_FILE, records)
+
+        from tensorboardX import SummaryWriter
+
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=done_steps + 1)
+        progress = Progress(
+            self.plan.num_chunks * self.plan.chunk_steps, self.config.num_seeds, self.progress
+        )
+        session_start = time.time()
+        session_steps = 0
+        latest = math.nan
+        for chunk in range(start_chunk, self.plan.num_chunks):
+            if max_chunks is not None and chunk - start_chunk >= max_chunks:
+                progress.close()
+                writer.close()
+                manager.close()
+                return None
+            state = self._maybe_prepare(state, chunk, manager)
+            state, metrics = self._chunk_fn(state)
+            returns, won = self._evaluate(state, chunk, self.config.eval_episodes)
+            jax.block_until_ready(returns)
+            session_steps += self.plan.chunk_steps
+            done_steps = (chunk + 1) * self.plan.chunk_steps
+            wall = wall_before + time.time() - session_start
+            sps = session_steps * self.config.num_seeds / max(time.time() - session_start, 1e-9)
+            new = self._records(done_steps, wall, sps, metrics, returns, won)
+            records.extend(new)
+            write_jsonl(self.run_dir / METRICS_FILE, records)
+            self._tensorboard(writer, new, done_steps)
+            self._save(manager, chunk, state, wall)
+            latest = float(np.mean([r["eval_return"] for r in new]))
+            progress.update(done_steps, session_steps, latest)
+        progress.close()
+        writer.close()
+        manager.close()
+        return self._finish(state, records)
+
+    _compiled: dict[str, Any]
+
+    def _chunk_fn(self, state: TrainState):
+        fns = self.__dict__.setdefault("_compiled", {})
+        if "chunk" not in fns:
+            algo, updates = self.algo, self.plan.updates_per_chunk
+            fns["chunk"] = jax.jit(jax.vmap(lambda s: algo.train_chunk(s, updates)))
+        return fns["chunk"](state)
+
+    def _evaluate(self, state: TrainState, chunk: int, episodes: int):
+        fns = self.__dict__.setdefault("_compiled", {})
+        name = f"eval_{episodes}"
+        if name not in fns:
+            algo = self.algo
+            fns[name] = jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes)))
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(chunk + 1), i))(
+            jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
+        )
+        return fns[name](state.variables, keys)
+
+    def _records(self, steps, wall, sps, metrics, returns, won) -> list[dict[str, Any]]:
+        records = []
+        for seed in range(self.config.num_seeds):
+            record: dict[str, Any] = {
+                "seed": seed,
+                "env_steps": steps,
+                "wall_time": round(wall, 3),
+                "eval_return": float(np.mean(returns[seed])),
+                "steps_per_second": round(sps, 1),
+            }
+            if self.spec.has_win:
+                record["eval_win_rate"] = float(np.mean(won[seed]))
+            for name, value in metrics.items():
+                array = np.asarray(value[seed])
+                if array.ndim == 0 or array.size <= 64:
+                    record[name] = to_builtin(array)
+            records.append(record)
+        return records
+
+    def _tensorboard(self, writer: Any, records: list[dict[str, Any]], steps: int) -> None:
+        for record in records:
+            for name, value in record.items():
+                if name in ("seed", "env_steps") or not isinstance(value, int | float):
+                    continue
+                writer.add_scalar(f"seed_{record['seed']}/{name}", value, steps)
+        writer.add_scalar(
+            "mean/eval_return", float(np.mean([r["eval_return"] for r in records])), steps
+        )
+        writer.flush()
+
+    # ------------------------------------------------------------------------ SePS phase
+
+    def _maybe_prepare(self, state: TrainState, chunk: int, manager: Any) -> TrainState:
+        """After SePS's pretraining chunks, cluster agents and switch to per-cluster networks."""
+        strategy = self.algo.strategy
+        if not strategy.needs_preparation:
+            return state
+        pretrain_chunks = math.ceil(getattr(strategy, "pretrain_steps", 0) / self.plan.chunk_steps)
+        if chunk < pretrain_chunks:
+            return state
+        data = self._collect_transitions(state)
+        prepared = strategy.prepare(data, jax.random.PRNGKey(self.config.seed + 7))
+        new_algo = build_algorithm(self.config, prepared)
+        fresh = jax.jit(jax.vmap(new_algo.init))(seed_keys(self.config))
+        adopt = getattr(prepared, "adopt_pretrained")  # SePS is the one strategy prepared
+        variables = jax.vmap(adopt)(state.variables, fresh.variables)
+        state = fresh._replace(
+            variables=variables,
+            opt_state=jax.vmap(new_algo.optimizer().init)(variables["params"]),
+            env_state=state.env_state,
+            last_step=state.last_step,
+            hidden=state.hidden,
+            starts=state.starts,
+            stats=state.stats,
+            key=state.key,
+            env_steps=state.env_steps,
+            updates=state.updates,
+        )
+        self.algo = new_algo
+        self.__dict__["_compiled"] = {}
+        self.config = dataclasses.replace(self.config, sharing=prepared)
+        write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
+        # Checkpoints before the switch hold one-cluster shapes; drop them.
+        for step in list(manager.all_steps()):
+            manager.delete(step)
+        return state
+
+    def _collect_transitions(self, state: TrainState) -> AgentTransitions:
+        """Per-agent (obs, action, reward, next obs) from fresh rollouts of every seed."""
+        rollout = jax.jit(jax.vmap(self.algo.rollout))
+        _, batch, _ = rollout(state)
+        obs = np.asarray(batch.obs)  # [S, T, E, N, D]
+        keep = ~np.asarray(batch.episode_end)[:, :-1]  # pairs inside an episode
+        num_agents = self.spec.num_agents
+        if self.spec.action_kind == "discrete":
+            actions = np.eye(self.spec.num_actions)[np.asarray(batch.action)]
+        else:
+            actions = np.asarray(batch.action)
+        reward = np.asarray(batch.reward)
+        if reward.ndim == obs.ndim - 2:
+            reward = np.broadcast_to(reward[..., None], obs.shape[:-1])
+
+        def pairs(x: np.ndarray, offset: int) -> np.ndarray:
+            x = x[:, offset : x.shape[1] - 1 + offset]
+            return x[keep]
+
+        return AgentTransitions(
+            obs=jnp.asarray(pairs(obs, 0)),
+            actions=jnp.asarray(pairs(actions, 0).reshape(-1, num_agents, actions.shape[-1])),
+            rewards=jnp.asarray(pairs(reward, 0)),
+            next_obs=jnp.asarray(pairs(obs, 1)),
+        )
+
+    # --------------------------------------------------------------------------- results
+
+    def _finish(self, state: TrainState, records: list[dict[str, Any]]) -> dict[str, Any]:
+        episodes = self.config.final_eval_episodes
+        returns, won = self._evaluate(state, self.plan.num_chunks + 10_000, episodes)
+        returns, won = np.asarray(returns), np.asarray(won)
+        finals = [float(np.mean(returns[s])) for s in range(self.config.num_seeds)]
+        low, high = bootstrap_ci(finals)
+        variables = jax.tree_util.tree_map(lambda x: x[0], state.variables)
+        actor = {c: tree["actor"] for c, tree in variables.items() if "actor" in tree}
+        summary: dict[str, Any] = {
+            "algo": self.config.algo,
+            "sharing": self.config.sharing.name,
+            "env": self.config.env.id,
+            "num_seeds": self.config.num_seeds,
+            "env_steps": self.plan.num_chunks * self.plan.chunk_steps,
+            "final_return_mean": float(np.mean(finals)),
+            "final_return_iqm": interquartile_mean(finals),
+            "final_return_ci95": [low, high],
+            "final_returns": finals,
+            "wall_seconds": max((r["wall_time"] for r in records), default=0.0),
+            "steps_per_second": records[-1]["steps_per_second"] if records else None,
+            "parameters": count_leaves(variables["params"]),
+            "actor_parameters": count_leaves(actor["params"]),
+            "additional": self.algo.strategy.additional_resource(actor, self.spec.num_agents),
+        }
+        if self.spec.has_win:
+            summary["final_win_rate_mean"] = float(np.mean(won))
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        write_json(self.run_dir / MARL_EVAL_FILE, self._marl_eval(records, returns, won))
+        from prism_marl.analysis.figures import plot_learning_curve
+
+        plot_learning_curve(records, self.run_dir / CURVE_FILE, title=self._title())
+        return summary
+
+    def _title(self) -> str:
+        return f"{self.config.algo} + {self.config.sharing.name} on {self.config.env.id}"
+
+    def _marl_eval(self, records, returns, won) -> dict[str, Any]:
+        """marl-eval's raw format: env -> task -> algorithm -> run -> step -> metric lists."""
+        family, _, task = self.config.env.id.partition(":")
+        algorithm = f"{self.config.algo}_{self.config.sharing.name}"
+        runs: dict[str, Any] = {}
+        for seed in range(self.config.num_seeds):
+            mine = [r for r in records if r["seed"] == seed]
+            run: dict[str, Any] = {}
+            for index, record in enumerate(mine):
+                step = {"step_count": record["env_steps"], "return": [record["eval_return"]]}
+                if "eval_win_rate" in record:
+                    step["win_rate"] = [record["eval_win_rate"]]
+                run[f"step_{index}"] = step
+            absolute = {"return": [float(v) for v in returns[seed]]}
+            if self.spec.has_win:
+                absolute["win_rate"] = [float(v) for v in won[seed]]
+            run["absolute_metrics"] = absolute
+            runs[f"run_{seed}"] = run
+        return {family: {task: {algorithm: runs}}}
+
+
+def train(config: RunConfig, *, progress: bool = True) -> dict[str, Any] | None:
+    """Train a new run; returns the summary."""
+    return Trainer(config, progress=progress).run()
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any] | None:
+    """Continue a run from its last checkpoint; returns the summary."""
+    return Trainer.from_run_dir(run_dir, progress=progress).run()
+
+
+def remove_run(run_dir: str | Path) -> None:
+    """Delete a run directory (tests and scripts)."""
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -286,7 +286,7 @@ class Trainer:
         prepared = strategy.prepare(data, jax.random.PRNGKey(self.config.seed + 7))
         new_algo = build_algorithm(self.config, prepared)
         fresh = jax.jit(jax.vmap(new_algo.init))(seed_keys(self.config))
-        adopt = getattr(prepared, "adopt_pretrained")  # SePS is the one strategy prepared
+        adopt = getattr(prepared, "adopt_pretrained")  # noqa: B009 (only SePS is prepared)
         variables = jax.vmap(adopt)(state.variables, fresh.variables)
         state = fresh._replace(
             variables=variables,

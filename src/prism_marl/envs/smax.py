@@ -1,0 +1,117 @@
+"""SMACv2-style battles through jaxmarl's SMAX with heuristic enemies.
+
+Ids: ``smax:smacv2_5_units``, ``smax:smacv2_10_units``, ``smax:smacv2_20_units`` and the classic
+maps (``smax:3m``, ``smax:2s3z``, ``smax:5m_vs_6m``, …), with jaxmarl's baseline settings
+(enemies see ally actions, walls kill, heuristic enemies attack the closest unit). The adapter
+steps without jaxmarl's auto-reset (``step_env``) so the final observation is kept, and reads
+the outcome from the pre-reset state: a win is every enemy dead with an ally alive, a
+truncation is the time limit with both teams alive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset
+from prism_marl.sharing.base import ConfigError
+
+
+def strong_types(tree: Any) -> Any:
+    """Clear JAX weak-type flags, which differ between SMAX's reset and step states and would
+    make every jitted step retrace once."""
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
+
+
+class SMAXEnv:
+    """Agent-major adapter of ``HeuristicEnemySMAX``."""
+
+    def __init__(self, map_name: str, *, episode_limit: int | None = None):
+        from jaxmarl import make
+        from jaxmarl.environments.smax import map_name_to_scenario
+
+        try:
+            scenario = map_name_to_scenario(map_name)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(
+                f"env: unknown SMAX map {map_name!r}; e.g. smax:3m, smax:2s3z, smax:5m_vs_6m, "
+                "smax:smacv2_5_units, smax:smacv2_10_units, smax:smacv2_20_units"
+            ) from error
+        kwargs: dict[str, Any] = {
+            "see_enemy_actions": True,
+            "walls_cause_death": True,
+            "attack_mode": "closest",
+        }
+        if episode_limit is not None:
+            kwargs["max_steps"] = episode_limit
+        self._env = make("HeuristicEnemySMAX", scenario=scenario, **kwargs)
+        env = self._env
+        self.agents = env.agents
+        self.num_allies = env.num_allies
+        obs_size = env.observation_space(self.agents[0]).shape[0]
+        # jaxmarl checks the limit before counting the step: an episode lasts max_steps + 1.
+        self.spec = EnvSpec(
+            env_id=f"smax:{map_name}",
+            num_agents=len(self.agents),
+            obs_size=obs_size,
+            num_actions=env.action_space(self.agents[0]).n,
+            state_size=env.state_size,
+            action_kind="discrete",
+            episode_limit=env.max_steps + 1,
+            has_win=True,
+        )
+
+    def _observe(self, obs: dict[str, jax.Array], state: Any) -> tuple[jax.Array, ...]:
+        stacked = jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32)
+        avail = self._env.get_avail_actions(state)
+        mask = jnp.stack([avail[a] for a in self.agents]).astype(bool)
+        return stacked, mask, obs["world_state"].astype(jnp.float32)
+
+    def reset(self, key: jax.Array) -> tuple[Any, EnvStep]:
+        """Start a battle."""
+        obs, state = self._env.reset(key)
+        state = strong_types(state)
+        stacked, mask, world = self._observe(obs, state)
+        false = jnp.asarray(False)
+        return state, EnvStep(
+            obs=stacked,
+            action_mask=mask,
+            global_state=world,
+            reward=jnp.zeros((self.spec.num_agents,)),
+            team_reward=jnp.zeros(()),
+            terminated=false,
+            truncated=false,
+            final_obs=stacked,
+            final_global_state=world,
+            won=false,
+        )
+
+    def step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
+        """Step all allies with integer actions [N]; resets finished battles."""
+        step_key, reset_key = jax.random.split(key)
+        action_dict = {a: actions[i] for i, a in enumerate(self.agents)}
+        obs, next_state, rewards, dones, _ = self._env.step_env(step_key, state, action_dict)
+        next_state = strong_types(next_state)
+        stacked, mask, world = self._observe(obs, next_state)
+        reward = jnp.stack([rewards[a] for a in self.agents]).astype(jnp.float32)
+        alive = next_state.state.unit_alive
+        allies_alive = jnp.any(alive[: self.num_allies])
+        enemies_alive = jnp.any(alive[self.num_allies :])
+        done = dones["__all__"]
+        truncated = done & allies_alive & enemies_alive
+        stepped = EnvStep(
+            obs=stacked,
+            action_mask=mask,
+            global_state=world,
+            reward=reward,
+            team_reward=reward[0],
+            terminated=done & ~truncated,
+            truncated=truncated,
+            final_obs=stacked,
+            final_global_state=world,
+            won=done & allies_alive & ~enemies_alive,
+        )
+        reset_state, reset_step = self.reset(reset_key)
+        return auto_reset(reset_state, reset_step, next_state, stepped)

@@ -1,0 +1,40 @@
+"""LBF start states: our generator covers every free cell; jumanji's has a row bias."""
+
+import jax
+import numpy as np
+import pytest
+
+from prism_marl.envs.lbf import LBFEnv, LBFTask
+from prism_marl.sharing.base import ConfigError
+
+
+def start_states(generator, count=4000):
+    env = LBFEnv("8x8-2p-2f-coop", generator=generator)
+    states = jax.jit(jax.vmap(env._env._generator))(jax.random.split(jax.random.PRNGKey(0), count))
+    return np.asarray(states.agents.position), np.asarray(states.food_items.position)
+
+
+def test_uniform_generator_places_agents_on_every_free_cell():
+    agents, foods = start_states("uniform")
+    visited = np.zeros((8, 8), bool)
+    visited[agents[..., 0].ravel(), agents[..., 1].ravel()] = True
+    assert visited.all()
+    on_food = (agents[:, :, None, :] == foods[:, None, :, :]).all(-1)
+    assert not on_food.any()
+    shares_row = [(set(a[:, 0]) & set(f.ravel())) != set() for a, f in zip(agents, foods)]
+    assert 0.2 < np.mean(shares_row) < 0.8
+
+
+def test_jumanji_generator_row_bias_is_what_the_option_keeps():
+    agents, foods = start_states("jumanji", 1000)
+    shares_row = [(set(a[:, 0]) & set(f.ravel())) != set() for a, f in zip(agents, foods)]
+    assert np.mean(shares_row) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [("8x8-2p", "expected"), ("8x9-2p-2f", "square"), ("6x6-2p-9f", "cannot place")],
+)
+def test_bad_lbf_tasks(name, needle):
+    with pytest.raises(ConfigError, match=needle):
+        LBFTask.parse(name)

@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/prism-marl resources --plot runs/resources.png
+	$(BIN)/prism-marl train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -1,8 +1,7 @@
-"""Shared test configuration: CPU only, float32, deterministic."""
+"""Shared test configuration: CPU only."""
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+
+import prism_marl  # noqa: E402,F401  (sets XLA's CPU flags before any test imports jax)

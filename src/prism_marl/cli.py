@@ -105,7 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
         "nearest NoPS's (full), half of it (half) or N parameters",
     )
     res.set_defaults(handler=run_resources)
+    bench = commands.add_parser(
+        "bench", help="training throughput per strategy as ratios to FuPS (docs/benchmarks.md)"
+    )
+    bench.add_argument("--env", default="lbf:8x8-2p-2f-coop", help="environment id")
+    bench.add_argument("--algo", choices=["mappo", "ippo"], default="mappo")
+    bench.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        choices=list(STRATEGIES),
+        metavar="NAME",
+    )
+    bench.add_argument("--updates", type=positive_int, default=10, help="updates per chunk")
+    bench.add_argument("--repeats", type=positive_int, default=5, help="timed chunks")
+    bench.add_argument("--num-seeds", type=positive_int, default=1)
+    bench.set_defaults(handler=run_bench_command)
     return parser
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """``prism-marl bench``."""
+    from prism_marl.bench import run_bench
+
+    return run_bench(args)
 
 
 def run_resources(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +100,17 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namesp
     run.update({k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None})
     if args.algo:
         run["algo"] = args.algo
+    if args.eval_greedy is not None:
+        run["eval_greedy"] = args.eval_greedy
     env_fields = {**preset.get("env", {}), **overrides(args, "env")}
     if args.env:
         env_fields["id"] = args.env
     algo_fields = {**preset.get("algo", {}), **overrides(args, "algo")}
     defaults = RunConfig()
+    if "run_dir" not in run:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        env_name = env_fields.get("id", defaults.env.id).replace(":", "_").replace("|", "-")
+        run["run_dir"] = f"runs/{run.get('algo', defaults.algo)}_{sharing}_{env_name}_{stamp}"
     config = RunConfig(
         sharing=build_dataclass(STRATEGIES[sharing], overrides(args, "sharing")),
         env=dataclasses.replace(EnvConfig(), **env_fields),

@@ -70,7 +70,9 @@ class RunConfig:
     eval_episodes: int = 32
     """Greedy evaluation episodes per seed at each evaluation."""
     final_eval_episodes: int = 320
-    """Greedy episodes per seed for the final (absolute) evaluation."""
+    """Evaluation episodes per seed for the final (absolute) evaluation."""
+    eval_greedy: bool = True
+    """Evaluate the greedy policy (argmax / mean); False samples actions as in training."""
     seed: int = 0
     """Base random seed; seed i of the run uses fold_in(seed, i)."""
     run_dir: str = "runs/default"

@@ -236,7 +236,8 @@ class Trainer:
         name = f"eval_{episodes}"
         if name not in fns:
             algo = self.algo
-            fns[name] = jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes)))
+            greedy = self.config.eval_greedy
+            fns[name] = jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes, greedy)))
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(chunk + 1), i))(
             jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
         )

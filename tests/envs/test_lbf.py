@@ -21,13 +21,17 @@ def test_uniform_generator_places_agents_on_every_free_cell():
     assert visited.all()
     on_food = (agents[:, :, None, :] == foods[:, None, :, :]).all(-1)
     assert not on_food.any()
-    shares_row = [(set(a[:, 0]) & set(f.ravel())) != set() for a, f in zip(agents, foods)]
+    shares_row = [
+        (set(a[:, 0]) & set(f.ravel())) != set() for a, f in zip(agents, foods, strict=True)
+    ]
     assert 0.2 < np.mean(shares_row) < 0.8
 
 
 def test_jumanji_generator_row_bias_is_what_the_option_keeps():
     agents, foods = start_states("jumanji", 1000)
-    shares_row = [(set(a[:, 0]) & set(f.ravel())) != set() for a, f in zip(agents, foods)]
+    shares_row = [
+        (set(a[:, 0]) & set(f.ravel())) != set() for a, f in zip(agents, foods, strict=True)
+    ]
     assert np.mean(shares_row) == 0.0
 
 

@@ -452,8 +452,13 @@ class PPO:
 
     # ------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, variables: dict[str, Any], key: jax.Array, num_episodes: int):
-        """Greedy return (and win rate) over ``num_episodes`` episodes, one per parallel env."""
+    def evaluate(
+        self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True
+    ):
+        """Return (and win) of ``num_episodes`` episodes, one per parallel env.
+
+        ``greedy`` takes the most likely action; otherwise actions are sampled.
+        """
         spec = self.spec
         actor_vars = _select(variables, "actor")
         env_state, first = jax.vmap(self.env.reset)(jax.random.split(key, num_episodes))
@@ -472,7 +477,13 @@ class PPO:
                 starts[None],
                 last.action_mask[None],
             )
-            action = greedy_action(jax.tree_util.tree_map(lambda x: x[0], output), spec.action_kind)
+            output = jax.tree_util.tree_map(lambda x: x[0], output)
+            if greedy:
+                action = greedy_action(output, spec.action_kind)
+            else:
+                action, _ = sample_action(
+                    output, jax.random.fold_in(step_key, 1), last.action_mask, spec.action_kind
+                )
             env_state, out = jax.vmap(self.env.step)(
                 jax.random.split(step_key, num_episodes), env_state, action
             )

@@ -40,8 +40,8 @@ class MABraxEnv:
         limit = episode_limit or 1000
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            self._env = make(scenario, episode_length=limit, auto_reset=False)
-        env = self._env
+            self._env: Any = make(scenario, episode_length=limit, auto_reset=False)
+        env: Any = self._env
         self.agents = list(env.agents)
         global_size = env.env.observation_size
         self.obs_maps = [

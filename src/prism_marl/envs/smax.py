@@ -20,8 +20,11 @@ from prism_marl.sharing.base import ConfigError
 
 
 def strong_types(tree: Any) -> Any:
-    """Clear JAX weak-type flags, which differ between SMAX's reset and step states and would
-    make every jitted step retrace once."""
+    """Clear JAX weak-type flags.
+
+    They differ between SMAX's (and brax's) reset and step states and would make a jitted step
+    retrace once.
+    """
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
 
 
@@ -46,8 +49,8 @@ class SMAXEnv:
         }
         if episode_limit is not None:
             kwargs["max_steps"] = episode_limit
-        self._env = make("HeuristicEnemySMAX", scenario=scenario, **kwargs)
-        env = self._env
+        self._env: Any = make("HeuristicEnemySMAX", scenario=scenario, **kwargs)
+        env: Any = self._env
         self.agents = env.agents
         self.num_allies = env.num_allies
         obs_size = env.observation_space(self.agents[0]).shape[0]

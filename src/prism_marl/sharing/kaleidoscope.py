@@ -151,23 +151,23 @@ class Kaleidoscope(SharingStrategy):
     """Agent -> mask table (e.g. one mask per unit type); None: agent i uses mask i mod M."""
 
     def __post_init__(self) -> None:
-        require(self.loss_history >= 1, "sharing.loss_history", "must be >= 1")
-        require(self.reset_interval >= 0, "sharing.reset_interval", "must be >= 0")
+        require(self.loss_history >= 1, "sharing.loss-history", "must be >= 1")
+        require(self.reset_interval >= 0, "sharing.reset-interval", "must be >= 0")
         require(
             0.0 <= self.reset_ratio <= 1.0,
-            "sharing.reset_ratio",
+            "sharing.reset-ratio",
             f"must be in [0, 1], got {self.reset_ratio}",
         )
         require(
             self.num_masks is None or self.num_masks >= 1,
-            "sharing.num_masks",
+            "sharing.num-masks",
             "must be a positive integer or None",
         )
         if self.mask_of_agent is not None:
             masks = sorted(set(self.mask_of_agent))
             require(
                 masks == list(range(len(masks))),
-                "sharing.mask_of_agent",
+                "sharing.mask-of-agent",
                 f"mask ids must be 0..M-1 with none unused, got {self.mask_of_agent}",
             )
 
@@ -176,7 +176,7 @@ class Kaleidoscope(SharingStrategy):
         if self.mask_of_agent is not None:
             require(
                 len(self.mask_of_agent) == num_agents,
-                "sharing.mask_of_agent",
+                "sharing.mask-of-agent",
                 f"has {len(self.mask_of_agent)} entries for {num_agents} agents",
             )
             return self.mask_of_agent

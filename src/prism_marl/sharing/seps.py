@@ -51,18 +51,18 @@ class SePS(SharingStrategy):
     def __post_init__(self) -> None:
         require(
             self.num_clusters is None or self.num_clusters >= 1,
-            "sharing.num_clusters",
+            "sharing.num-clusters",
             f"must be a positive integer or None, got {self.num_clusters}",
         )
-        require(self.pretrain_steps >= 0, "sharing.pretrain_steps", "must be >= 0")
-        require(self.embedding_size >= 1, "sharing.embedding_size", "must be >= 1")
-        require(self.vae_epochs >= 1, "sharing.vae_epochs", "must be >= 1")
-        require(self.vae_batch_size >= 1, "sharing.vae_batch_size", "must be >= 1")
+        require(self.pretrain_steps >= 0, "sharing.pretrain-steps", "must be >= 0")
+        require(self.embedding_size >= 1, "sharing.embedding-size", "must be >= 1")
+        require(self.vae_epochs >= 1, "sharing.vae-epochs", "must be >= 1")
+        require(self.vae_batch_size >= 1, "sharing.vae-batch-size", "must be >= 1")
         if self.cluster_of_agent is not None:
             clusters = sorted(set(self.cluster_of_agent))
             require(
                 clusters == list(range(len(clusters))),
-                "sharing.cluster_of_agent",
+                "sharing.cluster-of-agent",
                 f"cluster ids must be 0..K-1 with none empty, got {self.cluster_of_agent}",
             )
 
@@ -72,7 +72,7 @@ class SePS(SharingStrategy):
             return (0,) * num_agents
         require(
             len(self.cluster_of_agent) == num_agents,
-            "sharing.cluster_of_agent",
+            "sharing.cluster-of-agent",
             f"has {len(self.cluster_of_agent)} entries for {num_agents} agents",
         )
         return self.cluster_of_agent

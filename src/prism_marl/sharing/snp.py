@@ -57,7 +57,7 @@ class SNP(SharingStrategy):
     def __post_init__(self) -> None:
         require(
             0.0 <= self.prune_ratio < 1.0,
-            "sharing.prune_ratio",
+            "sharing.prune-ratio",
             f"must be in [0, 1), got {self.prune_ratio}",
         )
 

@@ -1,0 +1,226 @@
+"""Runner: results files, determinism, checkpoint round trip, smoke runs, CLI errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prism_marl.algos.ppo import PPOConfig
+from prism_marl.config import EnvConfig, RunConfig, from_dict, to_dict
+from prism_marl.run import METRICS_FILE, SUMMARY_FILE, Trainer, resume
+from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
+
+TINY = PPOConfig(
+    num_envs=4,
+    rollout_length=8,
+    num_minibatches=2,
+    num_epochs=2,
+    hidden_sizes=(16, 16),
+    critic_hidden_sizes=(16,),
+)
+
+
+def tiny_config(run_dir, **changes):
+    base = RunConfig(
+        sharing=Prism(rank=4),
+        env=EnvConfig(id="lbf:8x8-2p-2f-coop", episode_limit=10),
+        algo_config=TINY,
+        num_seeds=2,
+        total_steps=96,
+        eval_interval=64,
+        eval_episodes=4,
+        final_eval_episodes=4,
+        run_dir=str(run_dir),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def stable(records):
+    return [
+        {k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in records
+    ]
+
+
+def read(run_dir):
+    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "full"
+    config = tiny_config(run_dir, total_steps=192)
+    summary = Trainer(config, progress=False).run()
+    return config, run_dir, summary
+
+
+def test_results_files(finished_run):
+    config, run_dir, summary = finished_run
+    assert from_dict(json.loads((run_dir / "config.json").read_text())) == config
+    records = read(run_dir)
+    assert len(records) == 3 * config.num_seeds  # three evaluation points per seed
+    assert {r["seed"] for r in records} == {0, 1}
+    assert [r["env_steps"] for r in records if r["seed"] == 0] == [64, 128, 192]
+    for key in (
+        "eval_return",
+        "loss/policy",
+        "loss/value",
+        "prism/orth",
+        "prism/mask_distance",
+        "steps_per_second",
+        "wall_time",
+    ):
+        assert key in records[0]
+    for key in (
+        "final_return_mean",
+        "final_return_iqm",
+        "final_return_ci95",
+        "final_returns",
+        "wall_seconds",
+        "steps_per_second",
+        "parameters",
+        "additional",
+    ):
+        assert key in summary
+    assert len(summary["final_returns"]) == 2
+    low, high = summary["final_return_ci95"]
+    assert low <= summary["final_return_mean"] <= high
+    assert json.loads((run_dir / SUMMARY_FILE).read_text()) == summary
+    marl = json.loads((run_dir / "marl_eval.json").read_text())
+    run0 = marl["lbf"]["8x8-2p-2f-coop"]["mappo_prism"]["run_0"]
+    assert run0["step_2"]["step_count"] == 192
+    assert len(run0["absolute_metrics"]["return"]) == config.final_eval_episodes
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_resume_continues_exactly(finished_run, tmp_path):
+    config, full_dir, summary = finished_run
+    run_dir = tmp_path / "killed"
+    killed = dataclasses.replace(config, run_dir=str(run_dir))
+    assert Trainer(killed, progress=False).run(max_chunks=2) is None
+    assert stable(read(run_dir)) == stable(read(full_dir))[:4]  # determinism so far
+    resumed = resume(run_dir, progress=False)
+    assert stable(read(run_dir)) == stable(read(full_dir))
+    assert resumed["final_returns"] == summary["final_returns"]
+
+
+def test_refuses_to_overwrite_a_run(finished_run):
+    config, _, _ = finished_run
+    with pytest.raises(Exception, match="run-dir"):
+        Trainer(config, progress=False).run()
+
+
+SMOKE = [
+    ("mappo", NoPS(), False),
+    ("mappo", FuPS(), False),
+    ("mappo", FuPSID(), True),
+    ("ippo", SNP(), False),
+    ("ippo", Kaleidoscope(reset_interval=64), True),
+    ("ippo", Prism(spectral_gru=True), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("algo", "strategy", "recurrent"),
+    SMOKE,
+    ids=[f"{a}-{s.name}-{'gru' if r else 'mlp'}" for a, s, r in SMOKE],
+)
+def test_smoke_every_strategy(tmp_path, algo, strategy, recurrent):
+    config = tiny_config(
+        tmp_path / "r",
+        algo=algo,
+        sharing=strategy,
+        num_seeds=1,
+        algo_config=dataclasses.replace(TINY, recurrent=recurrent),
+    )
+    summary = Trainer(config, progress=False).run()
+    assert 0.0 <= summary["final_return_mean"] <= 1.0
+    record = read(tmp_path / "r")[-1]
+    assert record["loss/value"] == record["loss/value"]  # not NaN
+
+
+def test_seps_prepares_after_pretraining(tmp_path):
+    config = tiny_config(
+        tmp_path / "s",
+        sharing=SePS(pretrain_steps=64, num_clusters=2, vae_epochs=1),
+        total_steps=128,
+    )
+    Trainer(config, progress=False).run()
+    saved = from_dict(json.loads((tmp_path / "s" / "config.json").read_text()))
+    assert saved.sharing.cluster_of_agent is not None
+    assert sorted(set(saved.sharing.cluster_of_agent)) == [0, 1]
+
+
+def test_continuous_actions_on_mabrax(tmp_path):
+    config = tiny_config(
+        tmp_path / "m",
+        env=EnvConfig(id="mabrax:hopper_3x1", episode_limit=8),
+        num_seeds=1,
+        total_steps=64,
+    )
+    summary = Trainer(config, progress=False).run()
+    assert summary["final_return_mean"] == summary["final_return_mean"]
+
+
+def test_config_round_trip_for_every_strategy():
+    for strategy in (
+        NoPS(),
+        FuPS(),
+        FuPSID(),
+        SePS(cluster_of_agent=(0, 1)),
+        SNP(),
+        Kaleidoscope(mask_of_agent=(0, 0)),
+        Prism(rank=3, mask="hard"),
+    ):
+        config = RunConfig(sharing=strategy, algo_config=PPOConfig(hidden_sizes=(8, 8)))
+        assert from_dict(json.loads(json.dumps(to_dict(config)))) == config
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--sharing", "magic"], "--sharing"),
+        (["--algo.num-minibatches", "3"], "algo.num-minibatches"),
+        (["--env", "lbf:9x9-2p"], "env"),
+        (["--env", "smax:nowhere"], "env"),
+        (["--sharing.mask", "soft"], "--sharing.mask"),
+        (["--num-seeds", "0"], "--num-seeds"),
+        (["--sharing", "kaleidoscope", "--sharing.reset-ratio", "2"], "sharing.reset-ratio"),
+    ],
+)
+def test_train_bad_input_is_one_line_exit_2(tmp_path, argv, needle):
+    run_dir = tmp_path / "never"
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_marl.cli", "train", "--run-dir", str(run_dir), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not run_dir.exists()
+
+
+def test_train_help_documents_strategy_flags():
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_marl.cli", "train", "--sharing", "prism", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    for flag in (
+        "--sharing.rank",
+        "--sharing.lambda-div",
+        "--algo.lr",
+        "--env.episode-limit",
+        "--num-seeds",
+        "--resume",
+        "--preset",
+    ):
+        assert flag in result.stdout
+    assert "Weight of the diversity regulariser" in result.stdout

@@ -41,6 +41,23 @@ class EnvStep(NamedTuple):
     final_global_state: jax.Array
     won: jax.Array
 
+    @classmethod
+    def first(cls, obs: jax.Array, action_mask: jax.Array, global_state: jax.Array) -> EnvStep:
+        """The step that starts an episode: no reward, no end, final observation = obs."""
+        false = jnp.asarray(False)
+        return cls(
+            obs=obs,
+            action_mask=action_mask,
+            global_state=global_state,
+            reward=jnp.zeros((obs.shape[0],), jnp.float32),
+            team_reward=jnp.zeros((), jnp.float32),
+            terminated=false,
+            truncated=false,
+            final_obs=obs,
+            final_global_state=global_state,
+            won=false,
+        )
+
     @property
     def episode_end(self) -> jax.Array:
         """Terminated or truncated."""

@@ -86,19 +86,7 @@ class MABraxEnv:
         """Start an episode."""
         state = strong_types(self._env.env.reset(key))
         obs, world = self._observe(state.obs)
-        false = jnp.asarray(False)
-        return state, EnvStep(
-            obs=obs,
-            action_mask=jnp.asarray(self._action_mask),
-            global_state=world,
-            reward=jnp.zeros((self.spec.num_agents,)),
-            team_reward=jnp.zeros(()),
-            terminated=false,
-            truncated=false,
-            final_obs=obs,
-            final_global_state=world,
-            won=false,
-        )
+        return state, EnvStep.first(obs, jnp.asarray(self._action_mask), world)
 
     def step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
         """Step with padded actions [N, A] in [-1, 1]; resets finished episodes."""

@@ -77,19 +77,7 @@ class SMAXEnv:
         obs, state = self._env.reset(key)
         state = strong_types(state)
         stacked, mask, world = self._observe(obs, state)
-        false = jnp.asarray(False)
-        return state, EnvStep(
-            obs=stacked,
-            action_mask=mask,
-            global_state=world,
-            reward=jnp.zeros((self.spec.num_agents,)),
-            team_reward=jnp.zeros(()),
-            terminated=false,
-            truncated=false,
-            final_obs=stacked,
-            final_global_state=world,
-            won=false,
-        )
+        return state, EnvStep.first(stacked, mask, world)
 
     def step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
         """Step all allies with integer actions [N]; resets finished battles."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from prism_marl.cli import OneLineParser, positive_int
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
-from prism_marl.flags import add_dataclass_flags, overrides
+from prism_marl.flags import add_dataclass_flags, field_docs, overrides
 from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES
 from prism_marl.sharing.base import ConfigError
@@ -39,6 +39,13 @@ def _selection_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=list(PRESETS))
     parser.add_argument("--resume", metavar="RUN_DIR")
     return parser
+
+
+def run_default(name: str) -> object:
+    """The default shown in --help for a run field."""
+    if name == "run_dir":
+        return "runs/<algo>_<sharing>_<env>_<time>"
+    return getattr(RunConfig(), name)
 
 
 def build_train_parser(sharing: str) -> argparse.ArgumentParser:
@@ -68,8 +75,14 @@ def build_train_parser(sharing: str) -> argparse.ArgumentParser:
             "--" + name.replace("_", "-"),
             dest=name,
             type=kind,
-            help=f"(default: {getattr(defaults, name)})",
+            help=f"{field_docs(RunConfig).get(name, '')} (default: {run_default(name)})",
         )
+    parser.add_argument(
+        "--eval-greedy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="evaluate the greedy policy; --no-eval-greedy samples actions (default: on)",
+    )
     add_dataclass_flags(
         parser,
         STRATEGIES[sharing],

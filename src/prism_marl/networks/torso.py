@@ -92,8 +92,9 @@ class GRUCell(nn.Module):
 class GRUTorso(nn.Module):
     """Recurrent body over time: dense -> activation -> GRU, with hidden-state resets.
 
-    Called with x [T, B, D], agent_ids broadcastable to [T, B], resets [T, B] (True where an
-    episode starts, so the hidden state is zeroed before that step) and hidden [B, H].
+    Called with x [T, B, D], agent_ids broadcastable to [T, B], resets [T, B] or a prefix of
+    its axes (True where an episode starts, so the hidden state is zeroed before that step) and
+    hidden [B, H]; B may be several axes.
     Returns (last hidden [B, H], features [T, B, H]).
     """
 
@@ -110,6 +111,9 @@ class GRUTorso(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         """Run the GRU over the time axis."""
         ids = jnp.broadcast_to(agent_ids, x.shape[:-1])
+        # Resets may omit trailing axes (e.g. [T, E] for [T, E, N] samples): one flag per env.
+        resets = resets.reshape(resets.shape + (1,) * (x.ndim - 1 - resets.ndim))
+        resets = jnp.broadcast_to(resets, x.shape[:-1])
         embedded = ACTIVATIONS[self.activation](
             self.strategy.dense(
                 self.input_size,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -404,7 +403,3 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any] | No
     """Continue a run from its last checkpoint; returns the summary."""
     return Trainer.from_run_dir(run_dir, progress=progress).run()
 
-
-def remove_run(run_dir: str | Path) -> None:
-    """Delete a run directory (tests and scripts)."""
-    shutil.rmtree(run_dir, ignore_errors=True)

@@ -402,4 +402,3 @@ def train(config: RunConfig, *, progress: bool = True) -> dict[str, Any] | None:
 def resume(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any] | None:
     """Continue a run from its last checkpoint; returns the summary."""
     return Trainer.from_run_dir(run_dir, progress=progress).run()
-

@@ -43,3 +43,31 @@ def test_layer_contract(num_agents, name, leading):
     biases = jnp.stack([b for _, b in weights])
     expected = jnp.einsum("...d,...do->...o", x, kernels[ids]) + biases[ids]
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [(4,), (2, 64)])
+@pytest.mark.parametrize("name", list(strategy_cases(3)))
+def test_agent_major_path_matches_per_sample_path(name, batch):
+    """Static np.arange(N) ids take batched per-agent products; results and variables agree."""
+    num_agents = 3
+    strategy = strategy_cases(num_agents)[name]
+    layer = strategy.dense(
+        OUT_FEATURES, num_agents, agent_id_input=strategy.agent_id_input, name="layer"
+    )
+    x = jax.random.normal(jax.random.key(1), (*batch, num_agents, IN_FEATURES))
+    static_ids = np.arange(num_agents)
+    traced_ids = jnp.broadcast_to(jnp.arange(num_agents), x.shape[:-1])
+    variables = layer.init(jax.random.key(2), x, static_ids)
+    per_sample_variables = layer.init(jax.random.key(2), x, traced_ids)
+    assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
+        per_sample_variables
+    )
+    for a, b in zip(
+        jax.tree_util.tree_leaves(variables),
+        jax.tree_util.tree_leaves(per_sample_variables),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    fast = jax.jit(lambda v, x: layer.apply(v, x, static_ids))(variables, x)
+    slow = jax.jit(lambda v, x, ids: layer.apply(v, x, ids))(variables, x, traced_ids)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)

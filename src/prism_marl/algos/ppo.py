@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
@@ -201,9 +202,13 @@ class PPO:
         )
 
     @property
-    def agent_ids(self) -> jax.Array:
-        """[N]: broadcast along the agent axis."""
-        return jnp.arange(self.spec.num_agents)
+    def agent_ids(self) -> np.ndarray:
+        """[N], static numpy ids broadcast along the agent axis.
+
+        Being static, they let strategy layers run agent-major batched products
+        (``sharing.grouped.agent_matmul``).
+        """
+        return np.arange(self.spec.num_agents)
 
     def optimizer(self) -> optax.GradientTransformation:
         """Adam with global-norm clipping (and linear decay when annealing)."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from prism_marl.sharing.base import DEFAULT_KERNEL_INIT, Initializer, SharingStrategy
 
@@ -110,7 +111,6 @@ class GRUTorso(nn.Module):
         self, hidden: jax.Array, x: jax.Array, agent_ids: jax.Array, resets: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         """Run the GRU over the time axis."""
-        ids = jnp.broadcast_to(agent_ids, x.shape[:-1])
         # Resets may omit trailing axes (e.g. [T, E] for [T, E, N] samples): one flag per env.
         resets = resets.reshape(resets.shape + (1,) * (x.ndim - 1 - resets.ndim))
         resets = jnp.broadcast_to(resets, x.shape[:-1])
@@ -122,7 +122,7 @@ class GRUTorso(nn.Module):
                 agent_id_input=self.strategy.agent_id_input,
                 kernel_init=self.kernel_init,
                 name="dense_0",
-            )(x, ids)
+            )(x, agent_ids)
         )
         scan = nn.scan(
             _ResettingGRU,
@@ -131,7 +131,12 @@ class GRUTorso(nn.Module):
             in_axes=0,
             out_axes=0,
         )
-        return scan(self.strategy, self.num_agents, self.hidden_size, name="gru")(
+        # Static ids (np.arange(N) along the agent axis) stay static inside the scan so that
+        # the cell's layers keep their agent-major products; traced ids are scanned over time.
+        static = isinstance(agent_ids, np.ndarray)
+        static_ids = tuple(int(i) for i in agent_ids.ravel()) if static else None
+        ids = jnp.zeros_like(resets) if static else jnp.broadcast_to(agent_ids, x.shape[:-1])
+        return scan(self.strategy, self.num_agents, self.hidden_size, static_ids, name="gru")(
             hidden, (embedded, ids, resets)
         )
 
@@ -146,12 +151,15 @@ class _ResettingGRU(nn.Module):
     strategy: SharingStrategy
     num_agents: int
     hidden_size: int
+    static_ids: tuple[int, ...] | None = None
 
     @nn.compact
     def __call__(
         self, hidden: jax.Array, inputs: tuple[jax.Array, jax.Array, jax.Array]
     ) -> tuple[jax.Array, jax.Array]:
         x, ids, resets = inputs
+        if self.static_ids is not None:
+            ids = np.asarray(self.static_ids)
         hidden = jnp.where(resets[..., None], jnp.zeros_like(hidden), hidden)
         return GRUCell(self.strategy, self.num_agents, self.hidden_size, name="cell")(
             hidden, x, ids

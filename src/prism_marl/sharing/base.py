@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prism_marl.sharing.grouped import flatten_leading
+from prism_marl.sharing.grouped import flatten_leading, is_agent_major
 
 Initializer = Callable[..., jax.Array]
 Variables = Mapping[str, Any]
@@ -46,9 +46,12 @@ class AuxOutput(NamedTuple):
 class AgentLayer(nn.Module):
     """Base of every agent-indexed dense layer.
 
-    Subclasses implement ``project(x [B, D], ids [B]) -> [B, O]`` (kernel and bias) and
-    ``effective_weight``; this class handles leading axes, the optional agent-id input and the
-    optional output mask. The agent-id input is the one-hot id concatenated to the layer's input,
+    Subclasses implement ``project`` (kernel and bias) on one of two flat layouts and
+    ``kernel_and_bias``; this class handles leading axes, the optional agent-id input and the
+    optional output mask. Layouts: per-sample ids (x [B, D], ids [B]) for any id pattern, or
+    agent-major (x [B, N, D], ids None) when the caller passes the static ``np.arange(N)``
+    along x's second-to-last axis, which lets per-agent kernels run as one batched product.
+    The agent-id input is the one-hot id concatenated to the layer's input,
     written as the equivalent lookup ``E[id]`` of an [N, O] kernel, added before any mask.
     """
 
@@ -60,19 +63,30 @@ class AgentLayer(nn.Module):
     kernel_init: Initializer = DEFAULT_KERNEL_INIT
     bias_init: Initializer = DEFAULT_BIAS_INIT
 
-    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """Strategy-specific x @ W_agent + b on flat inputs: x [B, D], ids [B] -> [B, O]."""
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """Strategy-specific x @ W_agent + b.
+
+        Per-sample layout x [B, D], ids [B] -> [B, O]; agent-major x [B, N, D], ids None ->
+        [B, N, O].
+        """
         raise NotImplementedError
 
-    def output_mask(self, ids: jax.Array) -> jax.Array | None:
-        """Optional multiplicative mask on the pre-activation, [B, O]; None for no mask."""
+    def output_mask(self, ids: jax.Array | None) -> jax.Array | None:
+        """Optional multiplicative mask on the pre-activation; None for no mask.
+
+        [B, O] per sample, or [N, O] (broadcast over the batch) when ids is None.
+        """
         del ids
         return None
 
     @nn.compact
     def __call__(self, x: jax.Array, agent_ids: jax.Array) -> jax.Array:
         """Apply agent ``agent_ids[...]``'s layer to ``x[..., :]``: [..., D] -> [..., O]."""
-        flat_x, ids = flatten_leading(x, agent_ids)
+        ids: jax.Array | None
+        if is_agent_major(x, agent_ids, self.num_agents):
+            flat_x, ids = x.reshape(-1, self.num_agents, x.shape[-1]), None
+        else:
+            flat_x, ids = flatten_leading(x, agent_ids)
         y = self.project(flat_x, ids)
         if self.agent_id_input:
             in_features = x.shape[-1]
@@ -83,7 +97,7 @@ class AgentLayer(nn.Module):
                 return full[in_features:]
 
             id_kernel = self.param("agent_id_kernel", id_init, (self.num_agents, self.features))
-            y = y + id_kernel[ids]
+            y = y + (id_kernel if ids is None else id_kernel[ids])
         mask = self.output_mask(ids)
         if mask is not None:
             y = y * mask

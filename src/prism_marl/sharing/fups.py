@@ -22,8 +22,8 @@ from prism_marl.sharing.base import (
 class SharedDense(AgentLayer):
     """One dense layer for every agent: y = x @ W + b, W [D, O], b [O]; ids are ignored."""
 
-    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """X [B, D] -> [B, O]."""
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """X [B, D] -> [B, O] (or [B, N, D] -> [B, N, O])."""
         del ids
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))

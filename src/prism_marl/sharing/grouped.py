@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # A per-sample product with gathered kernels reads B·D·O weights from memory instead of
 # streaming one kernel through BLAS; on CPU it runs several times slower per FLOP, so it only
@@ -43,6 +44,61 @@ def grouped_matmul(x: jax.Array, kernels: jax.Array, groups: jax.Array) -> jax.A
         return jnp.einsum("bd,bdo->bo", x, kernels[groups])
     every_group = jnp.einsum("bd,gdo->bgo", x, kernels)
     return jnp.take_along_axis(every_group, groups[:, None, None], axis=1)[:, 0]
+
+
+def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -> jax.Array:
+    """y_{b,n} = x_{b,n} @ kernels[group_of_agent[n]] for agent-major input.
+
+    Args:
+        x: [B, N, D], agent n's sample in x[:, n].
+        kernels: [G, D, O].
+        group_of_agent: [N] static (numpy) table of groups.
+
+    Returns:
+        [B, N, O]: one batched product over the agent axis, B·N·D·O FLOPs whatever G is (the
+        per-sample path pays G times that, or a gather, because its ids are only known at run
+        time).
+    """
+    if kernels.shape[0] == 1:
+        return x @ kernels[0]
+    identity = np.array_equal(group_of_agent, np.arange(kernels.shape[0]))
+    per_agent = kernels if identity else kernels[group_of_agent]
+    return jnp.einsum("bnd,ndo->bno", x, per_agent)
+
+
+def apply_group_kernels(
+    x: jax.Array, kernels: jax.Array, ids: jax.Array | None, group_of_agent: tuple[int, ...]
+) -> jax.Array:
+    """Each sample times its agent's group kernel, on either input layout.
+
+    Args:
+        x: [B, D] with per-sample agent ids [B], or [B, N, D] agent-major when ``ids`` is None.
+        kernels: [G, D, O].
+        ids: agent id per sample, or None for the agent-major layout.
+        group_of_agent: static agent -> group table (length N).
+
+    Returns:
+        [B, O] or [B, N, O].
+    """
+    table = np.asarray(group_of_agent, np.int32)
+    if ids is None:
+        return agent_matmul(x, kernels, table)
+    return grouped_matmul(x, kernels, jnp.asarray(table)[ids])
+
+
+def is_agent_major(x: jax.Array, agent_ids: object, num_agents: int) -> bool:
+    """Whether ``agent_ids`` is the static ``np.arange(N)`` along x's agent axis (-2).
+
+    Only a concrete numpy array is known at trace time; callers that pass one (the algorithms
+    do) get the agent-major products of ``agent_matmul``.
+    """
+    return (
+        isinstance(agent_ids, np.ndarray)
+        and agent_ids.shape == (num_agents,)
+        and x.ndim >= 2
+        and x.shape[-2] == num_agents
+        and bool(np.all(agent_ids == np.arange(num_agents)))
+    )
 
 
 def flatten_leading(x: jax.Array, agent_ids: jax.Array) -> tuple[jax.Array, jax.Array]:

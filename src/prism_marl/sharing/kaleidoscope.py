@@ -27,7 +27,7 @@ from prism_marl.sharing.base import (
     map_layers,
     require,
 )
-from prism_marl.sharing.grouped import grouped_matmul
+from prism_marl.sharing.grouped import apply_group_kernels
 
 _LAYER_KEYS = frozenset({"kernel", "thresholds"})
 
@@ -92,8 +92,8 @@ class MaskedDense(AgentLayer):
         """M."""
         return max(self.mask_of_agent) + 1
 
-    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """X [B, D] -> [B, O] through each sample's masked weight."""
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """X [B, D] -> [B, O] (or [B, N, D] -> [B, N, O]) through each sample's masked weight."""
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))
         thresholds = self.param(
@@ -106,8 +106,8 @@ class MaskedDense(AgentLayer):
             "diversity_weight",
             lambda: jnp.asarray(self.diversity_base**self.depth, jnp.float32),
         )
-        masks = jnp.asarray(self.mask_of_agent, jnp.int32)[ids]
-        return grouped_matmul(x, soft_threshold(kernel, thresholds), masks) + bias
+        masked = soft_threshold(kernel, thresholds)
+        return apply_group_kernels(x, masked, ids, self.mask_of_agent) + bias
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         params = variables["params"]

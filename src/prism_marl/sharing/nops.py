@@ -20,7 +20,7 @@ from prism_marl.sharing.base import (
     Variables,
     iter_named_leaves,
 )
-from prism_marl.sharing.grouped import grouped_matmul
+from prism_marl.sharing.grouped import apply_group_kernels
 
 
 class GroupedDense(AgentLayer):
@@ -36,8 +36,8 @@ class GroupedDense(AgentLayer):
         """G = number of distinct groups in the table."""
         return max(self.group_of_agent) + 1
 
-    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """X [B, D] -> [B, O] with each sample's group kernel."""
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """X [B, D] -> [B, O] (or [B, N, D] -> [B, N, O]) with each sample's group kernel."""
         shape = (self.num_groups, x.shape[-1], self.features)
 
         def kernel_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -46,8 +46,9 @@ class GroupedDense(AgentLayer):
 
         kernel = self.param("group_kernel", kernel_init, shape)
         bias = self.param("group_bias", self.bias_init, (self.num_groups, self.features))
-        groups = jnp.asarray(self.group_of_agent, jnp.int32)[ids]
-        return grouped_matmul(x, kernel, groups) + bias[groups]
+        groups = jnp.asarray(self.group_of_agent, jnp.int32)
+        group_bias = bias[groups] if ids is None else bias[groups[ids]]
+        return apply_group_kernels(x, kernel, ids, self.group_of_agent) + group_bias
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         group = self.group_of_agent[agent]

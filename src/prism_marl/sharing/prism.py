@@ -23,7 +23,7 @@ from prism_marl.sharing.base import (
     find_layers,
     require,
 )
-from prism_marl.sharing.grouped import GATHER_COST_FACTOR, grouped_matmul, use_gather
+from prism_marl.sharing.grouped import GATHER_COST_FACTOR, apply_group_kernels, use_gather
 from prism_marl.sharing.spectral import (
     DiversityOn,
     MaskKind,
@@ -38,15 +38,24 @@ _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
 
 
 def factored_is_cheaper(
-    batch: int, num_agents: int, in_features: int, out_features: int, rank: int
+    batch: int,
+    num_agents: int,
+    in_features: int,
+    out_features: int,
+    rank: int,
+    agent_major: bool = False,
 ) -> bool:
-    """Static path choice from shapes (FLOP model).
+    """Static path choice from shapes (FLOP model); ``batch`` counts samples of all agents.
 
-    Factored: B·R·(D + O). Per-agent matrices: N·D·R·O to build every W_i, then the grouped
-    product (G·B·D·O over all agents, or a gather costing ``GATHER_COST_FACTOR``·B·D·O).
+    Factored: B·R·(D + O). Per-agent matrices: N·D·R·O to build every W_i, then the product:
+    B·D·O agent-major (one batched product), otherwise the grouped product (G·B·D·O over all
+    agents, or a gather costing ``GATHER_COST_FACTOR``·B·D·O).
     """
     factored = batch * rank * (in_features + out_features)
-    product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
+    if agent_major:
+        product_groups = 1
+    else:
+        product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
     matrices = num_agents * in_features * rank * out_features
     matrices += product_groups * batch * in_features * out_features
     return factored <= matrices
@@ -70,8 +79,11 @@ class SpectralDense(AgentLayer):
         full = min(in_features, self.features)
         return full if self.rank is None else min(self.rank, full)
 
-    def project(self, x: jax.Array, ids: jax.Array) -> jax.Array:
-        """X [B, D] -> [B, O] by the cheaper of the factored and per-agent-matrix paths."""
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """X [B, D] -> [B, O] (or [B, N, D] -> [B, N, O]), factored or per-agent matrices.
+
+        The cheaper path under ``factored_is_cheaper``'s FLOP model, chosen from static shapes.
+        """
         in_features = x.shape[-1]
         rank = self.layer_rank(in_features)
         # U, s and V must come from one SVD, so they share one key; flax also traces each
@@ -95,11 +107,14 @@ class SpectralDense(AgentLayer):
 
         logits = self.param("mask_logits", logits_init, (self.num_agents, rank))
         spectra = s * mask_values(logits, self.mask_kind)  # [N, R]
-        batch = x.shape[0]
-        if factored_is_cheaper(batch, self.num_agents, in_features, self.features, rank):
-            return ((x @ v) * spectra[ids]) @ u.T + bias
+        samples = x.size // in_features
+        agents = tuple(range(self.num_agents))
+        if factored_is_cheaper(
+            samples, self.num_agents, in_features, self.features, rank, ids is None
+        ):
+            return ((x @ v) * (spectra if ids is None else spectra[ids])) @ u.T + bias
         kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)
-        return grouped_matmul(x, kernels, ids) + bias
+        return apply_group_kernels(x, kernels, ids, agents) + bias
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         p = variables["params"]

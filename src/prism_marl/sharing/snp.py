@@ -27,8 +27,8 @@ class PrunedDense(SharedDense):
 
     prune_ratio: float = 0.3
 
-    def output_mask(self, ids: jax.Array) -> jax.Array | None:
-        """Agent masks gathered per sample, [B, O]; None for output layers."""
+    def output_mask(self, ids: jax.Array | None) -> jax.Array | None:
+        """Agent masks gathered per sample, [B, O] ([N, O] agent-major); None for outputs."""
         if not self.hidden:
             return None
 
@@ -37,7 +37,7 @@ class PrunedDense(SharedDense):
             return (uniform > self.prune_ratio).astype(jax.numpy.float32)
 
         mask = self.variable("buffers", "neuron_mask", lambda: draw(self.make_rng("params")))
-        return mask.value[ids]
+        return mask.value if ids is None else mask.value[ids]
 
     def output_mask_for(self, variables: Variables, agent: int) -> jax.Array | None:
         if not self.hidden:

@@ -157,9 +157,8 @@ class _ResettingGRU(nn.Module):
     def __call__(
         self, hidden: jax.Array, inputs: tuple[jax.Array, jax.Array, jax.Array]
     ) -> tuple[jax.Array, jax.Array]:
-        x, ids, resets = inputs
-        if self.static_ids is not None:
-            ids = np.asarray(self.static_ids)
+        x, scanned_ids, resets = inputs
+        ids = scanned_ids if self.static_ids is None else np.asarray(self.static_ids)
         hidden = jnp.where(resets[..., None], jnp.zeros_like(hidden), hidden)
         return GRUCell(self.strategy, self.num_agents, self.hidden_size, name="cell")(
             hidden, x, ids

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prism_marl.sharing.base import SharingStrategy
+from prism_marl.sharing.base import AgentIds, SharingStrategy
 
 MASKED_LOGIT = -1e9
 
@@ -26,7 +26,7 @@ class CategoricalHead(nn.Module):
 
     @nn.compact
     def __call__(
-        self, features: jax.Array, agent_ids: jax.Array, action_mask: jax.Array | None = None
+        self, features: jax.Array, agent_ids: AgentIds, action_mask: jax.Array | None = None
     ) -> jax.Array:
         """Features [..., H] (and mask [..., A], True = allowed) -> logits [..., A]."""
         logits = self.strategy.dense(
@@ -58,7 +58,7 @@ class GaussianHead(nn.Module):
     init_log_std: float = -0.5
 
     @nn.compact
-    def __call__(self, features: jax.Array, agent_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, features: jax.Array, agent_ids: AgentIds) -> tuple[jax.Array, jax.Array]:
         """Features [..., H] -> (mean [..., A], log_std [..., A])."""
         mean = self.strategy.dense(
             self.num_actions,
@@ -87,7 +87,7 @@ class DeterministicHead(nn.Module):
     first_layer: bool = False
 
     @nn.compact
-    def __call__(self, features: jax.Array, agent_ids: jax.Array) -> jax.Array:
+    def __call__(self, features: jax.Array, agent_ids: AgentIds) -> jax.Array:
         """Features [..., H] -> actions [..., A]."""
         pre = self.strategy.dense(
             self.num_actions,

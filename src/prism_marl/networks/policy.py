@@ -24,7 +24,7 @@ from prism_marl.networks.heads import (
     gaussian_log_prob,
 )
 from prism_marl.networks.torso import ACTIVATIONS, GRUTorso, MLPTorso
-from prism_marl.sharing.base import SharingStrategy
+from prism_marl.sharing.base import AgentIds, SharingStrategy
 
 ActionKind = Literal["discrete", "continuous"]
 
@@ -50,7 +50,7 @@ class Policy(nn.Module):
         self,
         hidden: jax.Array,
         obs: jax.Array,
-        agent_ids: jax.Array,
+        agent_ids: AgentIds,
         resets: jax.Array,
         action_mask: jax.Array,
     ) -> tuple[jax.Array, Any]:
@@ -87,7 +87,7 @@ class AgentCritic(nn.Module):
     activation: str = "relu"
 
     @nn.compact
-    def __call__(self, obs: jax.Array, agent_ids: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array, agent_ids: AgentIds) -> jax.Array:
         """Values for each agent's observation."""
         features = MLPTorso(
             self.strategy, self.num_agents, self.hidden_sizes, self.activation, name="torso"

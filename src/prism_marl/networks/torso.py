@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prism_marl.sharing.base import DEFAULT_KERNEL_INIT, Initializer, SharingStrategy
+from prism_marl.sharing.base import DEFAULT_KERNEL_INIT, AgentIds, Initializer, SharingStrategy
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -34,7 +34,7 @@ class MLPTorso(nn.Module):
     kernel_init: Initializer = DEFAULT_KERNEL_INIT
 
     @nn.compact
-    def __call__(self, x: jax.Array, agent_ids: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, agent_ids: AgentIds) -> jax.Array:
         """Features for each agent's sample."""
         act = ACTIVATIONS[self.activation]
         for depth, width in enumerate(self.hidden_sizes):
@@ -68,7 +68,7 @@ class GRUCell(nn.Module):
 
     @nn.compact
     def __call__(
-        self, hidden: jax.Array, x: jax.Array, agent_ids: jax.Array
+        self, hidden: jax.Array, x: jax.Array, agent_ids: AgentIds
     ) -> tuple[jax.Array, jax.Array]:
         """Hidden [B, H], x [B, D] -> (h' [B, H], h' [B, H])."""
         size = self.hidden_size
@@ -108,7 +108,7 @@ class GRUTorso(nn.Module):
 
     @nn.compact
     def __call__(
-        self, hidden: jax.Array, x: jax.Array, agent_ids: jax.Array, resets: jax.Array
+        self, hidden: jax.Array, x: jax.Array, agent_ids: AgentIds, resets: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         """Run the GRU over the time axis."""
         # Resets may omit trailing axes (e.g. [T, E] for [T, E, N] samples): one flag per env.

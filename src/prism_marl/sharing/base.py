@@ -20,6 +20,9 @@ import numpy as np
 from prism_marl.sharing.grouped import flatten_leading, is_agent_major
 
 Initializer = Callable[..., jax.Array]
+AgentIds = jax.Array | np.ndarray
+"""Agent ids broadcastable to an input's leading axes; a static ``np.arange(N)`` along the agent
+axis selects the agent-major products."""
 Variables = Mapping[str, Any]
 
 DEFAULT_KERNEL_INIT: Initializer = nn.initializers.lecun_normal()
@@ -80,7 +83,7 @@ class AgentLayer(nn.Module):
         return None
 
     @nn.compact
-    def __call__(self, x: jax.Array, agent_ids: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, agent_ids: AgentIds) -> jax.Array:
         """Apply agent ``agent_ids[...]``'s layer to ``x[..., :]``: [..., D] -> [..., O]."""
         ids: jax.Array | None
         if is_agent_major(x, agent_ids, self.num_agents):

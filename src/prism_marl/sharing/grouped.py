@@ -101,7 +101,7 @@ def is_agent_major(x: jax.Array, agent_ids: object, num_agents: int) -> bool:
     )
 
 
-def flatten_leading(x: jax.Array, agent_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
+def flatten_leading(x: jax.Array, agent_ids: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:
     """Broadcast agent ids to x's leading axes and flatten both to one sample axis.
 
     Args:

@@ -27,8 +27,14 @@ class EnvConfig:
     """Environment id, e.g. lbf:8x8-2p-2f-coop, smax:3m, mabrax:hopper_3x1."""
     episode_limit: int | None = None
     """Steps before a time-limit truncation; None takes the benchmark's (LBF 50)."""
+    lbf_rules: str = "lbforaging"
+    """LBF rules: lbforaging (the benchmark's game, as lbforaging 2.0.0 plays it) or jumanji."""
     lbf_generator: str = "uniform"
-    """LBF start states: uniform (agents anywhere free) or jumanji (its row-biased generator)."""
+    """LBF start states, jumanji rules only: uniform (agents on any free cell) or jumanji."""
+    lbf_penalty: float = 0.0
+    """LBF (lbforaging rules): reward subtracted from each agent of a failed loading group."""
+    lbf_fix_quirks: bool = False
+    """LBF (lbforaging rules): fix its chain-collision and edge-widened sight quirks."""
 
     def __post_init__(self) -> None:
         family = self.id.split(":", 1)[0]
@@ -42,6 +48,12 @@ class EnvConfig:
             "env.episode-limit",
             "must be >= 1",
         )
+        require(
+            self.lbf_rules in ("lbforaging", "jumanji"),
+            "env.lbf-rules",
+            f"must be one of lbforaging, jumanji; got {self.lbf_rules!r}",
+        )
+        require(self.lbf_penalty >= 0, "env.lbf-penalty", f"must be >= 0; got {self.lbf_penalty}")
         require(
             self.lbf_generator in ("uniform", "jumanji"),
             "env.lbf-generator",

@@ -1,16 +1,18 @@
-"""LBF start states: our generator covers every free cell; jumanji's has a row bias."""
+"""LBF under jumanji rules: the uniform generator covers every free cell; jumanji's does not."""
 
 import jax
 import numpy as np
 import pytest
 
+from prism_marl.config import EnvConfig
 from prism_marl.envs.lbf import LBFEnv, LBFTask
 from prism_marl.sharing.base import ConfigError
 
 
 def start_states(generator, count=4000):
-    env = LBFEnv("8x8-2p-2f-coop", generator=generator)
-    states = jax.jit(jax.vmap(env._env._generator))(jax.random.split(jax.random.PRNGKey(0), count))
+    env = LBFEnv("8x8-2p-2f-coop", rules="jumanji", generator=generator)
+    generate = env._backend._env._generator
+    states = jax.jit(jax.vmap(generate))(jax.random.split(jax.random.PRNGKey(0), count))
     return np.asarray(states.agents.position), np.asarray(states.food_items.position)
 
 
@@ -39,6 +41,26 @@ def test_jumanji_generator_row_bias_is_what_the_option_keeps():
     ("name", "needle"),
     [("8x8-2p", "expected"), ("8x9-2p-2f", "square"), ("6x6-2p-9f", "cannot place")],
 )
-def test_bad_lbf_tasks(name, needle):
+@pytest.mark.parametrize("rules", ["lbforaging", "jumanji"])
+def test_bad_lbf_tasks(name, needle, rules):
     with pytest.raises(ConfigError, match=needle):
-        LBFTask.parse(name)
+        LBFTask.parse(name, rules)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"rules": "gym"}, "env.lbf-rules"),
+        ({"generator": "jumanji"}, "env.lbf-generator"),
+        ({"rules": "jumanji", "penalty": 0.1}, "env.lbf-rules"),
+        ({"penalty": -1.0}, "env.lbf-penalty"),
+    ],
+)
+def test_bad_lbf_switches(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        LBFEnv("8x8-2p-2f-coop", **kwargs)
+
+
+def test_env_config_names_the_rules_field():
+    with pytest.raises(ConfigError, match="env.lbf-rules: must be one of lbforaging, jumanji"):
+        EnvConfig(lbf_rules="gym")

@@ -20,7 +20,10 @@ def make_env(config: EnvConfig) -> MultiAgentEnv:
         return LBFEnv(
             task,
             episode_limit=config.episode_limit or 50,
+            rules=config.lbf_rules,
             generator=config.lbf_generator,
+            penalty=config.lbf_penalty,
+            fix_quirks=config.lbf_fix_quirks,
         )
     if family == "smax":
         from prism_marl.envs.smax import SMAXEnv

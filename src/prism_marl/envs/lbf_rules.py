@@ -1,0 +1,322 @@
+"""Level-Based Foraging with the rules of the ``lbforaging`` 2.0.0 package, in pure JAX.
+
+The reference is ``lbforaging/foraging/environment.py`` (class ``ForagingEnv``) with the
+kwargs its ``Foraging[-2s]-GxG-Pp-Ff[-coop]-v3`` registrations pass: agent levels 1..2, food
+levels up to the sum of the three lowest agent levels, normalised rewards, vector observations
+with agent levels, 50-step episodes. Every function here is jittable and vmappable; loops are
+static and run over agents or foods only.
+
+Shapes: N agents, F foods, G grid side, D = 3F + 3N observation features. Positions are
+``(row, col)``; actions are lbforaging's ``Action`` values 0 NONE, 1 NORTH, 2 SOUTH, 3 WEST,
+4 EAST, 5 LOAD.
+
+Quirks of lbforaging that are reproduced by default and fixed by ``fix_quirks`` (see
+docs/decisions/0010-lbf-quirks.md): in a blocked chain (A moves into B's cell while B is
+blocked) A still moves, so two agents can share a cell; an agent within ``sight`` of the top or
+left edge sees other agents in a window shifted inwards (up to ``2 * sight`` cells down/right).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NUM_ACTIONS = 6
+LOAD = 5
+# Cells a food rules out for later foods (lbforaging's spawn_food): its 3x3 neighbourhood and
+# the cells two steps away in a straight line.
+FOOD_EXCLUSION_CELLS = 13
+
+
+@dataclasses.dataclass(frozen=True)
+class LBFRules:
+    """Static parameters of one lbforaging game (``ForagingEnv.__init__``'s arguments).
+
+    Attributes:
+        grid_size: G, the side of the square field (``field_size=(G, G)``).
+        num_agents: N (``players``).
+        num_food: F (``max_num_food``); every episode starts with exactly F foods.
+        sight: how far an agent sees (``sight``; G means the whole grid).
+        force_coop: every food gets the maximal level (``force_coop``).
+        min_agent_level: lowest agent level (``min_player_level``).
+        max_agent_level: highest agent level (``max_player_level``).
+        penalty: subtracted from each agent of a failed loading group (``penalty``).
+        episode_limit: steps before the episode ends (``max_episode_steps``).
+        fix_quirks: block chains fully and use a symmetric sight window for agents.
+    """
+
+    grid_size: int
+    num_agents: int
+    num_food: int
+    sight: int
+    force_coop: bool
+    min_agent_level: int = 1
+    max_agent_level: int = 2
+    penalty: float = 0.0
+    episode_limit: int = 50
+    fix_quirks: bool = False
+
+    @property
+    def obs_size(self) -> int:
+        """D = 3F + 3N: (row, col, level) per food slot, then per agent slot."""
+        return 3 * (self.num_food + self.num_agents)
+
+
+class LBFState(NamedTuple):
+    """One episode's state.
+
+    Attributes:
+        agent_pos: [N, 2] int32 (row, col); two agents may share a cell (chain quirk).
+        agent_level: [N] int32.
+        food_pos: [F, 2] int32.
+        food_level: [F] int32, the level each food spawned with (kept after it is eaten).
+        food_eaten: [F] bool.
+        food_spawned: [] int32, the sum of all spawned food levels (reward normaliser).
+        step_count: [] int32, steps taken in this episode.
+    """
+
+    agent_pos: jax.Array
+    agent_level: jax.Array
+    food_pos: jax.Array
+    food_level: jax.Array
+    food_eaten: jax.Array
+    food_spawned: jax.Array
+    step_count: jax.Array
+
+
+def guaranteed_food_capacity(grid_size: int, num_agents: int) -> int:
+    """Most foods lbforaging's spawn rule can always place, whatever the earlier draws.
+
+    Foods go on interior cells ((G - 2)² of them) that hold no agent; each placed food rules out
+    at most 13 cells (``FOOD_EXCLUSION_CELLS``). With F - 1 foods and N agents placed, at least
+    (G - 2)² - 13 (F - 1) - N cells stay free, so F foods always fit while that is >= 1. The bound
+    is conservative: lbforaging itself silently spawns fewer foods when random placement jams.
+    """
+    free = (grid_size - 2) ** 2 - num_agents - 1
+    return 0 if free < 0 else 1 + free // FOOD_EXCLUSION_CELLS
+
+
+def _cell_coords(grid_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every flattened cell index, [G*G] each."""
+    cells = np.arange(grid_size * grid_size)
+    return cells // grid_size, cells % grid_size
+
+
+def _pick(scores: jax.Array, allowed: jax.Array) -> jax.Array:
+    """Index of the lowest score among allowed cells; uniform over them for iid scores."""
+    return jnp.argmin(jnp.where(allowed, scores, jnp.uint32(0xFFFFFFFF)))
+
+
+def spawn(rules: LBFRules, key: jax.Array) -> LBFState:
+    """A start state drawn as ``ForagingEnv.reset`` draws it (spawn_players, then spawn_food).
+
+    Agents: levels uniform in [min, max]; positions uniform over cells free of earlier agents.
+    Foods: each uniform over interior cells (rows and columns 1..G-2) with no agent, no food in
+    its 3x3 neighbourhood and none two cells away in a straight line (rejection sampling in
+    lbforaging, the same distribution as sampling the allowed set directly). Food levels: the
+    maximum L is the sum of the three lowest agent levels; all L under force_coop, otherwise
+    uniform in [1, L].
+
+    Sequential uniform choices among shrinking sets are drawn as greedy first-fit over one
+    random order of the cells (the argmin of iid random bits), so each choice costs one argmin.
+
+    One deviation: lbforaging's spawn_players also avoids the cells where later agents stood at
+    the end of the previous episode (their stale positions); a stateless reset cannot see them.
+    """
+    g, n, f = rules.grid_size, rules.num_agents, rules.num_food
+    rows, cols = _cell_coords(g)
+    k_agent, k_level, k_food, k_food_level = jax.random.split(key, 4)
+
+    agent_scores = jax.random.bits(k_agent, (g * g,), jnp.uint32)
+    taken = jnp.zeros((g * g,), bool)
+    agent_cells = []
+    for _ in range(n):
+        cell = _pick(agent_scores, ~taken)
+        agent_cells.append(cell)
+        taken = taken.at[cell].set(True)
+    agent_cell = jnp.stack(agent_cells)
+    agent_level = jax.random.randint(
+        k_level, (n,), rules.min_agent_level, rules.max_agent_level + 1, jnp.int32
+    )
+
+    max_food_level = jnp.sum(jnp.sort(agent_level)[:3])
+    if rules.force_coop:
+        food_level = jnp.full((f,), max_food_level, jnp.int32)
+    else:
+        food_level = jax.random.randint(k_food_level, (f,), 1, max_food_level + 1, jnp.int32)
+
+    interior = (rows >= 1) & (rows <= g - 2) & (cols >= 1) & (cols <= g - 2)
+    allowed = jnp.asarray(interior) & ~taken
+    food_scores = jax.random.bits(k_food, (g * g,), jnp.uint32)
+    food_cells = []
+    for _ in range(f):
+        cell = _pick(food_scores, allowed)
+        food_cells.append(cell)
+        dr = jnp.abs(rows - cell // g)
+        dc = jnp.abs(cols - cell % g)
+        near = (jnp.maximum(dr, dc) <= 1) | ((dr == 0) & (dc <= 2)) | ((dc == 0) & (dr <= 2))
+        allowed = allowed & ~near
+    food_cell = jnp.stack(food_cells)
+
+    def to_pos(cell: jax.Array) -> jax.Array:
+        return jnp.stack([cell // g, cell % g], axis=-1).astype(jnp.int32)
+
+    return LBFState(
+        agent_pos=to_pos(agent_cell),
+        agent_level=agent_level,
+        food_pos=to_pos(food_cell),
+        food_level=food_level,
+        food_eaten=jnp.zeros((f,), bool),
+        food_spawned=jnp.sum(food_level),
+        step_count=jnp.zeros((), jnp.int32),
+    )
+
+
+def _moves(actions: jax.Array) -> jax.Array:
+    """[..., 2] (d_row, d_col) of each action: NORTH -row, SOUTH +row, WEST -col, EAST +col."""
+    d_row = (actions == 2).astype(jnp.int32) - (actions == 1).astype(jnp.int32)
+    d_col = (actions == 4).astype(jnp.int32) - (actions == 3).astype(jnp.int32)
+    return jnp.stack([d_row, d_col], axis=-1)
+
+
+def _adjacent_food(rules: LBFRules, state: LBFState, pos: jax.Array) -> jax.Array:
+    """[N, F] bool: uneaten food f is a 4-neighbour of agent position n.
+
+    lbforaging's spacing rule makes this at most one food per agent (adjacent_food_location's
+    search order therefore never matters).
+    """
+    dist = jnp.sum(jnp.abs(pos[:, None, :] - state.food_pos[None, :, :]), axis=-1)
+    return (dist == 1) & ~state.food_eaten[None, :]
+
+
+def valid_actions(rules: LBFRules, state: LBFState) -> jax.Array:
+    """[N, 6] bool action mask, lbforaging's ``_is_valid_action``.
+
+    NONE always; a move when its target is inside the grid and holds no uneaten food (cells of
+    other agents are allowed); LOAD when an uneaten food is a 4-neighbour.
+    """
+    dirs = _moves(jnp.arange(1, 5))  # [4, 2]
+    target = state.agent_pos[:, None, :] + dirs[None]  # [N, 4, 2]
+    inside = jnp.all((target >= 0) & (target < rules.grid_size), axis=-1)
+    hits = jnp.all(target[:, :, None, :] == state.food_pos[None, None], axis=-1)  # [N, 4, F]
+    on_food = jnp.any(hits & ~state.food_eaten[None, None, :], axis=-1)
+    load = jnp.any(_adjacent_food(rules, state, state.agent_pos), axis=-1)
+    none = jnp.ones((rules.num_agents, 1), bool)
+    return jnp.concatenate([none, inside & ~on_food, load[:, None]], axis=-1)
+
+
+def _resolve_moves(rules: LBFRules, pos: jax.Array, target: jax.Array) -> jax.Array:
+    """[N] bool: which agents reach their target (lbforaging's ``collisions`` dictionary).
+
+    Every agent claims a cell, its own when it stays or loads; an agent moves iff no other agent
+    claims the same cell. Followers into vacated cells and swaps therefore succeed. With
+    ``fix_quirks`` an agent whose target is the cell of an agent that ends up not moving is
+    blocked too, repeated along chains, so no two agents ever share a cell.
+    """
+    claims = jnp.all(target[:, None, :] == target[None, :, :], axis=-1)  # [N, N]
+    moves = jnp.sum(claims, axis=-1) == 1
+    if rules.fix_quirks:
+        onto = jnp.all(target[:, None, :] == pos[None, :, :], axis=-1)  # i targets j's cell
+        onto = onto & ~jnp.eye(rules.num_agents, dtype=bool)
+        for _ in range(rules.num_agents - 1):
+            moves = moves & ~jnp.any(onto & ~moves[None, :], axis=-1)
+    return moves
+
+
+def transition(rules: LBFRules, state: LBFState, actions: jax.Array) -> tuple[LBFState, jax.Array]:
+    """One ``ForagingEnv.step``: the next state and the [N] float32 rewards.
+
+    Invalid actions become NONE; moves are resolved by ``_resolve_moves``; then every food with
+    adjacent loading agents is loaded by all of them together (they form one group per food,
+    lbforaging's loading_players loop): it is eaten when their level sum reaches its level, and
+    agent i of the group is rewarded level_i · food_level / (group_level · food_spawned), so a
+    whole episode returns at most 1 to the team; a failed group's agents each get -penalty.
+    """
+    mask = valid_actions(rules, state)
+    chosen = jnp.take_along_axis(mask, actions[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    actions = jnp.where(chosen, actions, 0)
+    target = state.agent_pos + _moves(actions)
+    moved = _resolve_moves(rules, state.agent_pos, target)
+    pos = jnp.where(moved[:, None], target, state.agent_pos)
+
+    group = _adjacent_food(rules, state, pos) & (actions == LOAD)[:, None]  # [N, F]
+    level = state.agent_level
+    group_level = jnp.sum(jnp.where(group, level[:, None], 0), axis=0)  # [F]
+    eaten = jnp.any(group, axis=0) & (group_level >= state.food_level)
+    share = (level[:, None] * state.food_level[None, :]).astype(jnp.float32) / (
+        (group_level * state.food_spawned)[None, :].astype(jnp.float32)
+    )
+    per_food = jnp.where(eaten[None, :], share, -jnp.float32(rules.penalty))
+    reward = jnp.sum(jnp.where(group, per_food, 0.0), axis=-1)
+    next_state = state._replace(
+        agent_pos=pos,
+        food_eaten=state.food_eaten | eaten,
+        step_count=state.step_count + 1,
+    )
+    return next_state, reward
+
+
+def episode_flags(rules: LBFRules, state: LBFState) -> tuple[jax.Array, jax.Array]:
+    """(terminated, truncated): every food eaten; else the step limit reached."""
+    terminated = jnp.all(state.food_eaten)
+    truncated = (state.step_count >= rules.episode_limit) & ~terminated
+    return terminated, truncated
+
+
+def _pack(visible: jax.Array, slot: jax.Array, feats: jax.Array, slots: int) -> jax.Array:
+    """[M, slots, 3]: visible entries' features placed at their slots, (-1, -1, 0) elsewhere.
+
+    visible, slot: [M, K]; feats: [M, K, 3].
+    """
+    onehot = (visible[..., None] & (slot[..., None] == jnp.arange(slots))).astype(jnp.float32)
+    packed = jnp.einsum("mks,mkc->msc", onehot, feats)
+    empty = 1.0 - jnp.sum(onehot, axis=1)  # [M, slots]
+    return packed + empty[..., None] * jnp.array([-1.0, -1.0, 0.0])
+
+
+def observe(rules: LBFRules, state: LBFState) -> jax.Array:
+    """[N, D] float32 vector observations, lbforaging's ``_make_obs`` + ``_make_gym_obs``.
+
+    Coordinates are relative to the corner of agent i's view, origin_i = max(pos_i - sight, 0)
+    (absolute when sight covers the grid). Foods seen: uneaten, |Δrow|, |Δcol| <= sight; packed
+    in row-major order of position, then (-1, -1, 0) padding. Agents: agent i first, then the
+    others it sees in index order, then padding; an agent is seen when its coordinates relative
+    to origin_i lie in [0, 2 sight] (the widened window near the top/left edge) or, with
+    ``fix_quirks``, when |Δrow|, |Δcol| <= sight.
+    """
+    n, f, g, s = rules.num_agents, rules.num_food, rules.grid_size, rules.sight
+    pos = state.agent_pos
+    origin = jnp.maximum(pos - s, 0)  # [N, 2]
+
+    food_delta = state.food_pos[None, :, :] - pos[:, None, :]  # [N, F, 2]
+    food_seen = jnp.all(jnp.abs(food_delta) <= s, axis=-1) & ~state.food_eaten[None, :]
+    order = state.food_pos[:, 0] * g + state.food_pos[:, 1]  # [F]
+    before = order[None, :] < order[:, None]  # [f, f']: f' comes before f
+    food_slot = jnp.sum(food_seen[:, None, :] & before[None], axis=-1)  # [N, F]
+    food_feats = jnp.concatenate(
+        [
+            state.food_pos[None] - origin[:, None, :],
+            jnp.broadcast_to(state.food_level[None, :, None], (n, f, 1)),
+        ],
+        axis=-1,
+    ).astype(jnp.float32)
+    foods = _pack(food_seen, food_slot, food_feats, f)
+
+    rel = pos[None, :, :] - origin[:, None, :]  # [i, j, 2]
+    if rules.fix_quirks:
+        agent_seen = jnp.all(jnp.abs(pos[None, :, :] - pos[:, None, :]) <= s, axis=-1)
+    else:
+        agent_seen = jnp.all((rel >= 0) & (rel <= 2 * s), axis=-1)
+    eye = jnp.eye(n, dtype=bool)
+    others = (agent_seen & ~eye).astype(jnp.int32)
+    earlier = jnp.asarray(np.triu(np.ones((n, n), np.int32), k=1))  # [k, j]: k < j
+    agent_slot = jnp.where(eye, 0, 1 + others @ earlier)
+    agent_feats = jnp.concatenate(
+        [rel, jnp.broadcast_to(state.agent_level[None, :, None], (n, n, 1))], axis=-1
+    ).astype(jnp.float32)
+    agents = _pack(agent_seen | eye, agent_slot, agent_feats, n)
+    return jnp.concatenate([foods.reshape(n, 3 * f), agents.reshape(n, 3 * n)], axis=-1)

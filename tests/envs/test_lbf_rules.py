@@ -189,8 +189,16 @@ def test_registered_kwargs_are_lbforagings():
         assert gymnasium.spec(env_id).kwargs == reference_kwargs(task)
 
 
+def widened_sight(pos, sight):
+    """Pairs (i, j) where i sees j only through lbforaging's edge-widened window."""
+    rel = pos[None, :, :] - np.maximum(pos - sight, 0)[:, None, :]
+    seen = np.all((rel >= 0) & (rel <= 2 * sight), -1)
+    far = np.abs(pos[None, :, :] - pos[:, None, :]).max(-1) > sight
+    return int(np.sum(seen & far))
+
+
 def test_step_for_step_equivalence_with_lbforaging():
-    totals = dict.fromkeys(("same_target", "follow", "swap", "blocked_chain"), 0)
+    totals = dict.fromkeys(("same_target", "follow", "swap", "blocked_chain", "wide_sight"), 0)
     ends = {"terminated": 0, "truncated": 0}
     for index, (task, penalty, episodes) in enumerate(EQUIVALENCE):
         ref = play_reference(task, penalty, episodes, seed=index)
@@ -213,6 +221,7 @@ def test_step_for_step_equivalence_with_lbforaging():
                 np.testing.assert_array_equal(mask[e, t], ref_mask, err_msg=where)
                 for name, count in collision_classes(before, ref["actions"][e][t], ref_pos).items():
                     totals[name] += count
+                totals["wide_sight"] += widened_sight(ref_pos, rules.sight)
             ends["terminated" if ref_field.sum() == 0 else "truncated"] += 1
             assert len(steps) == LIMIT or ref_field.sum() == 0
     print("collision classes:", totals, "episode ends:", ends)

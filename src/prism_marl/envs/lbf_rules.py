@@ -28,7 +28,7 @@ import numpy as np
 NUM_ACTIONS = 6
 LOAD = 5
 # Cells a food rules out for later foods (lbforaging's spawn_food): its 3x3 neighbourhood and
-# the cells two steps away in a straight line.
+# the cells two steps away in a straight line, i.e. the diamond |d_row| + |d_col| <= 2.
 FOOD_EXCLUSION_CELLS = 13
 
 
@@ -100,75 +100,92 @@ def guaranteed_food_capacity(grid_size: int, num_agents: int) -> int:
     return 0 if free < 0 else 1 + free // FOOD_EXCLUSION_CELLS
 
 
-def _cell_coords(grid_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of every flattened cell index, [G*G] each."""
-    cells = np.arange(grid_size * grid_size)
-    return cells // grid_size, cells % grid_size
+def _distinct_cells(key: jax.Array, count: int, cells: int) -> jax.Array:
+    """[count] distinct cell indices in [0, cells), each uniform over the cells left.
+
+    Draw k picks r uniform in [0, cells - k) and takes the r-th cell not yet chosen: the least
+    fixed point of x = r + #{chosen <= x}, reached by iterating from x = r (k + 1 steps).
+    """
+    draws = jax.random.randint(key, (count,), 0, cells - jnp.arange(count), jnp.int32)
+    chosen: list[jax.Array] = []
+    for k in range(count):
+        x = draws[k]
+        if chosen:
+            earlier = jnp.stack(chosen)
+            for _ in range(k + 1):
+                x = draws[k] + jnp.sum(earlier <= x)
+        chosen.append(x)
+    return jnp.stack(chosen)
 
 
-def _pick(scores: jax.Array, allowed: jax.Array) -> jax.Array:
-    """Index of the lowest score among allowed cells; uniform over them for iid scores."""
-    return jnp.argmin(jnp.where(allowed, scores, jnp.uint32(0xFFFFFFFF)))
+def _spawn_food_cells(
+    rules: LBFRules, key: jax.Array, agent_pos: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Food rows and columns, [F] each, by lbforaging's spawn_food rejection sampling.
+
+    Candidates are uniform interior cells, taken in turn; one is accepted unless it holds an
+    agent or lies within Manhattan distance 2 of an accepted food (lbforaging's 3x3 neighbourhood
+    plus the cells two steps away in a straight line, together exactly that diamond). A
+    while_loop draws candidates in chunks until every food is placed, so under vmap it runs as
+    many chunks as the unluckiest environment of the batch needs, usually one or two.
+    """
+    f, inner = rules.num_food, rules.grid_size - 2
+    chunk = 2 * f + 2
+    slots = jnp.arange(f)
+
+    def unplaced(carry: tuple[jax.Array, ...]) -> jax.Array:
+        _, _, _, placed, chunks = carry
+        # The chunk cap only guards against a hang; the capacity check makes it unreachable.
+        return (placed < f) & (chunks < 10_000)
+
+    def draw(carry: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        key, rows, cols, placed, chunks = carry
+        key, sub = jax.random.split(key)
+        cand = jax.random.randint(sub, (chunk,), 0, inner * inner, jnp.int32)
+        for c in range(chunk):
+            row, col = 1 + cand[c] // inner, 1 + cand[c] % inner
+            on_agent = jnp.any((agent_pos[:, 0] == row) & (agent_pos[:, 1] == col))
+            near = (slots < placed) & (jnp.abs(rows - row) + jnp.abs(cols - col) <= 2)
+            accept = (placed < f) & ~on_agent & ~jnp.any(near)
+            here = accept & (slots == placed)
+            rows, cols = jnp.where(here, row, rows), jnp.where(here, col, cols)
+            placed = placed + accept.astype(jnp.int32)
+        return key, rows, cols, placed, chunks + 1
+
+    empty = jnp.zeros((f,), jnp.int32)
+    start = (key, empty, empty, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    _, rows, cols, _, _ = jax.lax.while_loop(unplaced, draw, start)
+    return rows, cols
 
 
 def spawn(rules: LBFRules, key: jax.Array) -> LBFState:
     """A start state drawn as ``ForagingEnv.reset`` draws it (spawn_players, then spawn_food).
 
     Agents: levels uniform in [min, max]; positions uniform over cells free of earlier agents.
-    Foods: each uniform over interior cells (rows and columns 1..G-2) with no agent, no food in
-    its 3x3 neighbourhood and none two cells away in a straight line (rejection sampling in
-    lbforaging, the same distribution as sampling the allowed set directly). Food levels: the
-    maximum L is the sum of the three lowest agent levels; all L under force_coop, otherwise
-    uniform in [1, L].
-
-    Sequential uniform choices among shrinking sets are drawn as greedy first-fit over one
-    random order of the cells (the argmin of iid random bits), so each choice costs one argmin.
+    Foods: uniform interior cells (rows and columns 1..G-2) by rejection (``_spawn_food_cells``).
+    Food levels: the maximum L is the sum of the three lowest agent levels; all L under
+    force_coop, otherwise uniform in [1, L].
 
     One deviation: lbforaging's spawn_players also avoids the cells where later agents stood at
     the end of the previous episode (their stale positions); a stateless reset cannot see them.
     """
     g, n, f = rules.grid_size, rules.num_agents, rules.num_food
-    rows, cols = _cell_coords(g)
     k_agent, k_level, k_food, k_food_level = jax.random.split(key, 4)
-
-    agent_scores = jax.random.bits(k_agent, (g * g,), jnp.uint32)
-    taken = jnp.zeros((g * g,), bool)
-    agent_cells = []
-    for _ in range(n):
-        cell = _pick(agent_scores, ~taken)
-        agent_cells.append(cell)
-        taken = taken.at[cell].set(True)
-    agent_cell = jnp.stack(agent_cells)
+    cells = _distinct_cells(k_agent, n, g * g)
+    agent_pos = jnp.stack([cells // g, cells % g], axis=-1)
     agent_level = jax.random.randint(
         k_level, (n,), rules.min_agent_level, rules.max_agent_level + 1, jnp.int32
     )
-
     max_food_level = jnp.sum(jnp.sort(agent_level)[:3])
     if rules.force_coop:
         food_level = jnp.full((f,), max_food_level, jnp.int32)
     else:
         food_level = jax.random.randint(k_food_level, (f,), 1, max_food_level + 1, jnp.int32)
-
-    interior = (rows >= 1) & (rows <= g - 2) & (cols >= 1) & (cols <= g - 2)
-    allowed = jnp.asarray(interior) & ~taken
-    food_scores = jax.random.bits(k_food, (g * g,), jnp.uint32)
-    food_cells = []
-    for _ in range(f):
-        cell = _pick(food_scores, allowed)
-        food_cells.append(cell)
-        dr = jnp.abs(rows - cell // g)
-        dc = jnp.abs(cols - cell % g)
-        near = (jnp.maximum(dr, dc) <= 1) | ((dr == 0) & (dc <= 2)) | ((dc == 0) & (dr <= 2))
-        allowed = allowed & ~near
-    food_cell = jnp.stack(food_cells)
-
-    def to_pos(cell: jax.Array) -> jax.Array:
-        return jnp.stack([cell // g, cell % g], axis=-1).astype(jnp.int32)
-
+    rows, cols = _spawn_food_cells(rules, k_food, agent_pos)
     return LBFState(
-        agent_pos=to_pos(agent_cell),
+        agent_pos=agent_pos,
         agent_level=agent_level,
-        food_pos=to_pos(food_cell),
+        food_pos=jnp.stack([rows, cols], axis=-1),
         food_level=food_level,
         food_eaten=jnp.zeros((f,), bool),
         food_spawned=jnp.sum(food_level),
@@ -272,10 +289,12 @@ def _pack(visible: jax.Array, slot: jax.Array, feats: jax.Array, slots: int) -> 
 
     visible, slot: [M, K]; feats: [M, K, 3].
     """
-    onehot = (visible[..., None] & (slot[..., None] == jnp.arange(slots))).astype(jnp.float32)
-    packed = jnp.einsum("mks,mkc->msc", onehot, feats)
-    empty = 1.0 - jnp.sum(onehot, axis=1)  # [M, slots]
-    return packed + empty[..., None] * jnp.array([-1.0, -1.0, 0.0])
+    # Broadcast-and-sum rather than a matmul: the operands are tiny, and XLA's CPU dot on
+    # many tiny batched matrices is far slower than fused elementwise code.
+    onehot = visible[..., None] & (slot[..., None] == jnp.arange(slots))  # [M, K, slots]
+    packed = jnp.sum(jnp.where(onehot[..., None], feats[:, :, None, :], 0.0), axis=1)
+    empty = ~jnp.any(onehot, axis=1)  # [M, slots]
+    return packed + jnp.where(empty[..., None], jnp.array([-1.0, -1.0, 0.0]), 0.0)
 
 
 def observe(rules: LBFRules, state: LBFState) -> jax.Array:
@@ -314,7 +333,7 @@ def observe(rules: LBFRules, state: LBFState) -> jax.Array:
     eye = jnp.eye(n, dtype=bool)
     others = (agent_seen & ~eye).astype(jnp.int32)
     earlier = jnp.asarray(np.triu(np.ones((n, n), np.int32), k=1))  # [k, j]: k < j
-    agent_slot = jnp.where(eye, 0, 1 + others @ earlier)
+    agent_slot = jnp.where(eye, 0, 1 + jnp.sum(others[:, :, None] * earlier[None], axis=1))
     agent_feats = jnp.concatenate(
         [rel, jnp.broadcast_to(state.agent_level[None, :, None], (n, n, 1))], axis=-1
     ).astype(jnp.float32)

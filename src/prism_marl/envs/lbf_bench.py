@@ -1,0 +1,155 @@
+"""LBF measurements: environment-only throughput per rules, random-policy team returns.
+
+``python -m prism_marl.envs.lbf_bench rates --task 8x8-2p-2f-coop`` times lbforaging's rules
+against jumanji's (jit, vmap over environments, scan over steps, random valid actions);
+``python -m prism_marl.envs.lbf_bench returns --task 8x8-2p-2f-coop`` measures the team return
+of uniformly random valid actions over whole episodes, in our rules and, with ``--reference``,
+in the lbforaging package itself (a test-only dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prism_marl.envs.lbf import LBFEnv, LBFTask
+
+
+def _random_actions(key: jax.Array, action_mask: jax.Array) -> jax.Array:
+    """Uniform over each agent's valid actions; action_mask [..., A] -> [...] int32."""
+    return jax.random.categorical(key, jnp.where(action_mask, 0.0, -jnp.inf)).astype(jnp.int32)
+
+
+def _rollout_fn(env: LBFEnv, num_envs: int, steps: int) -> Any:
+    """A jitted rollout: ``steps`` vmapped environment steps under random valid actions."""
+
+    def body(carry: Any, key: jax.Array) -> tuple[Any, None]:
+        state, step = carry
+        k_act, k_env = jax.random.split(key)
+        actions = _random_actions(k_act, step.action_mask)
+        return jax.vmap(env.step)(jax.random.split(k_env, num_envs), state, actions), None
+
+    def rollout(state: Any, step: Any, key: jax.Array) -> Any:
+        return jax.lax.scan(body, (state, step), jax.random.split(key, steps))[0]
+
+    return jax.jit(rollout)
+
+
+def lbf_env_rates(
+    task: str, num_envs: int = 512, steps: int = 256, repeats: int = 5
+) -> dict[str, float]:
+    """Environment steps per second of each rules set (lbforaging, jumanji) on ``task``.
+
+    Both are compiled first, then timed round-robin so machine drift hits both alike.
+    """
+    runs = {}
+    for rules in ("lbforaging", "jumanji"):
+        env = LBFEnv(task, rules=rules)
+        rollout = _rollout_fn(env, num_envs, steps)
+        keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
+        carry = jax.jit(jax.vmap(env.reset))(keys)
+        carry = jax.block_until_ready(rollout(*carry, jax.random.PRNGKey(1)))
+        runs[rules] = [rollout, carry, 0.0]
+    for r in range(repeats):
+        for rules in runs:
+            rollout, carry, spent = runs[rules]
+            start = time.perf_counter()
+            carry = jax.block_until_ready(rollout(*carry, jax.random.PRNGKey(r + 2)))
+            runs[rules] = [rollout, carry, spent + time.perf_counter() - start]
+    return {rules: num_envs * steps * repeats / run[2] for rules, run in runs.items()}
+
+
+def random_policy_returns(
+    task: str, episodes: int, seed: int = 0, rules: str = "lbforaging"
+) -> np.ndarray:
+    """[episodes] team returns of uniformly random valid actions, one whole episode each."""
+    env = LBFEnv(task, rules=rules)
+    limit = env.spec.episode_limit
+
+    def episode(key: jax.Array) -> jax.Array:
+        k_reset, k_steps = jax.random.split(key)
+        state, first = env.reset(k_reset)
+
+        def body(carry: Any, key: jax.Array) -> tuple[Any, jax.Array]:
+            state, step, running = carry
+            k_act, k_env = jax.random.split(key)
+            state, step = env.step(k_env, state, _random_actions(k_act, step.action_mask))
+            reward = jnp.where(running, step.team_reward, 0.0)
+            return (state, step, running & ~step.episode_end), reward
+
+        carry = (state, first, jnp.asarray(True))
+        return jnp.sum(jax.lax.scan(body, carry, jax.random.split(k_steps, limit))[1])
+
+    run = jax.jit(jax.vmap(episode))
+    keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
+    return np.concatenate([np.asarray(run(chunk)) for chunk in np.array_split(keys, 8)])
+
+
+def lbforaging_random_returns(task: str, episodes: int, seed: int = 0) -> np.ndarray:
+    """[episodes] team returns in the lbforaging package with uniformly random valid actions."""
+    from lbforaging.foraging.environment import ForagingEnv
+
+    parsed = LBFTask.parse(task)
+    env = ForagingEnv(
+        players=parsed.num_agents,
+        min_player_level=1,
+        max_player_level=2,
+        field_size=(parsed.grid_size, parsed.grid_size),
+        min_food_level=1,
+        max_food_level=None,
+        max_num_food=parsed.num_food,
+        sight=parsed.sight,
+        max_episode_steps=50,
+        force_coop=parsed.force_coop,
+        grid_observation=False,
+    )
+    rng = np.random.default_rng(seed)
+    returns = np.zeros(episodes)
+    env.reset(seed=seed)
+    for e in range(episodes):
+        if e:
+            env.reset()
+        done = False
+        while not done:
+            actions = [rng.choice([a.value for a in env._valid_actions[p]]) for p in env.players]
+            _, rewards, done, _, _ = env.step(actions)
+            returns[e] += sum(rewards)
+    return returns
+
+
+def _summary(name: str, returns: np.ndarray) -> str:
+    sem = returns.std(ddof=1) / np.sqrt(len(returns))
+    return f"{name}: {returns.mean():.4f} ± {sem:.4f} (mean ± s.e., {len(returns)} episodes)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``rates`` or ``returns`` (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m prism_marl.envs.lbf_bench")
+    parser.add_argument("what", choices=["rates", "returns"])
+    parser.add_argument("--task", default="8x8-2p-2f-coop")
+    parser.add_argument("--episodes", type=int, default=20000)
+    parser.add_argument("--reference-episodes", type=int, default=0)
+    parser.add_argument("--num-envs", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.what == "rates":
+        rates = lbf_env_rates(args.task, args.num_envs, args.steps, args.repeats)
+        for rules, rate in rates.items():
+            print(f"{rules}: {rate:,.0f} env steps/s")
+        print(f"lbforaging / jumanji: {rates['lbforaging'] / rates['jumanji']:.2f}")
+        return
+    print(_summary("ours", random_policy_returns(args.task, args.episodes, args.seed)))
+    if args.reference_episodes:
+        returns = lbforaging_random_returns(args.task, args.reference_episodes, args.seed)
+        print(_summary("lbforaging", returns))
+
+
+if __name__ == "__main__":
+    main()

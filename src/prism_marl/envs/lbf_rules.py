@@ -118,6 +118,10 @@ def _distinct_cells(key: jax.Array, count: int, cells: int) -> jax.Array:
     return jnp.stack(chosen)
 
 
+# key, food rows [F], food cols [F], foods placed, chunks drawn
+_FoodCarry = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+
+
 def _spawn_food_cells(
     rules: LBFRules, key: jax.Array, agent_pos: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -133,12 +137,12 @@ def _spawn_food_cells(
     chunk = 2 * f + 2
     slots = jnp.arange(f)
 
-    def unplaced(carry: tuple[jax.Array, ...]) -> jax.Array:
+    def unplaced(carry: _FoodCarry) -> jax.Array:
         _, _, _, placed, chunks = carry
         # The chunk cap only guards against a hang; the capacity check makes it unreachable.
         return (placed < f) & (chunks < 10_000)
 
-    def draw(carry: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    def draw(carry: _FoodCarry) -> _FoodCarry:
         key, rows, cols, placed, chunks = carry
         key, sub = jax.random.split(key)
         cand = jax.random.randint(sub, (chunk,), 0, inner * inner, jnp.int32)
@@ -153,7 +157,7 @@ def _spawn_food_cells(
         return key, rows, cols, placed, chunks + 1
 
     empty = jnp.zeros((f,), jnp.int32)
-    start = (key, empty, empty, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    start: _FoodCarry = (key, empty, empty, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
     _, rows, cols, _, _ = jax.lax.while_loop(unplaced, draw, start)
     return rows, cols
 

@@ -9,11 +9,12 @@ dimensions, where the mask marks the agent's real dimensions.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from prism_marl.networks.heads import (
     CategoricalHead,
@@ -25,8 +26,44 @@ from prism_marl.networks.heads import (
 )
 from prism_marl.networks.torso import ACTIVATIONS, GRUTorso, MLPTorso
 from prism_marl.sharing.base import AgentIds, SharingStrategy
+from prism_marl.sharing.grouped import agent_axis
 
 ActionKind = Literal["discrete", "continuous"]
+
+
+class AgentsFirst(NamedTuple):
+    """Moves a trailing agent axis to the front for a network's body, and back.
+
+    With static ids ``np.arange(N)`` on x [..., N, D], strategy layers already run agent-major
+    products, but each layer then slices every agent's rows out of the interleaved batch. Moving
+    the agent axis first once (x [N, ..., D], ids ``np.arange(N)[:, None, ...]``) makes every
+    agent's block contiguous for all layers; only the input and the output are transposed.
+    """
+
+    ndim: int
+
+    @classmethod
+    def of(
+        cls, strategy: SharingStrategy, x: jax.Array, agent_ids: AgentIds, num_agents: int
+    ) -> AgentsFirst | None:
+        """The transform, when agents' kernels differ and ``agent_ids`` enumerates x's axis -2."""
+        if not strategy.per_agent_kernels:
+            return None
+        axis = agent_axis(x, agent_ids, num_agents)
+        return cls(x.ndim) if axis is not None and axis == x.ndim - 2 and x.ndim > 2 else None
+
+    def apply(self, *arrays: jax.Array) -> tuple[Any, ...]:
+        """Each array [..., N, F] -> [N, ..., F], then the matching static ids."""
+        ids = np.arange(arrays[0].shape[-2]).reshape(-1, *(1,) * (self.ndim - 2))
+        return (*(jnp.moveaxis(a, -2, 0) for a in arrays), ids)
+
+    def restore(self, output: Any) -> Any:
+        """[N, ..., F] -> [..., N, F] for every array of the output of the input's rank."""
+
+        def back(a: jax.Array) -> jax.Array:
+            return jnp.moveaxis(a, 0, -2) if a.ndim == self.ndim else a
+
+        return jax.tree_util.tree_map(back, output)
 
 
 class Policy(nn.Module):
@@ -55,6 +92,7 @@ class Policy(nn.Module):
         action_mask: jax.Array,
     ) -> tuple[jax.Array, Any]:
         """Return (next hidden, logits or (mean, log_std)), both time-major."""
+        leading = None
         if self.recurrent:
             hidden, features = GRUTorso(
                 self.strategy,
@@ -65,17 +103,24 @@ class Policy(nn.Module):
                 name="torso",
             )(hidden, obs, agent_ids, resets)
         else:
+            leading = AgentsFirst.of(self.strategy, obs, agent_ids, self.num_agents)
+            if leading is not None:
+                obs, action_mask, agent_ids = leading.apply(obs, action_mask)
             features = MLPTorso(
                 self.strategy, self.num_agents, self.hidden_sizes, self.activation, name="torso"
             )(obs, agent_ids)
         depth = 2 if self.recurrent else len(self.hidden_sizes)
         if self.action_kind == "discrete":
-            return hidden, CategoricalHead(
+            output: Any = CategoricalHead(
                 self.strategy, self.num_agents, self.num_actions, depth=depth, name="head"
             )(features, agent_ids, action_mask)
-        return hidden, GaussianHead(
-            self.strategy, self.num_agents, self.num_actions, depth=depth, name="head"
-        )(features, agent_ids)
+        else:
+            output = GaussianHead(
+                self.strategy, self.num_agents, self.num_actions, depth=depth, name="head"
+            )(features, agent_ids)
+        if leading is not None:
+            output = leading.restore(output)
+        return hidden, output
 
 
 class AgentCritic(nn.Module):
@@ -89,6 +134,9 @@ class AgentCritic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, agent_ids: AgentIds) -> jax.Array:
         """Values for each agent's observation."""
+        leading = AgentsFirst.of(self.strategy, obs, agent_ids, self.num_agents)
+        if leading is not None:
+            obs, agent_ids = leading.apply(obs)
         features = MLPTorso(
             self.strategy, self.num_agents, self.hidden_sizes, self.activation, name="torso"
         )(obs, agent_ids)
@@ -99,8 +147,8 @@ class AgentCritic(nn.Module):
             depth=len(self.hidden_sizes),
             kernel_init=nn.initializers.orthogonal(1.0),
             name="value",
-        )(features, agent_ids)
-        return value[..., 0]
+        )(features, agent_ids)[..., 0]
+        return value if leading is None else leading.restore(value[..., None])[..., 0]
 
 
 class CentralCritic(nn.Module):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prism_marl.sharing.grouped import flatten_leading, is_agent_major
+from prism_marl.sharing.grouped import agent_axis, flatten_leading, per_agent
 
 Initializer = Callable[..., jax.Array]
 AgentIds = jax.Array | np.ndarray
@@ -52,8 +52,9 @@ class AgentLayer(nn.Module):
     Subclasses implement ``project`` (kernel and bias) on one of two flat layouts and
     ``kernel_and_bias``; this class handles leading axes, the optional agent-id input and the
     optional output mask. Layouts: per-sample ids (x [B, D], ids [B]) for any id pattern, or
-    agent-major (x [B, N, D], ids None) when the caller passes the static ``np.arange(N)``
-    along x's second-to-last axis, which lets per-agent kernels run as one batched product.
+    agent-major (x [P, N, Q, D], ids None) when the caller passes static numpy ids that
+    enumerate the agents along one axis (``grouped.agent_axis``), which lets per-agent kernels
+    run as one batched product.
     The agent-id input is the one-hot id concatenated to the layer's input,
     written as the equivalent lookup ``E[id]`` of an [N, O] kernel, added before any mask.
     """
@@ -69,15 +70,16 @@ class AgentLayer(nn.Module):
     def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
         """Strategy-specific x @ W_agent + b.
 
-        Per-sample layout x [B, D], ids [B] -> [B, O]; agent-major x [B, N, D], ids None ->
-        [B, N, O].
+        Per-sample layout x [B, D], ids [B] -> [B, O]; agent-major x [P, N, Q, D], ids None ->
+        [P, N, Q, O].
         """
         raise NotImplementedError
 
     def output_mask(self, ids: jax.Array | None) -> jax.Array | None:
         """Optional multiplicative mask on the pre-activation; None for no mask.
 
-        [B, O] per sample, or [N, O] (broadcast over the batch) when ids is None.
+        [B, O] per sample, or [N, 1, O] (broadcast over [P, N, Q, O]) when ids is None
+        (``grouped.per_agent``).
         """
         del ids
         return None
@@ -86,8 +88,10 @@ class AgentLayer(nn.Module):
     def __call__(self, x: jax.Array, agent_ids: AgentIds) -> jax.Array:
         """Apply agent ``agent_ids[...]``'s layer to ``x[..., :]``: [..., D] -> [..., O]."""
         ids: jax.Array | None
-        if is_agent_major(x, agent_ids, self.num_agents):
-            flat_x, ids = x.reshape(-1, self.num_agents, x.shape[-1]), None
+        axis = agent_axis(x, agent_ids, self.num_agents)
+        if axis is not None:
+            before = int(np.prod(x.shape[:axis]))
+            flat_x, ids = x.reshape(before, self.num_agents, -1, x.shape[-1]), None
         else:
             flat_x, ids = flatten_leading(x, agent_ids)
         y = self.project(flat_x, ids)
@@ -100,7 +104,7 @@ class AgentLayer(nn.Module):
                 return full[in_features:]
 
             id_kernel = self.param("agent_id_kernel", id_init, (self.num_agents, self.features))
-            y = y + (id_kernel if ids is None else id_kernel[ids])
+            y = y + per_agent(id_kernel, ids)
         mask = self.output_mask(ids)
         if mask is not None:
             y = y * mask
@@ -140,6 +144,8 @@ class SharingStrategy:
     """
 
     name: ClassVar[str] = ""
+    per_agent_kernels: ClassVar[bool] = True
+    """Whether agents' kernels differ (networks then lay agents out first, ``AgentsFirst``)."""
 
     agent_id_input: bool = False
     """Add the one-hot agent id to the network's input (its first layer)."""

@@ -39,6 +39,7 @@ class FuPS(SharingStrategy):
     """Full parameter sharing: all agents use one network (no agent id unless switched on)."""
 
     name = "fups"
+    per_agent_kernels = False
 
     def dense(
         self,

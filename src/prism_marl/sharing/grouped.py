@@ -47,38 +47,39 @@ def grouped_matmul(x: jax.Array, kernels: jax.Array, groups: jax.Array) -> jax.A
 
 
 def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -> jax.Array:
-    """y_{b,n} = x_{b,n} @ kernels[group_of_agent[n]] for agent-major input.
+    """y[p, n, q] = x[p, n, q] @ kernels[group_of_agent[n]] for agent-major input.
 
     Args:
-        x: [B, N, D], agent n's sample in x[:, n].
+        x: [P, N, Q, D], agent n's samples in x[:, n].
         kernels: [G, D, O].
         group_of_agent: [N] static (numpy) table of groups.
 
     Returns:
-        [B, N, O]: one batched product over the agent axis, B·N·D·O FLOPs whatever G is (the
-        per-sample path pays G times that, or a gather, because its ids are only known at run
-        time).
+        [P, N, Q, O]: one batched product over the agent axis, P·N·Q·D·O FLOPs whatever G is
+        (the per-sample path pays G times that, or a gather, because its ids are only known at
+        run time). With the agent axis leading (P = 1) every agent's block is contiguous.
     """
     if kernels.shape[0] == 1:
         return x @ kernels[0]
     identity = np.array_equal(group_of_agent, np.arange(kernels.shape[0]))
     per_agent = kernels if identity else kernels[group_of_agent]
-    return jnp.einsum("bnd,ndo->bno", x, per_agent)
+    return jnp.einsum("pnqd,ndo->pnqo", x, per_agent)
 
 
 def apply_group_kernels(
     x: jax.Array, kernels: jax.Array, ids: jax.Array | None, group_of_agent: tuple[int, ...]
 ) -> jax.Array:
-    """Each sample times its agent's group kernel, on either input layout.
+    """Each sample times its agent's group kernel, on either flat layout.
 
     Args:
-        x: [B, D] with per-sample agent ids [B], or [B, N, D] agent-major when ``ids`` is None.
+        x: [B, D] with per-sample agent ids [B], or [P, N, Q, D] agent-major when ``ids`` is
+            None.
         kernels: [G, D, O].
         ids: agent id per sample, or None for the agent-major layout.
         group_of_agent: static agent -> group table (length N).
 
     Returns:
-        [B, O] or [B, N, O].
+        [B, O] or [P, N, Q, O].
     """
     table = np.asarray(group_of_agent, np.int32)
     if ids is None:
@@ -86,19 +87,33 @@ def apply_group_kernels(
     return grouped_matmul(x, kernels, jnp.asarray(table)[ids])
 
 
-def is_agent_major(x: jax.Array, agent_ids: object, num_agents: int) -> bool:
-    """Whether ``agent_ids`` is the static ``np.arange(N)`` along x's agent axis (-2).
+def per_agent(values: jax.Array, ids: jax.Array | None) -> jax.Array:
+    """Per-agent rows [N, ...] for each sample.
 
-    Only a concrete numpy array is known at trace time; callers that pass one (the algorithms
-    do) get the agent-major products of ``agent_matmul``.
+    values[ids] ([B, ...]) per sample, or, agent-major, values[:, None] ([N, 1, ...]) to
+    broadcast against [P, N, Q, ...].
     """
-    return (
-        isinstance(agent_ids, np.ndarray)
-        and agent_ids.shape == (num_agents,)
-        and x.ndim >= 2
-        and x.shape[-2] == num_agents
-        and bool(np.all(agent_ids == np.arange(num_agents)))
-    )
+    return values[:, None] if ids is None else values[ids]
+
+
+def agent_axis(x: jax.Array, agent_ids: object, num_agents: int) -> int | None:
+    """The axis of x along which static ids enumerate 0..N-1, or None.
+
+    Only a concrete numpy ``agent_ids`` is known at trace time: when, broadcast to
+    x.shape[:-1], it equals ``arange(N)`` along one axis of length N (for example
+    ``np.arange(N)`` for x [..., N, D], or ``np.arange(N)[:, None]`` for x [N, B, D]), the
+    layer runs agent-major batched products (``agent_matmul``); otherwise per-sample ids.
+    """
+    if not isinstance(agent_ids, np.ndarray) or agent_ids.ndim > x.ndim - 1:
+        return None
+    ids = agent_ids.reshape((1,) * (x.ndim - 1 - agent_ids.ndim) + agent_ids.shape)
+    long_axes = [k for k, size in enumerate(ids.shape) if size != 1]
+    if len(long_axes) != 1 or ids.shape[long_axes[0]] != num_agents:
+        return None
+    axis = long_axes[0]
+    if x.shape[axis] != num_agents or not np.array_equal(ids.ravel(), np.arange(num_agents)):
+        return None
+    return axis
 
 
 def flatten_leading(x: jax.Array, agent_ids: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:

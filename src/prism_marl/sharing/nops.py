@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.sharing.base import (
@@ -20,7 +19,7 @@ from prism_marl.sharing.base import (
     Variables,
     iter_named_leaves,
 )
-from prism_marl.sharing.grouped import apply_group_kernels
+from prism_marl.sharing.grouped import apply_group_kernels, per_agent
 
 
 class GroupedDense(AgentLayer):
@@ -46,9 +45,9 @@ class GroupedDense(AgentLayer):
 
         kernel = self.param("group_kernel", kernel_init, shape)
         bias = self.param("group_bias", self.bias_init, (self.num_groups, self.features))
-        groups = jnp.asarray(self.group_of_agent, jnp.int32)
-        group_bias = bias[groups] if ids is None else bias[groups[ids]]
-        return apply_group_kernels(x, kernel, ids, self.group_of_agent) + group_bias
+        table = np.asarray(self.group_of_agent, np.int32)
+        agent_bias = bias if np.array_equal(table, np.arange(len(table))) else bias[table]
+        return apply_group_kernels(x, kernel, ids, self.group_of_agent) + per_agent(agent_bias, ids)
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         group = self.group_of_agent[agent]

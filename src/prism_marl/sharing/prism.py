@@ -23,7 +23,12 @@ from prism_marl.sharing.base import (
     find_layers,
     require,
 )
-from prism_marl.sharing.grouped import GATHER_COST_FACTOR, apply_group_kernels, use_gather
+from prism_marl.sharing.grouped import (
+    GATHER_COST_FACTOR,
+    apply_group_kernels,
+    per_agent,
+    use_gather,
+)
 from prism_marl.sharing.spectral import (
     DiversityOn,
     MaskKind,
@@ -112,7 +117,7 @@ class SpectralDense(AgentLayer):
         if factored_is_cheaper(
             samples, self.num_agents, in_features, self.features, rank, ids is None
         ):
-            return ((x @ v) * (spectra if ids is None else spectra[ids])) @ u.T + bias
+            return ((x @ v) * per_agent(spectra, ids)) @ u.T + bias
         kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)
         return apply_group_kernels(x, kernels, ids, agents) + bias
 

@@ -20,6 +20,7 @@ from prism_marl.sharing.base import (
     require,
 )
 from prism_marl.sharing.fups import SharedDense
+from prism_marl.sharing.grouped import per_agent
 
 
 class PrunedDense(SharedDense):
@@ -28,7 +29,7 @@ class PrunedDense(SharedDense):
     prune_ratio: float = 0.3
 
     def output_mask(self, ids: jax.Array | None) -> jax.Array | None:
-        """Agent masks gathered per sample, [B, O] ([N, O] agent-major); None for outputs."""
+        """Agent masks per sample (``grouped.per_agent``); None for output layers."""
         if not self.hidden:
             return None
 
@@ -37,7 +38,7 @@ class PrunedDense(SharedDense):
             return (uniform > self.prune_ratio).astype(jax.numpy.float32)
 
         mask = self.variable("buffers", "neuron_mask", lambda: draw(self.make_rng("params")))
-        return mask.value if ids is None else mask.value[ids]
+        return per_agent(mask.value, ids)
 
     def output_mask_for(self, variables: Variables, agent: int) -> jax.Array | None:
         if not self.hidden:
@@ -50,6 +51,7 @@ class SNP(SharingStrategy):
     """Shared network with a fixed random neuron-level mask per agent."""
 
     name = "snp"
+    per_agent_kernels = False  # one shared kernel; only output masks differ
 
     prune_ratio: float = 0.3
     """p: probability that a hidden neuron is pruned for an agent."""

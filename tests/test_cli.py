@@ -73,3 +73,21 @@ def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path):
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_train_json_rows_have_the_documented_keys(capsys):
+    """One tiny bench: every row carries the keys analysis reads, FuPS is the reference."""
+    code = main(
+        [
+            "bench", "train", "--envs", "lbf:8x8-2p-2f-coop", "--strategies", "prism",
+            "--num-seeds", "1", "--updates", "1", "--repeats", "1", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["strategy"] for row in rows] == ["fups", "prism"]
+    keys = {"algo", "env", "strategy", "num_seeds", "steps_per_second", "ratio_to_fups"}
+    for row in rows:
+        assert keys | {"ratio_to_env_only"} <= set(row)
+        assert row["steps_per_second"] > 0 and row["ratio_to_env_only"] > 0
+    assert rows[0]["ratio_to_fups"] == 1.0

@@ -1,35 +1,53 @@
-"""``prism-marl bench``: training throughput per strategy, side by side, as ratios to FuPS.
+"""``prism-marl bench``: throughput of full training per strategy and of the environment alone.
 
-Each strategy's jitted training chunk is compiled first, then timed over several chunks in
-the same process, interleaved round-robin so that machine drift hits every strategy alike.
-Also times the environment alone (random valid actions) as the reference ceiling.
+``bench train`` compiles each strategy's jitted training chunk (rollout plus update, vmapped
+over seeds, exactly what ``prism-marl train`` runs), then times the chunks round-robin in one
+process so that machine drift hits every strategy alike, and reports ratios to FuPS and to the
+environment alone under random valid actions (the ceiling). ``bench env`` times environments
+alone, LBF under both rule sets side by side.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from prism_marl.algos.ppo import PPO, PPOConfig
-from prism_marl.config import EnvConfig
+from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.envs import make_env
+from prism_marl.envs.base import MultiAgentEnv
 from prism_marl.sharing import STRATEGIES
 
+DEFAULT_TRAIN_ENVS = ("lbf:8x8-2p-2f-coop", "smax:smacv2_5_units", "mabrax:ant_4x2")
 
-def env_only_rate(env_id: str, num_envs: int, steps: int, repeats: int) -> float:
-    """Environment steps per second with random valid actions (jit, vmap over envs)."""
-    env = make_env(EnvConfig(id=env_id))
+
+def random_actions(env: MultiAgentEnv, key: jax.Array, action_mask: jax.Array) -> jax.Array:
+    """Uniformly random valid actions for a batch: [E, N] integers or [E, N, A] in the box."""
+    spec = env.spec
+    if spec.action_kind == "discrete":
+        return jax.random.categorical(key, jnp.where(action_mask, 0.0, -1e9))
+    box = jax.random.uniform(
+        key, action_mask.shape, minval=spec.action_low, maxval=spec.action_high
+    )
+    return jnp.where(action_mask, box, 0.0)
+
+
+def env_only_rate(env_config: EnvConfig, num_envs: int, steps: int, repeats: int) -> float:
+    """Environment steps per second under random valid actions (jit, vmap over envs, scan)."""
+    env = make_env(env_config)
 
     @jax.jit
     def rollout(state: Any, step: Any, key: jax.Array) -> Any:
         def body(carry: Any, k: jax.Array) -> tuple[Any, None]:
             state, step = carry
-            logits = jnp.where(step.action_mask, 0.0, -1e9)
-            actions = jax.random.categorical(k, logits)
-            return jax.vmap(env.step)(jax.random.split(k, num_envs), state, actions), None
+            act_key, step_key = jax.random.split(k)
+            actions = random_actions(env, act_key, step.action_mask)
+            return jax.vmap(env.step)(jax.random.split(step_key, num_envs), state, actions), None
 
         return jax.lax.scan(body, (state, step), jax.random.split(key, steps))[0]
 
@@ -41,49 +59,133 @@ def env_only_rate(env_id: str, num_envs: int, steps: int, repeats: int) -> float
     return num_envs * steps * repeats / (time.perf_counter() - start)
 
 
+@dataclasses.dataclass
+class _Timed:
+    """One strategy's compiled chunk, its state and the seconds spent in timed calls."""
+
+    chunk: Callable[[Any], Any]
+    state: Any
+    seconds: float = 0.0
+
+
 def training_rates(
-    env_id: str, strategies: list[str], algo: str, updates: int, repeats: int, num_seeds: int
-) -> dict[str, float]:
-    """Environment steps per second (all seeds) of training chunks, per strategy."""
-    env = make_env(EnvConfig(id=env_id))
-    config = PPOConfig()
-    runs = {}
+    config: RunConfig, strategies: list[str], updates: int, repeats: int
+) -> tuple[dict[str, float], int]:
+    """Environment steps per second (all seeds) of training chunks, per strategy.
+
+    Returns the rates and the environment steps one update consumes per seed.
+    """
+    from prism_marl.run import build_algorithm, seed_keys
+
+    runs: dict[str, _Timed] = {}
+    steps_per_update = 0
     for name in strategies:
-        ppo = PPO(env, STRATEGIES[name](), config, algo == "mappo", 10**9)
-        state = jax.jit(jax.vmap(ppo.init))(jax.random.split(jax.random.PRNGKey(0), num_seeds))
-        chunk = jax.jit(jax.vmap(lambda s, ppo=ppo: ppo.train_chunk(s, updates)))
-        state, _ = chunk(state)
+        run = dataclasses.replace(config, sharing=STRATEGIES[name]())
+        algo = build_algorithm(run)
+        steps_per_update = algo.config.steps_per_update
+        state = jax.jit(jax.vmap(algo.init))(seed_keys(run))
+        chunk = jax.jit(jax.vmap(lambda s, algo=algo: algo.train_chunk(s, updates)))
+        state, _ = chunk(state)  # compile and warm up
         jax.block_until_ready(state)
-        runs[name] = [chunk, state, 0.0]
+        runs[name] = _Timed(chunk, state)
     for _ in range(repeats):
-        for name in strategies:
-            chunk, state, spent = runs[name]
+        for timed in runs.values():
             start = time.perf_counter()
-            state, metrics = chunk(state)
+            timed.state, metrics = timed.chunk(timed.state)
             jax.block_until_ready(metrics)
-            runs[name] = [chunk, state, spent + time.perf_counter() - start]
-    steps = config.steps_per_update * updates * repeats * num_seeds
-    return {name: steps / runs[name][2] for name in strategies}
+            timed.seconds += time.perf_counter() - start
+    steps = steps_per_update * updates * repeats * config.num_seeds
+    return {name: steps / timed.seconds for name, timed in runs.items()}, steps_per_update
+
+
+def bench_train(args: Any) -> list[dict[str, Any]]:
+    """Rows of ``bench train``: one per (env, algo, strategy)."""
+    strategies = list(dict.fromkeys(["fups", *args.strategies]))
+    rows: list[dict[str, Any]] = []
+    for env_id in args.envs:
+        for algo in args.algos:
+            config = RunConfig(
+                algo=algo,
+                env=EnvConfig(id=env_id),
+                algo_config=default_algo_config(algo),
+                num_seeds=args.num_seeds,
+                total_steps=10**9,
+            )
+            rates, _ = training_rates(config, strategies, args.updates, args.repeats)
+            num_envs = getattr(config.algo_config, "num_envs", 1) * args.num_seeds
+            env_rate = env_only_rate(config.env, num_envs, 128, args.repeats)
+            for name in strategies:
+                rows.append(
+                    {
+                        "algo": algo,
+                        "env": env_id,
+                        "strategy": name,
+                        "num_seeds": args.num_seeds,
+                        "steps_per_second": round(rates[name], 1),
+                        "ratio_to_fups": round(rates[name] / rates["fups"], 3),
+                        "ratio_to_env_only": round(rates[name] / env_rate, 3),
+                        "env_only_steps_per_second": round(env_rate, 1),
+                    }
+                )
+    return rows
+
+
+def bench_env(args: Any) -> list[dict[str, Any]]:
+    """Rows of ``bench env``: environment-alone rates; LBF under both rule sets."""
+    rows: list[dict[str, Any]] = []
+    for env_id in args.envs:
+        variants = [EnvConfig(id=env_id)]
+        if env_id.startswith("lbf:"):
+            variants = [EnvConfig(id=env_id, lbf_rules=r) for r in ("lbforaging", "jumanji")]
+        rates = [env_only_rate(v, args.num_envs, args.steps, args.repeats) for v in variants]
+        for variant, rate in zip(variants, rates, strict=True):
+            row = {
+                "env": env_id,
+                "num_envs": args.num_envs,
+                "steps_per_second": round(rate, 1),
+                "ratio_to_first": round(rate / rates[0], 3),
+            }
+            if env_id.startswith("lbf:"):
+                row["lbf_rules"] = variant.lbf_rules
+            rows.append(row)
+    return rows
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    print("| " + " | ".join(columns) + " |")
+    print(
+        "|"
+        + "|".join(
+            "---" if c in ("algo", "env", "strategy", "lbf_rules") else "---:" for c in columns
+        )
+        + "|"
+    )
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            cells.append(f"{value:,.0f}" if column.startswith("steps") else str(value))
+        print("| " + " | ".join(cells) + " |")
 
 
 def run_bench(args: Any) -> int:
-    """Print a markdown table of training throughput and ratios to FuPS."""
-    strategies = args.strategies
-    if "fups" not in strategies:
-        strategies = ["fups", *strategies]
-    rates = training_rates(
-        args.env, strategies, args.algo, args.updates, args.repeats, args.num_seeds
-    )
-    env_rate = env_only_rate(args.env, PPOConfig().num_envs * args.num_seeds, 256, args.repeats)
-    print(
-        f"training throughput, {args.algo} on {args.env}, {args.num_seeds} seeds, "
-        f"{args.updates} updates × {args.repeats} chunks per strategy (interleaved)\n"
-    )
-    print("| strategy | env steps/s | ratio to FuPS |")
-    print("|---|---:|---:|")
-    for name in strategies:
-        print(f"| {name} | {rates[name]:,.0f} | {rates[name] / rates['fups']:.2f} |")
-    print(
-        f"| environment alone (random actions) | {env_rate:,.0f} | {env_rate / rates['fups']:.2f} |"
-    )
+    """``prism-marl bench train|env``: print a markdown table, or JSON rows with ``--json``."""
+    if args.what == "train":
+        rows = bench_train(args)
+        columns = [
+            "algo",
+            "env",
+            "strategy",
+            "num_seeds",
+            "steps_per_second",
+            "ratio_to_fups",
+            "ratio_to_env_only",
+        ]
+    else:
+        rows = bench_env(args)
+        columns = ["env", "lbf_rules", "num_envs", "steps_per_second", "ratio_to_first"]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(rows, columns)
     return 0

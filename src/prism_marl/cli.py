@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from prism_marl.bench import DEFAULT_TRAIN_ENVS
+from prism_marl.config import ALGORITHMS
 from prism_marl.sharing import STRATEGIES, ConfigError
 
 EXIT_BAD_INPUT = 2
@@ -106,20 +108,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     res.set_defaults(handler=run_resources)
     bench = commands.add_parser(
-        "bench", help="training throughput per strategy as ratios to FuPS (docs/benchmarks.md)"
+        "bench",
+        help="throughput: training per strategy (ratios to FuPS and to the environment "
+        "alone) or environments alone (docs/benchmarks.md)",
     )
-    bench.add_argument("--env", default="lbf:8x8-2p-2f-coop", help="environment id")
-    bench.add_argument("--algo", choices=["mappo", "ippo"], default="mappo")
+    bench.add_argument(
+        "what",
+        choices=["train", "env"],
+        help="train: full training chunks per strategy; env: environments under random actions",
+    )
+    bench.add_argument(
+        "--envs",
+        nargs="+",
+        default=list(DEFAULT_TRAIN_ENVS),
+        metavar="ID",
+        help="environment ids (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--algos", nargs="+", default=["mappo"], choices=list(ALGORITHMS), metavar="NAME"
+    )
     bench.add_argument(
         "--strategies",
         nargs="+",
         default=list(STRATEGIES),
         choices=list(STRATEGIES),
         metavar="NAME",
+        help="strategies to time (FuPS is always added as the reference)",
     )
-    bench.add_argument("--updates", type=positive_int, default=10, help="updates per chunk")
-    bench.add_argument("--repeats", type=positive_int, default=5, help="timed chunks")
-    bench.add_argument("--num-seeds", type=positive_int, default=1)
+    bench.add_argument("--num-seeds", type=positive_int, default=3, help="seeds vmapped")
+    bench.add_argument("--updates", type=positive_int, default=5, help="updates per chunk")
+    bench.add_argument("--repeats", type=positive_int, default=4, help="timed chunks")
+    bench.add_argument(
+        "--num-envs", type=positive_int, default=96, help="bench env: parallel environments"
+    )
+    bench.add_argument("--steps", type=positive_int, default=256, help="bench env: steps")
+    bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     bench.set_defaults(handler=run_bench_command)
     return parser
 

@@ -19,6 +19,14 @@ ALGORITHMS: dict[str, type] = {"mappo": PPOConfig, "ippo": PPOConfig}
 ENV_FAMILIES = ("lbf", "smax", "mabrax")
 
 
+def default_algo_config(algo: str) -> Any:
+    """The default hyper-parameters of algorithm ``algo``."""
+    require(
+        algo in ALGORITHMS, "algo", f"unknown algorithm {algo!r}; valid: {', '.join(ALGORITHMS)}"
+    )
+    return ALGORITHMS[algo]()
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """Which environment, and its switches."""

@@ -59,9 +59,10 @@ def test_results_files(finished_run):
     config, run_dir, summary = finished_run
     assert from_dict(json.loads((run_dir / "config.json").read_text())) == config
     records = read(run_dir)
-    assert len(records) == 3 * config.num_seeds  # three evaluation points per seed
+    assert len(records) == 4 * config.num_seeds  # the untrained policy and three chunks
     assert {r["seed"] for r in records} == {0, 1}
-    assert [r["env_steps"] for r in records if r["seed"] == 0] == [64, 128, 192]
+    assert [r["env_steps"] for r in records if r["seed"] == 0] == [0, 64, 128, 192]
+    assert "loss/policy" not in records[0] and "eval_return" in records[0]
     for key in (
         "eval_return",
         "loss/policy",
@@ -71,7 +72,7 @@ def test_results_files(finished_run):
         "steps_per_second",
         "wall_time",
     ):
-        assert key in records[0]
+        assert key in records[-1]
     for key in (
         "final_return_mean",
         "final_return_iqm",
@@ -89,7 +90,7 @@ def test_results_files(finished_run):
     assert json.loads((run_dir / SUMMARY_FILE).read_text()) == summary
     marl = json.loads((run_dir / "marl_eval.json").read_text())
     run0 = marl["lbf"]["8x8-2p-2f-coop"]["mappo_prism"]["run_0"]
-    assert run0["step_2"]["step_count"] == 192
+    assert run0["step_0"]["step_count"] == 0 and run0["step_3"]["step_count"] == 192
     assert len(run0["absolute_metrics"]["return"]) == config.final_eval_episodes
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"

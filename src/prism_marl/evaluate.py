@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prism_marl.envs.base import RenderFrame
 from prism_marl.networks.policy import greedy_action
 from prism_marl.run import Trainer, seed_keys
 from prism_marl.sharing.base import ConfigError
@@ -70,12 +71,13 @@ def render_episode(trainer: Trainer, variables: dict[str, Any], path: str) -> No
     key = jax.random.PRNGKey(0)
     env_state, step = jax.jit(env.reset)(key)
     step_fn = jax.jit(env.step)
-    states = [env_state]
+    frames = []
     for t in range(trainer.spec.episode_limit):
         hidden, action = act(hidden, step)
-        env_state, step = step_fn(jax.random.fold_in(key, t), env_state, action)
+        step_key = jax.random.fold_in(key, t)
+        frames.append(RenderFrame(step_key, env_state, action))
+        env_state, step = step_fn(step_key, env_state, action)
         if bool(step.episode_end):
             break
-        states.append(env_state)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    env.save_animation(states, path)
+    env.save_animation(frames, path)

@@ -184,6 +184,10 @@ class Trainer:
             start_chunk = last_chunk + 1
         done_steps = start_chunk * self.plan.chunk_steps
         records = [r for r in records if r["env_steps"] <= done_steps]
+        if not records:
+            # The untrained policy's evaluation anchors every learning curve at step 0.
+            returns, won = self._evaluate(state, -1, self.config.eval_episodes)
+            records = self._records(0, 0.0, 0.0, {}, returns, won)
         write_jsonl(self.run_dir / METRICS_FILE, records)
 
         from tensorboardX import SummaryWriter

@@ -80,6 +80,14 @@ class EnvSpec:
     action_high: float = 1.0
 
 
+class RenderFrame(NamedTuple):
+    """One rendered step: the key passed to ``step``, the state before it and the actions."""
+
+    key: jax.Array
+    state: Any
+    action: jax.Array
+
+
 class MultiAgentEnv(Protocol):
     """The adapter protocol."""
 

@@ -21,7 +21,7 @@ from jumanji.environments.routing.lbf.generator import RandomGenerator
 from jumanji.environments.routing.lbf.types import Agent, Food, State
 
 from prism_marl.envs import lbf_rules
-from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset
+from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset
 from prism_marl.envs.lbf_rules import LBFRules, LBFState
 from prism_marl.sharing.base import ConfigError
 
@@ -175,14 +175,15 @@ class _ForagingBackend:
             won=jnp.asarray(False),
         )
 
-    def save_animation(self, states: list[LBFState], path: str) -> None:
+    def save_animation(self, frames: list[RenderFrame], path: str) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         from jumanji.environments.routing.lbf.viewer import LevelBasedForagingViewer
 
         viewer = LevelBasedForagingViewer(self.rules.grid_size)
-        viewer.animate([to_jumanji_state(s) for s in states], interval=300, save_path=path)
+        states = [to_jumanji_state(f.state) for f in frames]
+        viewer.animate(states, interval=300, save_path=path)
 
 
 class _JumanjiBackend:
@@ -238,11 +239,11 @@ class _JumanjiBackend:
         reset_state, reset_step = self.reset(key)
         return auto_reset(reset_state, reset_step, next_state, stepped)
 
-    def save_animation(self, states: list[State], path: str) -> None:
+    def save_animation(self, frames: list[RenderFrame], path: str) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        self._env.animate(states, interval=300, save_path=path)
+        self._env.animate([f.state for f in frames], interval=300, save_path=path)
 
 
 class LBFEnv:
@@ -322,6 +323,6 @@ class LBFEnv:
         """Step all agents with integer actions [N]; resets finished episodes."""
         return self._backend.step(key, state, actions)
 
-    def save_animation(self, states: list[Any], path: str) -> None:
+    def save_animation(self, frames: list[RenderFrame], path: str) -> None:
         """Write the episode's states as a GIF (jumanji's viewer, host side)."""
-        self._backend.save_animation(states, path)  # type: ignore[arg-type]
+        self._backend.save_animation(frames, path)

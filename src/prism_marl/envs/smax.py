@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset
+from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset
 from prism_marl.sharing.base import ConfigError
 
 
@@ -106,3 +106,20 @@ class SMAXEnv:
         )
         reset_state, reset_step = self.reset(reset_key)
         return auto_reset(reset_state, reset_step, next_state, stepped)
+
+    def save_animation(self, frames: list[RenderFrame], path: str) -> None:
+        """Write the battle as a GIF through jaxmarl's SMAX visualiser (host side).
+
+        The visualiser replays each step's internal world ticks from (key, state, actions);
+        ``step`` splits its key the way jaxmarl's own ``step`` does, so the replay is exact.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from jaxmarl.viz.visualizer import SMAXVisualizer
+
+        sequence = [
+            (frame.key, frame.state, {a: frame.action[i] for i, a in enumerate(self.agents)})
+            for frame in frames
+        ]
+        SMAXVisualizer(self._env, sequence).animate(save_fname=path, view=False)

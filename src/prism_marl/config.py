@@ -157,7 +157,8 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return RunConfig(
         algo=data["algo"],
         sharing=build_dataclass(STRATEGIES[sharing["type"]], sharing),
-        env=build_dataclass(EnvConfig, data["env"]),
+        # config.json files written before env.lbf_rules existed ran jumanji's LBF.
+        env=build_dataclass(EnvConfig, {"lbf_rules": "jumanji", **data["env"]}),
         algo_config=build_dataclass(PPOConfig, data["algo_config"]),
         **{k: v for k, v in data.items() if k not in ("algo", "sharing", "env", "algo_config")},
     )

@@ -64,3 +64,20 @@ def test_bad_lbf_switches(kwargs, field):
 def test_env_config_names_the_rules_field():
     with pytest.raises(ConfigError, match="env.lbf-rules: must be one of lbforaging, jumanji"):
         EnvConfig(lbf_rules="gym")
+
+
+def test_lbforaging_rules_save_an_animation(tmp_path):
+    env = LBFEnv("8x8-2p-2f-coop")
+    state, _ = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    states = [state, jax.jit(env.step)(jax.random.PRNGKey(1), state, np.array([1, 2]))[0]]
+    env.save_animation(states, str(tmp_path / "episode.gif"))
+    assert (tmp_path / "episode.gif").stat().st_size > 0
+
+
+def test_config_json_keeps_the_rules_and_old_runs_stay_on_jumanji():
+    from prism_marl.config import RunConfig, from_dict, to_dict
+
+    data = to_dict(RunConfig())
+    assert from_dict(data).env.lbf_rules == "lbforaging"
+    del data["env"]["lbf_rules"]
+    assert from_dict(data).env.lbf_rules == "jumanji"

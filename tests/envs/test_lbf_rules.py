@@ -17,6 +17,7 @@ from scipy import stats
 
 from prism_marl.envs import lbf_rules
 from prism_marl.envs.lbf import MAX_AGENT_LEVEL, LBFEnv, LBFTask
+from prism_marl.envs.lbf_bench import random_policy_returns
 from prism_marl.envs.lbf_rules import LBFRules, LBFState
 from prism_marl.sharing.base import ConfigError
 
@@ -352,3 +353,17 @@ def test_foods_at_capacity_are_always_placed_with_lbforagings_spacing(task):
 def test_tasks_beyond_lbforagings_capacity_fail_at_configuration(task, capacity):
     with pytest.raises(ConfigError, match=f"at most {capacity} foods"):
         LBFTask.parse(task)
+
+
+# lbforaging's own random-policy team returns (mean, standard error), measured with
+# `python -m prism_marl.envs.lbf_bench returns --task T --reference-episodes R` (docs/lbf.md).
+REFERENCE_RETURNS = {"8x8-2p-2f-coop": (0.0037, 0.0003), "10x10-3p-3f": (0.0971, 0.0024)}
+
+
+@pytest.mark.parametrize(("task", "episodes"), [("8x8-2p-2f-coop", 20000), ("10x10-3p-3f", 8000)])
+def test_random_policy_returns_match_lbforagings(task, episodes):
+    returns = random_policy_returns(task, episodes, seed=1)
+    mean, sem = returns.mean(), returns.std(ddof=1) / np.sqrt(episodes)
+    ref_mean, ref_sem = REFERENCE_RETURNS[task]
+    print(f"{task}: ours {mean:.4f} ± {sem:.4f}, lbforaging {ref_mean} ± {ref_sem}")
+    assert abs(mean - ref_mean) < 4 * np.hypot(sem, ref_sem)

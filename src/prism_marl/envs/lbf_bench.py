@@ -3,8 +3,10 @@
 ``python -m prism_marl.envs.lbf_bench rates --task 8x8-2p-2f-coop`` times lbforaging's rules
 against jumanji's (jit, vmap over environments, scan over steps, random valid actions);
 ``python -m prism_marl.envs.lbf_bench returns --task 8x8-2p-2f-coop`` measures the team return
-of uniformly random valid actions over whole episodes, in our rules and, with ``--reference``,
-in the lbforaging package itself (a test-only dependency).
+of a random policy over whole episodes, in our rules and, with ``--reference-episodes``, in the
+lbforaging package itself (a test-only dependency). Policies: ``any`` draws each agent's action
+uniformly from all six (lbforaging turns invalid ones into NONE; ``action_space.sample()``),
+``valid`` uniformly from its valid actions.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import numpy as np
 
 from prism_marl.envs.lbf import LBFEnv, LBFTask
 
+POLICIES = ("any", "valid")
 
-def _random_actions(key: jax.Array, action_mask: jax.Array) -> jax.Array:
-    """Uniform over each agent's valid actions; action_mask [..., A] -> [...] int32."""
-    return jax.random.categorical(key, jnp.where(action_mask, 0.0, -jnp.inf)).astype(jnp.int32)
+
+def _random_actions(key: jax.Array, action_mask: jax.Array, policy: str = "valid") -> jax.Array:
+    """Uniform over each agent's valid (or all) actions; action_mask [..., A] -> [...] int32."""
+    allowed = action_mask if policy == "valid" else jnp.ones_like(action_mask)
+    return jax.random.categorical(key, jnp.where(allowed, 0.0, -jnp.inf)).astype(jnp.int32)
 
 
 def _rollout_fn(env: LBFEnv, num_envs: int, steps: int) -> Any:
@@ -65,9 +70,9 @@ def lbf_env_rates(
 
 
 def random_policy_returns(
-    task: str, episodes: int, seed: int = 0, rules: str = "lbforaging"
+    task: str, episodes: int, seed: int = 0, policy: str = "any", rules: str = "lbforaging"
 ) -> np.ndarray:
-    """[episodes] team returns of uniformly random valid actions, one whole episode each."""
+    """[episodes] team returns of a random policy (``POLICIES``), one whole episode each."""
     env = LBFEnv(task, rules=rules)
     limit = env.spec.episode_limit
 
@@ -78,7 +83,8 @@ def random_policy_returns(
         def body(carry: Any, key: jax.Array) -> tuple[Any, jax.Array]:
             state, step, running = carry
             k_act, k_env = jax.random.split(key)
-            state, step = env.step(k_env, state, _random_actions(k_act, step.action_mask))
+            actions = _random_actions(k_act, step.action_mask, policy)
+            state, step = env.step(k_env, state, actions)
             reward = jnp.where(running, step.team_reward, 0.0)
             return (state, step, running & ~step.episode_end), reward
 
@@ -90,8 +96,10 @@ def random_policy_returns(
     return np.concatenate([np.asarray(run(chunk)) for chunk in np.array_split(keys, 8)])
 
 
-def lbforaging_random_returns(task: str, episodes: int, seed: int = 0) -> np.ndarray:
-    """[episodes] team returns in the lbforaging package with uniformly random valid actions."""
+def lbforaging_random_returns(
+    task: str, episodes: int, seed: int = 0, policy: str = "any"
+) -> np.ndarray:
+    """[episodes] team returns of a random policy (``POLICIES``) in the lbforaging package."""
     from lbforaging.foraging.environment import ForagingEnv
 
     parsed = LBFTask.parse(task)
@@ -116,7 +124,11 @@ def lbforaging_random_returns(task: str, episodes: int, seed: int = 0) -> np.nda
             env.reset()
         done = False
         while not done:
-            actions = [rng.choice([a.value for a in env._valid_actions[p]]) for p in env.players]
+            if policy == "valid":
+                valid = [[a.value for a in env._valid_actions[p]] for p in env.players]
+                actions = [rng.choice(v) for v in valid]
+            else:
+                actions = list(rng.integers(0, 6, len(env.players)))
             _, rewards, done, _, _ = env.step(actions)
             returns[e] += sum(rewards)
     return returns
@@ -138,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", choices=POLICIES, default="any")
     args = parser.parse_args(argv)
     if args.what == "rates":
         rates = lbf_env_rates(args.task, args.num_envs, args.steps, args.repeats)
@@ -145,9 +158,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{rules}: {rate:,.0f} env steps/s")
         print(f"lbforaging / jumanji: {rates['lbforaging'] / rates['jumanji']:.2f}")
         return
-    print(_summary("ours", random_policy_returns(args.task, args.episodes, args.seed)))
+    returns = random_policy_returns(args.task, args.episodes, args.seed, args.policy)
+    print(_summary("ours", returns))
     if args.reference_episodes:
-        returns = lbforaging_random_returns(args.task, args.reference_episodes, args.seed)
+        returns = lbforaging_random_returns(
+            args.task, args.reference_episodes, args.seed, args.policy
+        )
         print(_summary("lbforaging", returns))
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from prism_marl.config import EnvConfig
+from prism_marl.envs.base import RenderFrame
 from prism_marl.envs.lbf import LBFEnv, LBFTask
 from prism_marl.sharing.base import ConfigError
 
@@ -69,8 +70,10 @@ def test_env_config_names_the_rules_field():
 def test_lbforaging_rules_save_an_animation(tmp_path):
     env = LBFEnv("8x8-2p-2f-coop")
     state, _ = jax.jit(env.reset)(jax.random.PRNGKey(0))
-    states = [state, jax.jit(env.step)(jax.random.PRNGKey(1), state, np.array([1, 2]))[0]]
-    env.save_animation(states, str(tmp_path / "episode.gif"))
+    key, action = jax.random.PRNGKey(1), np.array([1, 2])
+    frames = [RenderFrame(key, state, action)]
+    frames.append(RenderFrame(key, jax.jit(env.step)(key, state, action)[0], action))
+    env.save_animation(frames, str(tmp_path / "episode.gif"))
     assert (tmp_path / "episode.gif").stat().st_size > 0
 
 

@@ -102,7 +102,8 @@ def test_resume_continues_exactly(finished_run, tmp_path):
     run_dir = tmp_path / "killed"
     killed = dataclasses.replace(config, run_dir=str(run_dir))
     assert Trainer(killed, progress=False).run(max_chunks=2) is None
-    assert stable(read(run_dir)) == stable(read(full_dir))[:4]  # determinism so far
+    # Step 0 and two chunks, two seeds each: deterministic so far.
+    assert stable(read(run_dir)) == stable(read(full_dir))[:6]
     resumed = resume(run_dir, progress=False)
     assert stable(read(run_dir)) == stable(read(full_dir))
     assert resumed["final_returns"] == summary["final_returns"]

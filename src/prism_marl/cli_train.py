@@ -180,7 +180,8 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 def run_eval(argv: list[str]) -> int:
     """``prism-marl eval RUN_DIR``: greedy returns from the last checkpoint, optional GIF."""
     parser = OneLineParser(
-        prog="prism-marl eval", description="Greedy evaluation of a trained run's last checkpoint."
+        prog="prism-marl eval",
+        description="Evaluate a trained run's last checkpoint (greedy unless --sampled).",
     )
     parser.add_argument("run_dir", help="a run directory written by prism-marl train")
     parser.add_argument(
@@ -189,11 +190,16 @@ def run_eval(argv: list[str]) -> int:
     parser.add_argument(
         "--render", metavar="FILE.gif", help="render one greedy episode of seed 0 (LBF and SMAX)"
     )
+    parser.add_argument(
+        "--sampled",
+        action="store_true",
+        help="sample actions as in training instead of taking the greedy action",
+    )
     args = parser.parse_args(argv)
     if args.render and not args.render.lower().endswith(".gif"):
         raise ConfigError(f"--render: must be a .gif file, got {args.render!r}")
     from prism_marl.evaluate import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.episodes, args.render)
+    result = evaluate_run(args.run_dir, args.episodes, args.render, greedy=not args.sampled)
     print(json.dumps(result, indent=2))
     return 0

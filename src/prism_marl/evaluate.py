@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,22 @@ def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:
     return trainer, restored[1]
 
 
-def evaluate_run(run_dir: str | Path, episodes: int, render: str | None = None) -> dict[str, Any]:
-    """Greedy return (and win rate) per seed over ``episodes`` episodes; optionally a GIF."""
+def evaluate_run(
+    run_dir: str | Path, episodes: int, render: str | None = None, greedy: bool = True
+) -> dict[str, Any]:
+    """Return (and win rate) per seed over ``episodes`` episodes; optionally a GIF.
+
+    Evaluates the greedy policy, or sampled actions when ``greedy`` is False; the GIF shows
+    one greedy episode of seed 0.
+    """
     trainer, state = load_trained(run_dir)
+    trainer.config = dataclasses.replace(trainer.config, eval_greedy=greedy)
     returns, won = trainer._evaluate(state, 99_999, episodes)
     returns, won = np.asarray(returns), np.asarray(won)
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
         "episodes_per_seed": episodes,
+        "greedy": greedy,
         "return_mean": float(returns.mean()),
         "return_per_seed": [float(r) for r in returns.mean(axis=1)],
     }

@@ -204,7 +204,7 @@ def _moves(actions: jax.Array) -> jax.Array:
     return jnp.stack([d_row, d_col], axis=-1)
 
 
-def _adjacent_food(rules: LBFRules, state: LBFState, pos: jax.Array) -> jax.Array:
+def _adjacent_food(state: LBFState, pos: jax.Array) -> jax.Array:
     """[N, F] bool: uneaten food f is a 4-neighbour of agent position n.
 
     lbforaging's spacing rule makes this at most one food per agent (adjacent_food_location's
@@ -225,7 +225,7 @@ def valid_actions(rules: LBFRules, state: LBFState) -> jax.Array:
     inside = jnp.all((target >= 0) & (target < rules.grid_size), axis=-1)
     hits = jnp.all(target[:, :, None, :] == state.food_pos[None, None], axis=-1)  # [N, 4, F]
     on_food = jnp.any(hits & ~state.food_eaten[None, None, :], axis=-1)
-    load = jnp.any(_adjacent_food(rules, state, state.agent_pos), axis=-1)
+    load = jnp.any(_adjacent_food(state, state.agent_pos), axis=-1)
     none = jnp.ones((rules.num_agents, 1), bool)
     return jnp.concatenate([none, inside & ~on_food, load[:, None]], axis=-1)
 
@@ -264,7 +264,7 @@ def transition(rules: LBFRules, state: LBFState, actions: jax.Array) -> tuple[LB
     moved = _resolve_moves(rules, state.agent_pos, target)
     pos = jnp.where(moved[:, None], target, state.agent_pos)
 
-    group = _adjacent_food(rules, state, pos) & (actions == LOAD)[:, None]  # [N, F]
+    group = _adjacent_food(state, pos) & (actions == LOAD)[:, None]  # [N, F]
     level = state.agent_level
     group_level = jnp.sum(jnp.where(group, level[:, None], 0), axis=0)  # [F]
     eaten = jnp.any(group, axis=0) & (group_level >= state.food_level)

@@ -8,10 +8,35 @@ Axis glossary: N agents, D observation features, A actions (padded), S global-st
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from typing import Any, Literal, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+
+
+def import_jaxmarl() -> Any:
+    """``jaxmarl``, imported without the banner it prints to stdout (it corrupts JSON output).
+
+    The banner bypasses ``sys.stdout`` redirection, so file descriptor 1 is pointed at
+    /dev/null while the environments package imports.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            import jaxmarl
+            import jaxmarl.environments  # noqa: F401  (the banner's source)
+
+            for stream in (sys.stdout, sys.__stdout__):
+                if stream is not None:
+                    stream.flush()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return jaxmarl
 
 
 class EnvStep(NamedTuple):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset
+from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset, import_jaxmarl
 from prism_marl.envs.smax import strong_types
 from prism_marl.sharing.base import ConfigError
 
@@ -35,7 +35,7 @@ class MABraxEnv:
                 f"env: unknown MaBrax scenario {scenario!r}; valid: "
                 + ", ".join(f"mabrax:{s}" for s in SCENARIOS)
             )
-        from jaxmarl import make
+        make = import_jaxmarl().make
 
         limit = episode_limit or 1000
         with warnings.catch_warnings():

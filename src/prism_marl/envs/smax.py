@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset
+from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset, import_jaxmarl
 from prism_marl.sharing.base import ConfigError
 
 
@@ -32,7 +32,7 @@ class SMAXEnv:
     """Agent-major adapter of ``HeuristicEnemySMAX``."""
 
     def __init__(self, map_name: str, *, episode_limit: int | None = None):
-        from jaxmarl import make
+        make = import_jaxmarl().make
         from jaxmarl.environments.smax import map_name_to_scenario
 
         try:

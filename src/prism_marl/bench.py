@@ -82,7 +82,7 @@ def training_rates(
     for name in strategies:
         run = dataclasses.replace(config, sharing=STRATEGIES[name]())
         algo = build_algorithm(run)
-        steps_per_update = algo.config.steps_per_update
+        steps_per_update = run.algo_config.steps_per_update
         state = jax.jit(jax.vmap(algo.init))(seed_keys(run))
         chunk = jax.jit(jax.vmap(lambda s, algo=algo: algo.train_chunk(s, updates)))
         state, _ = chunk(state)  # compile and warm up

@@ -48,12 +48,11 @@ def run_default(name: str) -> object:
     return getattr(RunConfig(), name)
 
 
-def build_train_parser(sharing: str) -> argparse.ArgumentParser:
-    """The full parser, with the flags of the selected strategy."""
-    defaults = RunConfig()
+def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
+    """The full parser, with the flags of the selected strategy and algorithm."""
     parser = OneLineParser(
         prog="prism-marl train",
-        description="Train a sharing strategy with MAPPO or IPPO; results go to --run-dir.",
+        description="Train a sharing strategy with any algorithm; results go to --run-dir.",
     )
     parser.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: mappo)")
     parser.add_argument(
@@ -92,10 +91,10 @@ def build_train_parser(sharing: str) -> argparse.ArgumentParser:
     )
     add_dataclass_flags(
         parser,
-        type(defaults.algo_config),
+        ALGORITHMS[algo],
         "algo",
-        defaults.algo_config,
-        "algorithm hyper-parameters (--algo.*)",
+        ALGORITHMS[algo](),
+        f"{algo} hyper-parameters (--algo.*; --algo NAME selects whose flags are listed)",
     )
     add_dataclass_flags(parser, EnvConfig, "env", EnvConfig(), "environment (--env.*)")
     return parser
@@ -105,10 +104,11 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namesp
     """Build the RunConfig from the command line (None when resuming)."""
     selection, _ = _selection_parser().parse_known_args(argv)
     sharing = selection.sharing or "prism"
-    args = build_train_parser(sharing).parse_args(argv)
+    preset: dict[str, Any] = PRESETS.get(selection.preset or "", {})
+    algo = selection.algo or preset.get("run", {}).get("algo", "mappo")
+    args = build_train_parser(sharing, algo).parse_args(argv)
     if args.resume:
         return None, args
-    preset: dict[str, Any] = PRESETS.get(args.preset or "", {})
     run = {**preset.get("run", {})}
     run.update({k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None})
     if args.algo:
@@ -127,7 +127,7 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namesp
     config = RunConfig(
         sharing=build_dataclass(STRATEGIES[sharing], overrides(args, "sharing")),
         env=dataclasses.replace(EnvConfig(), **env_fields),
-        algo_config=dataclasses.replace(defaults.algo_config, **algo_fields),
+        algo_config=dataclasses.replace(ALGORITHMS[algo](), **algo_fields),
         **run,
     )
     return config, args

@@ -11,11 +11,12 @@ import types
 import typing
 from typing import Any
 
-from prism_marl.algos.ppo import PPOConfig
+from prism_marl.algos import ALGORITHMS as ALGORITHM_REGISTRY
 from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
 from prism_marl.sharing.base import ConfigError, require
 
-ALGORITHMS: dict[str, type] = {"mappo": PPOConfig, "ippo": PPOConfig}
+ALGORITHMS: dict[str, type] = {name: entry[0] for name, entry in ALGORITHM_REGISTRY.items()}
+"""Algorithm name -> its hyper-parameter dataclass."""
 ENV_FAMILIES = ("lbf", "smax", "mabrax")
 
 
@@ -79,8 +80,8 @@ class RunConfig:
     """Parameter-sharing strategy."""
     env: EnvConfig = EnvConfig()
     """Environment."""
-    algo_config: PPOConfig = PPOConfig()
-    """The algorithm's hyper-parameters (flags --algo.*)."""
+    algo_config: Any = None
+    """The algorithm's hyper-parameters (flags --algo.*); None takes the algorithm's defaults."""
     num_seeds: int = 3
     """Seeds trained side by side (vmapped)."""
     total_steps: int = 1_000_000
@@ -104,6 +105,15 @@ class RunConfig:
             "algo",
             f"unknown algorithm {self.algo!r}; valid: {', '.join(ALGORITHMS)}",
         )
+        expected = ALGORITHMS[self.algo]
+        if self.algo_config is None:
+            object.__setattr__(self, "algo_config", expected())
+        require(
+            isinstance(self.algo_config, expected),
+            "algo",
+            f"{self.algo} takes {expected.__name__} hyper-parameters, "
+            f"got {type(self.algo_config).__name__}",
+        )
         require(self.num_seeds >= 1, "num-seeds", "must be >= 1")
         require(self.total_steps >= 1, "total-steps", "must be >= 1")
         require(self.eval_interval >= 1, "eval-interval", "must be >= 1")
@@ -117,8 +127,8 @@ def to_dict(value: Any) -> Any:
         data = {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, SharingStrategy):
             return {"type": value.name, **data}
-        if isinstance(value, PPOConfig):
-            return {"type": "ppo", **data}
+        if type(value) in ALGORITHMS.values():
+            return {"type": type(value).__name__, **data}
         return data
     if isinstance(value, tuple):
         return [to_dict(v) for v in value]
@@ -154,11 +164,13 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     sharing = data["sharing"]
     if sharing.get("type") not in STRATEGIES:
         raise ConfigError(f"config: unknown sharing type {sharing.get('type')!r}")
+    if data.get("algo") not in ALGORITHMS:
+        raise ConfigError(f"config: unknown algorithm {data.get('algo')!r}")
     return RunConfig(
         algo=data["algo"],
         sharing=build_dataclass(STRATEGIES[sharing["type"]], sharing),
         # config.json files written before env.lbf_rules existed ran jumanji's LBF.
         env=build_dataclass(EnvConfig, {"lbf_rules": "jumanji", **data["env"]}),
-        algo_config=build_dataclass(PPOConfig, data["algo_config"]),
+        algo_config=build_dataclass(ALGORITHMS[data["algo"]], data["algo_config"]),
         **{k: v for k, v in data.items() if k not in ("algo", "sharing", "env", "algo_config")},
     )

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.envs.base import RenderFrame
-from prism_marl.networks.policy import greedy_action
 from prism_marl.run import Trainer, seed_keys
 from prism_marl.sharing.base import ConfigError
 
@@ -61,28 +60,22 @@ def render_episode(trainer: Trainer, variables: dict[str, Any], path: str) -> No
     env, algo = trainer.algo.env, trainer.algo
     if not hasattr(env, "save_animation"):
         raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
-    actor = {c: tree["actor"] for c, tree in variables.items() if "actor" in tree}
-    hidden = jnp.zeros((trainer.spec.num_agents, algo.policy.hidden_size))
+    carry = algo.initial_carry(1)
 
     @jax.jit
-    def act(hidden, step):
-        hidden, out = algo.policy.apply(
-            actor,
-            hidden[None],
-            step.obs[None, None],
-            algo.agent_ids,
-            jnp.zeros((1, 1), bool),
-            step.action_mask[None, None],
+    def act(carry: Any, step: Any) -> tuple[Any, jax.Array]:
+        batched = jax.tree_util.tree_map(lambda x: x[None], step)
+        carry, action = algo.act(
+            variables, carry, batched, jnp.zeros((1,), bool), jax.random.PRNGKey(0), True
         )
-        out = jax.tree_util.tree_map(lambda x: x[0, 0], out)
-        return hidden[0], greedy_action(out, trainer.spec.action_kind)
+        return carry, action[0]
 
     key = jax.random.PRNGKey(0)
     env_state, step = jax.jit(env.reset)(key)
     step_fn = jax.jit(env.step)
     frames = []
     for t in range(trainer.spec.episode_limit):
-        hidden, action = act(hidden, step)
+        carry, action = act(carry, step)
         step_key = jax.random.fold_in(key, t)
         frames.append(RenderFrame(step_key, env_state, action))
         env_state, step = step_fn(step_key, env_state, action)

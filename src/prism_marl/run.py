@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from prism_marl.algos.ppo import PPO, TrainState
+from prism_marl.algos import Algorithm, make_algorithm
 from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
@@ -33,7 +33,6 @@ from prism_marl.results import (
     write_jsonl,
 )
 from prism_marl.sharing.base import ConfigError, SharingStrategy, count_leaves
-from prism_marl.sharing.clustering import AgentTransitions
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -64,15 +63,15 @@ class Plan:
         return self.steps_per_update * self.updates_per_chunk
 
 
-def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) -> PPO:
+def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) -> Algorithm:
     """The algorithm object for a run (with an explicit strategy during SePS's phases)."""
-    env = make_env(config.env)
-    return PPO(
-        env,
+    plan = Plan.of(config)
+    return make_algorithm(
+        config.algo,
+        make_env(config.env),
         strategy or config.sharing,
         config.algo_config,
-        centralised=config.algo == "mappo",
-        total_steps=Plan.of(config).num_chunks * Plan.of(config).chunk_steps,
+        plan.num_chunks * plan.chunk_steps,
     )
 
 
@@ -145,12 +144,12 @@ class Trainer:
             options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
         )
 
-    def _save(self, manager: ocp.CheckpointManager, chunk: int, state: TrainState, wall: float):
+    def _save(self, manager: ocp.CheckpointManager, chunk: int, state: Any, wall: float):
         payload = {"state": state, "wall_seconds": np.asarray(wall)}
         manager.save(chunk, args=ocp.args.StandardSave(payload))
         manager.wait_until_finished()
 
-    def _restore(self, manager: ocp.CheckpointManager, template: TrainState):
+    def _restore(self, manager: ocp.CheckpointManager, template: Any):
         chunk = manager.latest_step()
         if chunk is None:
             return None
@@ -227,14 +226,14 @@ class Trainer:
 
     _compiled: dict[str, Any]
 
-    def _chunk_fn(self, state: TrainState):
+    def _chunk_fn(self, state: Any):
         fns = self.__dict__.setdefault("_compiled", {})
         if "chunk" not in fns:
             algo, updates = self.algo, self.plan.updates_per_chunk
             fns["chunk"] = jax.jit(jax.vmap(lambda s: algo.train_chunk(s, updates)))
         return fns["chunk"](state)
 
-    def _evaluate(self, state: TrainState, chunk: int, episodes: int):
+    def _evaluate(self, state: Any, chunk: int, episodes: int):
         fns = self.__dict__.setdefault("_compiled", {})
         name = f"eval_{episodes}"
         if name not in fns:
@@ -278,7 +277,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------ SePS phase
 
-    def _maybe_prepare(self, state: TrainState, chunk: int, manager: Any) -> TrainState:
+    def _maybe_prepare(self, state: Any, chunk: int, manager: Any) -> Any:
         """After SePS's pretraining chunks, cluster agents and switch to per-cluster networks."""
         strategy = self.algo.strategy
         if not strategy.needs_preparation:
@@ -286,24 +285,12 @@ class Trainer:
         pretrain_chunks = math.ceil(getattr(strategy, "pretrain_steps", 0) / self.plan.chunk_steps)
         if chunk < pretrain_chunks:
             return state
-        data = self._collect_transitions(state)
+        data = self.algo.agent_transitions(state)
         prepared = strategy.prepare(data, jax.random.PRNGKey(self.config.seed + 7))
         new_algo = build_algorithm(self.config, prepared)
         fresh = jax.jit(jax.vmap(new_algo.init))(seed_keys(self.config))
         adopt = getattr(prepared, "adopt_pretrained")  # noqa: B009 (only SePS is prepared)
-        variables = jax.vmap(adopt)(state.variables, fresh.variables)
-        state = fresh._replace(
-            variables=variables,
-            opt_state=jax.vmap(new_algo.optimizer().init)(variables["params"]),
-            env_state=state.env_state,
-            last_step=state.last_step,
-            hidden=state.hidden,
-            starts=state.starts,
-            stats=state.stats,
-            key=state.key,
-            env_steps=state.env_steps,
-            updates=state.updates,
-        )
+        state = new_algo.with_variables(state, jax.vmap(adopt)(state.variables, fresh.variables))
         self.algo = new_algo
         self.__dict__["_compiled"] = {}
         self.config = dataclasses.replace(self.config, sharing=prepared)
@@ -313,35 +300,9 @@ class Trainer:
             manager.delete(step)
         return state
 
-    def _collect_transitions(self, state: TrainState) -> AgentTransitions:
-        """Per-agent (obs, action, reward, next obs) from fresh rollouts of every seed."""
-        rollout = jax.jit(jax.vmap(self.algo.rollout))
-        _, batch, _ = rollout(state)
-        obs = np.asarray(batch.obs)  # [S, T, E, N, D]
-        keep = ~np.asarray(batch.episode_end)[:, :-1]  # pairs inside an episode
-        num_agents = self.spec.num_agents
-        if self.spec.action_kind == "discrete":
-            actions = np.eye(self.spec.num_actions)[np.asarray(batch.action)]
-        else:
-            actions = np.asarray(batch.action)
-        reward = np.asarray(batch.reward)
-        if reward.ndim == obs.ndim - 2:
-            reward = np.broadcast_to(reward[..., None], obs.shape[:-1])
-
-        def pairs(x: np.ndarray, offset: int) -> np.ndarray:
-            x = x[:, offset : x.shape[1] - 1 + offset]
-            return x[keep]
-
-        return AgentTransitions(
-            obs=jnp.asarray(pairs(obs, 0)),
-            actions=jnp.asarray(pairs(actions, 0).reshape(-1, num_agents, actions.shape[-1])),
-            rewards=jnp.asarray(pairs(reward, 0)),
-            next_obs=jnp.asarray(pairs(obs, 1)),
-        )
-
     # --------------------------------------------------------------------------- results
 
-    def _finish(self, state: TrainState, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def _finish(self, state: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
         episodes = self.config.final_eval_episodes
         returns, won = self._evaluate(state, self.plan.num_chunks + 10_000, episodes)
         returns, won = np.asarray(returns), np.asarray(won)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
-from prism_marl.rl.returns import generalized_advantages, next_state_values
+from prism_marl.rl.returns import generalized_advantages, next_state_values, td_lambda_returns
 
 GAMMA, LAM = 0.9, 0.5
 
@@ -72,3 +72,24 @@ def test_clipped_value_loss_hand_values():
 def test_normalize():
     out = normalize(jnp.array([1.0, 3.0]))
     np.testing.assert_allclose(out, [-1.0, 1.0], atol=1e-6)
+
+
+REWARDS = jnp.array([1.0, 0.0, 2.0, 1.0])
+BOOTSTRAP = jnp.array([10.0, 20.0, 30.0, 40.0])
+
+
+def test_td_lambda_hand_values_cut_at_the_sequence_end():
+    none = jnp.zeros(4, bool)
+    targets = td_lambda_returns(REWARDS, BOOTSTRAP, none, none, gamma=0.5, lam=0.5)
+    # G3 = 1 + .5·40; G2 = 2 + .5(.5·30 + .5·G3); G1 = .5(.5·20 + .5·G2); G0 = 1 + .5(.5·10 + .5·G1)
+    np.testing.assert_allclose(targets, [5.671875, 8.6875, 14.75, 21.0])
+    one_step = td_lambda_returns(REWARDS, BOOTSTRAP, none, none, gamma=0.5, lam=0.0)
+    np.testing.assert_allclose(one_step, [6.0, 10.0, 17.0, 21.0])
+
+
+def test_td_lambda_termination_and_truncation():
+    terminated = jnp.array([False, True, False, False])
+    ended = jnp.array([False, True, True, False])
+    targets = td_lambda_returns(REWARDS, BOOTSTRAP, terminated, ended, gamma=0.5, lam=0.5)
+    # Step 1 terminates (no bootstrap); step 2 is truncated (bootstraps, recursion stops).
+    np.testing.assert_allclose(targets, [3.5, 0.0, 17.0, 21.0])

@@ -25,9 +25,11 @@ from prism_marl.networks.policy import (
     log_prob_and_entropy,
     sample_action,
 )
+from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
 from prism_marl.rl.returns import generalized_advantages, next_state_values
 from prism_marl.sharing.base import AuxOutput, SharingStrategy, require
+from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 
 # ----------------------------------------------------------------------------------- config
 
@@ -455,54 +457,60 @@ class PPO:
         metrics["train/episodes"] = count
         return state, metrics
 
+    # ------------------------------------------------------------------ SePS preparation
+
+    def agent_transitions(self, states: TrainState) -> AgentTransitions:
+        """Host side, all seeds: per-agent pairs from one fresh rollout of every seed."""
+        _, batch, _ = jax.jit(jax.vmap(self.rollout))(states)
+        discrete = self.spec.action_kind == "discrete"
+        return transitions_from_sequences(
+            batch.obs,
+            batch.action,
+            batch.reward,
+            batch.episode_end,
+            self.spec.num_actions if discrete else None,
+        )
+
+    def with_variables(self, states: TrainState, variables: dict[str, Any]) -> TrainState:
+        """Host side, all seeds: new variables (SePS's clusters) and a fresh optimizer."""
+        opt_state = jax.vmap(self.optimizer().init)(variables["params"])
+        return states._replace(variables=variables, opt_state=opt_state)
+
     # ------------------------------------------------------------------------- evaluation
+
+    def initial_carry(self, num_envs: int) -> jax.Array:
+        """The actor's recurrent state for ``num_envs`` fresh episodes, [E, N, H]."""
+        return jnp.zeros((num_envs, self.spec.num_agents, self.policy.hidden_size))
+
+    def act(
+        self,
+        variables: dict[str, Any],
+        carry: jax.Array,
+        step: EnvStep,
+        starts: jax.Array,
+        key: jax.Array,
+        greedy: bool,
+    ) -> tuple[jax.Array, jax.Array]:
+        """One action per env from batched steps [E, ...]: greedy, or sampled as in training."""
+        carry, output = self.policy.apply(
+            _select(variables, "actor"),
+            carry,
+            step.obs[None],
+            self.agent_ids,
+            starts[None],
+            step.action_mask[None],
+        )
+        output = jax.tree_util.tree_map(lambda x: x[0], output)
+        if greedy:
+            return carry, greedy_action(output, self.spec.action_kind)
+        action, _ = sample_action(output, key, step.action_mask, self.spec.action_kind)
+        return carry, action
 
     def evaluate(
         self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True
-    ):
-        """Return (and win) of ``num_episodes`` episodes, one per parallel env.
-
-        ``greedy`` takes the most likely action; otherwise actions are sampled.
-        """
-        spec = self.spec
-        actor_vars = _select(variables, "actor")
-        env_state, first = jax.vmap(self.env.reset)(jax.random.split(key, num_episodes))
-        hidden = jnp.zeros((num_episodes, spec.num_agents, self.policy.hidden_size))
-        live = jnp.ones((num_episodes,), bool)
-        init = (env_state, first, hidden, jnp.ones((num_episodes,), bool), live)
-        zeros = jnp.zeros((num_episodes,))
-
-        def step(carry, step_key):
-            (env_state, last, hidden, starts, live), (ret, won) = carry
-            hidden, output = self.policy.apply(
-                actor_vars,
-                hidden,
-                last.obs[None],
-                self.agent_ids,
-                starts[None],
-                last.action_mask[None],
-            )
-            output = jax.tree_util.tree_map(lambda x: x[0], output)
-            if greedy:
-                action = greedy_action(output, spec.action_kind)
-            else:
-                action, _ = sample_action(
-                    output, jax.random.fold_in(step_key, 1), last.action_mask, spec.action_kind
-                )
-            env_state, out = jax.vmap(self.env.step)(
-                jax.random.split(step_key, num_episodes), env_state, action
-            )
-            ret = ret + jnp.where(live, out.team_reward, 0.0)
-            won = won | (live & out.won)
-            live = live & ~out.episode_end
-            return ((env_state, out, hidden, out.episode_end, live), (ret, won)), None
-
-        (_, (returns, won)), _ = jax.lax.scan(
-            step,
-            (init, (zeros, jnp.zeros((num_episodes,), bool))),
-            jax.random.split(key, spec.episode_limit),
-        )
-        return returns, won
+    ) -> tuple[jax.Array, jax.Array]:
+        """Return (and win) of ``num_episodes`` episodes, one per parallel env."""
+        return evaluate_policy(self, variables, key, num_episodes, greedy)
 
 
 def _merge(**networks: Any) -> dict[str, Any]:

@@ -72,3 +72,51 @@ def next_state_values(
     """
     following = jnp.concatenate([values[1:], last_value[None]], axis=0)
     return jnp.where(episode_end, final_values, following)
+
+
+def td_lambda_returns(
+    rewards: jax.Array,
+    bootstrap: jax.Array,
+    terminated: jax.Array,
+    episode_end: jax.Array,
+    gamma: float,
+    lam: float,
+) -> jax.Array:
+    """TD(λ) targets over a stored sequence (Sutton & Barto §12.1; PyMARL's QMIX targets).
+
+        G_t = r_t + γ (1 − term_t) [(1 − λ c_t) b_t + λ c_t G_{t+1}]
+
+    with b_t the bootstrap value of step t's real next state (the target network's Q_tot on
+    the final observation where the episode ended), and c_t = 0 where the λ-recursion must stop:
+    at episode ends (truncation still bootstraps from b_t, termination does not) and at the
+    sequence's last step, whose continuation was not stored.
+
+    Args:
+        rewards: [T, ...].
+        bootstrap: b_t, [T, ...].
+        terminated: [T, ...] bool.
+        episode_end: [T, ...] bool (terminated or truncated).
+        gamma: discount γ.
+        lam: λ ∈ [0, 1] (0: one-step targets).
+
+    Returns:
+        G [T, ...].
+    """
+    not_terminated = 1.0 - terminated.astype(rewards.dtype)
+    continues = 1.0 - episode_end.astype(rewards.dtype)
+    continues = continues.at[-1].set(0.0)
+
+    def backward(
+        carry: jax.Array, inputs: tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+    ) -> tuple[jax.Array, jax.Array]:
+        reward, value, alive, cont = inputs
+        target = reward + gamma * alive * ((1.0 - lam * cont) * value + lam * cont * carry)
+        return target, target
+
+    _, targets = jax.lax.scan(
+        backward,
+        jnp.zeros_like(rewards[0]),
+        (rewards, bootstrap, not_terminated, continues),
+        reverse=True,
+    )
+    return targets

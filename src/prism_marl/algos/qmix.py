@@ -1,0 +1,746 @@
+"""QMIX (Rashid et al., ICML 2018) and VDN (Sunehag et al., AAMAS 2018) with any sharing strategy.
+
+Recurrent agent Q-networks are built from the sharing strategy (dense -> GRU -> dense to one Q
+value per action); a monotonic hypernetwork mixer on the global state (QMIX) or a sum (VDN)
+combines the chosen actions' values into Q_tot. Parallel environments stream fixed-length
+sequences (``segment_length`` steps, episodes may start and end inside) into a replay of
+sequences, each stored with the agents' recurrent state at its first step; targets are double-Q
+TD(λ) over each sequence from a hard-copied target network. Sections: config, networks, state,
+acting, update, protocol hooks.
+Axis glossary: T sequence steps, E envs, B sampled sequences, N agents, D obs, A actions,
+S global state, H hidden, C buffer capacity (sequences).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from prism_marl.algos.ppo import EpisodeStats, _merge, _select, _track_episodes
+from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.networks.heads import CategoricalHead
+from prism_marl.networks.torso import GRUTorso
+from prism_marl.rl.evaluation import evaluate_policy
+from prism_marl.rl.returns import td_lambda_returns
+from prism_marl.sharing.base import AuxOutput, SharingStrategy, require
+from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
+
+# ----------------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class QMIXConfig:
+    """Hyper-parameters of QMIX / VDN."""
+
+    lr: float = 5e-4
+    """Adam learning rate (agent networks and mixer)."""
+    num_envs: int = 8
+    """Parallel environments per seed; each adds one sequence to the replay per update."""
+    segment_length: int = 50
+    """Steps per stored sequence (the benchmark's LBF episode length by default)."""
+    buffer_size: int = 5000
+    """Replay capacity in sequences."""
+    batch_size: int = 32
+    """Sequences per gradient step."""
+    learning_starts: int = 32
+    """Sequences in the replay before gradient steps start (at least batch-size)."""
+    gradient_steps: int = 4
+    """Gradient steps per update (per num_envs new sequences)."""
+    epsilon_start: float = 1.0
+    """Initial ε of ε-greedy exploration."""
+    epsilon_end: float = 0.05
+    """Final ε."""
+    epsilon_steps: int = 50_000
+    """Environment steps (per seed) over which ε decays linearly."""
+    gamma: float = 0.99
+    """Discount."""
+    td_lambda: float = 0.6
+    """λ of the TD(λ) targets (0: one-step targets)."""
+    double_q: bool = True
+    """Select next actions with the online network, evaluate them with the target network."""
+    target_update_interval: int = 200
+    """Gradient steps between hard copies of the online networks into the targets."""
+    hidden_size: int = 64
+    """Width of the agent network's dense layer and GRU."""
+    mixer_embed: int = 32
+    """QMIX mixing embedding size."""
+    hypernet_hidden: int = 64
+    """Hidden width of QMIX's hypernetworks."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip."""
+    standardise_rewards: bool = False
+    """Divide rewards by a running standard deviation and remove its mean (EPyMARL's switch)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError for settings that cannot work."""
+        require(self.lr > 0, "algo.lr", f"must be > 0, got {self.lr}")
+        require(self.num_envs >= 1, "algo.num-envs", "must be >= 1")
+        require(self.segment_length >= 1, "algo.segment-length", "must be >= 1")
+        require(self.batch_size >= 1, "algo.batch-size", "must be >= 1")
+        require(
+            self.buffer_size >= max(self.batch_size, self.num_envs),
+            "algo.buffer-size",
+            f"must hold at least algo.batch-size ({self.batch_size}) and algo.num-envs "
+            f"({self.num_envs}) sequences, got {self.buffer_size}",
+        )
+        require(
+            self.batch_size <= self.learning_starts <= self.buffer_size,
+            "algo.learning-starts",
+            f"must be between algo.batch-size ({self.batch_size}) and algo.buffer-size "
+            f"({self.buffer_size}): sampling starts only when a batch fits, got "
+            f"{self.learning_starts}",
+        )
+        require(self.gradient_steps >= 1, "algo.gradient-steps", "must be >= 1")
+        require(0 <= self.td_lambda <= 1, "algo.td-lambda", "must be in [0, 1]")
+        require(0 <= self.gamma <= 1, "algo.gamma", "must be in [0, 1]")
+        require(
+            0 <= self.epsilon_end <= self.epsilon_start <= 1,
+            "algo.epsilon-start",
+            "need 0 <= algo.epsilon-end <= algo.epsilon-start <= 1",
+        )
+        require(self.epsilon_steps >= 1, "algo.epsilon-steps", "must be >= 1")
+        require(self.target_update_interval >= 1, "algo.target-update-interval", "must be >= 1")
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps (per seed) collected by one update."""
+        return self.num_envs * self.segment_length
+
+
+def epsilon(config: QMIXConfig, env_steps: jax.Array) -> jax.Array:
+    """ε_t = ε_0 + (ε_1 − ε_0) · min(1, t / t_decay), linear decay over environment steps."""
+    fraction = jnp.minimum(env_steps / config.epsilon_steps, 1.0)
+    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+
+
+def epsilon_greedy(
+    key: jax.Array, q_values: jax.Array, action_mask: jax.Array, eps: jax.Array
+) -> jax.Array:
+    """Masked ε-greedy: q_values, action_mask [..., A] -> actions [...].
+
+    The argmax over valid actions, or with probability ε a uniformly drawn valid action.
+    """
+    explore_key, pick_key = jax.random.split(key)
+    greedy = jnp.argmax(jnp.where(action_mask, q_values, -jnp.inf), axis=-1)
+    uniform = jax.random.categorical(pick_key, jnp.where(action_mask, 0.0, -jnp.inf))
+    explore = jax.random.uniform(explore_key, greedy.shape) < eps
+    return jnp.where(explore, uniform, greedy)
+
+
+# --------------------------------------------------------------------------------- networks
+
+
+class AgentQNetwork(nn.Module):
+    """Per-agent recurrent Q-network from the sharing strategy: dense -> GRU -> dense -> Q [A].
+
+    Time-major: (hidden [B, H], obs [T, B, D], ids, resets [T, B], mask [T, B, A]) ->
+    (hidden after every step [T, B, H], Q [T, B, A] with invalid actions at a large negative
+    value); B may be several axes (sequences, agents).
+    """
+
+    strategy: SharingStrategy
+    num_agents: int
+    num_actions: int
+    hidden_size: int = 64
+
+    @nn.compact
+    def __call__(
+        self,
+        hidden: jax.Array,
+        obs: jax.Array,
+        agent_ids: Any,
+        resets: jax.Array,
+        action_mask: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Hidden states and Q-values over the time axis."""
+        _, hiddens = GRUTorso(
+            self.strategy,
+            self.num_agents,
+            self.hidden_size,
+            self.hidden_size,
+            name="torso",
+        )(hidden, obs, agent_ids, resets)
+        q_values = CategoricalHead(
+            self.strategy, self.num_agents, self.num_actions, depth=2, scale=0.01, name="head"
+        )(hiddens, agent_ids, action_mask)
+        return hiddens, q_values
+
+
+class QMixer(nn.Module):
+    """Monotonic mixing network (Rashid et al., 2018, §4.2).
+
+        Q_tot = elu(q W₁(s) + b₁(s)) W₂(s) + V(s),  W₁ = |hyper₁(s)| [N, K], W₂ = |hyper₂(s)| [K]
+
+    so ∂Q_tot/∂q_i ≥ 0 for every agent. q [..., N], s [..., S] -> Q_tot [...].
+    """
+
+    num_agents: int
+    embed: int = 32
+    hypernet_hidden: int = 64
+
+    @nn.compact
+    def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
+        """Q_tot from the agents' chosen-action values and the global state."""
+
+        def hyper(size: int, name: str, scale: float = 1.0) -> jax.Array:
+            hidden = nn.relu(nn.Dense(self.hypernet_hidden, name=f"{name}_0")(state))
+            init = nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
+            return nn.Dense(size, kernel_init=init, name=f"{name}_1")(hidden)
+
+        w1 = jnp.abs(hyper(self.num_agents * self.embed, "hyper_w1"))
+        w1 = w1.reshape(*state.shape[:-1], self.num_agents, self.embed)
+        b1 = nn.Dense(self.embed, name="hyper_b1")(state)
+        mixed = nn.elu(jnp.einsum("...n,...nk->...k", q, w1) + b1)
+        # Unnormalised states (LBF's raw coordinates) would start Q_tot far from the returns,
+        # an offset that bootstrapping only removes at rate 1 − γ per target period.
+        w2 = jnp.abs(hyper(self.embed, "hyper_w2", scale=1e-4))
+        value = hyper(1, "value", scale=1e-4)[..., 0]
+        return jnp.sum(mixed * w2, axis=-1) + value
+
+
+class VDNMixer(nn.Module):
+    """Value decomposition: Q_tot = Σ_i q_i (no parameters). q [..., N] -> [...]."""
+
+    @nn.compact
+    def __call__(self, q: jax.Array, state: jax.Array) -> jax.Array:
+        """Sum over agents (the state is unused)."""
+        del state
+        return jnp.sum(q, axis=-1)
+
+
+# ------------------------------------------------------------------------------------ state
+
+
+class Sequences(NamedTuple):
+    """Stored sequences, [C, T, ...] (or [C, ...] for the first-step hidden state)."""
+
+    obs: jax.Array  # [C, T, N, D]
+    action_mask: jax.Array  # [C, T, N, A]
+    state: jax.Array  # [C, T, S]
+    starts: jax.Array  # [C, T] episode starts at this step (hidden reset)
+    action: jax.Array  # [C, T, N]
+    reward: jax.Array  # [C, T]
+    terminated: jax.Array  # [C, T]
+    episode_end: jax.Array  # [C, T]
+    next_obs: jax.Array  # [C, T, N, D] the step's real next observation (final at ends)
+    next_mask: jax.Array  # [C, T, N, A]
+    next_state: jax.Array  # [C, T, S]
+    hidden: jax.Array  # [C, N, H] agents' recurrent state before the first step
+
+
+class Replay(NamedTuple):
+    """A circular replay of sequences."""
+
+    data: Sequences
+    position: jax.Array  # [] next slot to write
+    filled: jax.Array  # [] filled slots
+
+
+class RewardStats(NamedTuple):
+    """Running mean and variance of rewards (parallel Welford update)."""
+
+    mean: jax.Array
+    var: jax.Array
+    weight: jax.Array  # rewards seen
+
+
+class Learner(NamedTuple):
+    """What a gradient step changes."""
+
+    variables: dict[str, Any]  # {"params": {"actor", "mixer"}, "buffers": {...}}
+    target_params: dict[str, Any]
+    opt_state: Any
+    aux_state: Any
+    grad_steps: jax.Array
+
+
+class QMIXState(NamedTuple):
+    """Everything an update needs; one per seed."""
+
+    variables: dict[str, Any]  # {"params": {"actor", "mixer"}, "buffers": {...}}
+    target_params: dict[str, Any]
+    opt_state: Any
+    aux_state: Any
+    env_state: Any
+    last_step: EnvStep
+    hidden: jax.Array  # [E, N, H]
+    starts: jax.Array  # [E]
+    replay: Replay
+    reward_stats: RewardStats
+    stats: EpisodeStats
+    key: jax.Array
+    env_steps: jax.Array
+    updates: jax.Array
+    grad_steps: jax.Array
+
+
+# ------------------------------------------------------------------------- construction
+
+
+@dataclasses.dataclass(frozen=True)
+class QLearner:
+    """QMIX (``mixer="qmix"``) or VDN (``mixer="vdn"``) with one sharing strategy."""
+
+    env: MultiAgentEnv
+    strategy: SharingStrategy
+    config: QMIXConfig
+    mixer_kind: str
+    total_steps: int
+
+    def __post_init__(self) -> None:
+        self.config.validate()
+        require(
+            self.spec.action_kind == "discrete",
+            "algo",
+            f"{self.mixer_kind} needs discrete actions; {self.spec.env_id} is continuous "
+            "(use matd3, mappo or ippo)",
+        )
+
+    @property
+    def spec(self) -> EnvSpec:
+        """The environment's static facts."""
+        return self.env.spec
+
+    @property
+    def agent_ids(self) -> np.ndarray:
+        """[N], static: broadcast along the agent axis (agent-major products)."""
+        return np.arange(self.spec.num_agents)
+
+    @property
+    def network(self) -> AgentQNetwork:
+        """The agents' Q-network."""
+        return AgentQNetwork(
+            self.strategy, self.spec.num_agents, self.spec.num_actions, self.config.hidden_size
+        )
+
+    @property
+    def mixer(self) -> nn.Module:
+        """QMIX's hypernetwork mixer or VDN's sum."""
+        if self.mixer_kind == "vdn":
+            return VDNMixer()
+        return QMixer(self.spec.num_agents, self.config.mixer_embed, self.config.hypernet_hidden)
+
+    def _q_values(
+        self,
+        variables: Any,
+        hidden: jax.Array,
+        obs: jax.Array,
+        agent_ids: np.ndarray,
+        resets: jax.Array,
+        action_mask: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """The agent network's (hidden states, Q-values), time-major."""
+        hiddens, q_values = self.network.apply(
+            variables, hidden, obs, agent_ids, resets, action_mask
+        )
+        return jnp.asarray(hiddens), jnp.asarray(q_values)
+
+    def _mix(self, variables: Any, q: jax.Array, state: jax.Array) -> jax.Array:
+        """Q_tot from chosen-action values [..., N] and global states [..., S]."""
+        return jnp.asarray(self.mixer.apply(variables, q, state))
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """Adam with global-norm clipping."""
+        cfg = self.config
+        return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
+
+    def initial_carry(self, num_envs: int) -> jax.Array:
+        """Zero recurrent state for fresh episodes, [E, N, H]."""
+        return jnp.zeros((num_envs, self.spec.num_agents, self.config.hidden_size))
+
+    def init(self, key: jax.Array) -> QMIXState:
+        """Fresh networks, targets, optimizer, empty replay and environments for one seed."""
+        spec, cfg = self.spec, self.config
+        net_key, mix_key, env_key, key = jax.random.split(key, 4)
+        env_state, first = jax.vmap(self.env.reset)(jax.random.split(env_key, cfg.num_envs))
+        hidden = self.initial_carry(cfg.num_envs)
+        starts = jnp.ones((cfg.num_envs,), bool)
+        net_vars = self.network.init(
+            net_key, hidden, first.obs[None], self.agent_ids, starts[None], first.action_mask[None]
+        )
+        mixer_vars = self.mixer.init(
+            mix_key, jnp.zeros((cfg.num_envs, spec.num_agents)), first.global_state
+        )
+        variables = _merge(actor=net_vars, mixer=mixer_vars)
+        variables["params"].setdefault("mixer", {})
+        zeros = jnp.zeros((cfg.num_envs,))
+        return QMIXState(
+            variables=variables,
+            target_params=variables["params"],
+            opt_state=self.optimizer().init(variables["params"]),
+            aux_state=self.strategy.init_aux_state(),
+            env_state=env_state,
+            last_step=first,
+            hidden=hidden,
+            starts=starts,
+            replay=self._empty_replay(),
+            reward_stats=RewardStats(jnp.zeros(()), jnp.ones(()), jnp.full((), 1e-4)),
+            stats=EpisodeStats(zeros, zeros, jnp.zeros(()), jnp.zeros(()), jnp.zeros(())),
+            key=key,
+            env_steps=jnp.zeros((), jnp.int32),
+            updates=jnp.zeros((), jnp.int32),
+            grad_steps=jnp.zeros((), jnp.int32),
+        )
+
+    def _empty_replay(self) -> Replay:
+        spec, cfg = self.spec, self.config
+        c, t, n = cfg.buffer_size, cfg.segment_length, spec.num_agents
+        f32 = jnp.float32
+        data = Sequences(
+            obs=jnp.zeros((c, t, n, spec.obs_size), f32),
+            action_mask=jnp.zeros((c, t, n, spec.num_actions), bool),
+            state=jnp.zeros((c, t, spec.state_size), f32),
+            starts=jnp.zeros((c, t), bool),
+            action=jnp.zeros((c, t, n), jnp.int32),
+            reward=jnp.zeros((c, t), f32),
+            terminated=jnp.zeros((c, t), bool),
+            episode_end=jnp.zeros((c, t), bool),
+            next_obs=jnp.zeros((c, t, n, spec.obs_size), f32),
+            next_mask=jnp.zeros((c, t, n, spec.num_actions), bool),
+            next_state=jnp.zeros((c, t, spec.state_size), f32),
+            hidden=jnp.zeros((c, n, cfg.hidden_size), f32),
+        )
+        return Replay(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    # ----------------------------------------------------------------------------- acting
+
+    def act(
+        self,
+        variables: dict[str, Any],
+        carry: jax.Array,
+        step: EnvStep,
+        starts: jax.Array,
+        key: jax.Array,
+        greedy: bool,
+        eps: jax.Array | float | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Actions [E, N] for batched steps: greedy, or ε-greedy (ε_end unless ``eps``)."""
+        hiddens, q_values = self._q_values(
+            _select(variables, "actor"),
+            carry,
+            step.obs[None],
+            self.agent_ids,
+            starts[None],
+            step.action_mask[None],
+        )
+        if greedy:
+            eps = 0.0
+        elif eps is None:
+            eps = self.config.epsilon_end
+        action = epsilon_greedy(key, q_values[0], step.action_mask, jnp.asarray(eps))
+        return hiddens[0], action
+
+    def collect(self, state: QMIXState) -> tuple[QMIXState, Sequences]:
+        """One sequence of ``segment_length`` ε-greedy steps from each environment."""
+        cfg = self.config
+        eps = epsilon(cfg, state.env_steps)
+
+        def env_step(carry: QMIXState, step_key: jax.Array) -> tuple[QMIXState, Sequences]:
+            act_key, env_key = jax.random.split(step_key)
+            last = carry.last_step
+            hidden, action = self.act(
+                carry.variables, carry.hidden, last, carry.starts, act_key, False, eps
+            )
+            env_state, step = jax.vmap(self.env.step)(
+                jax.random.split(env_key, cfg.num_envs), carry.env_state, action
+            )
+            row = Sequences(
+                obs=last.obs,
+                action_mask=last.action_mask,
+                state=last.global_state,
+                starts=carry.starts,
+                action=action.astype(jnp.int32),
+                reward=step.team_reward,
+                terminated=step.terminated,
+                episode_end=step.episode_end,
+                next_obs=step.final_obs,
+                next_mask=_final_mask(step),
+                next_state=step.final_global_state,
+                hidden=carry.hidden,
+            )
+            carry = carry._replace(
+                env_state=env_state,
+                last_step=step,
+                hidden=hidden,
+                starts=step.episode_end,
+                stats=_track_episodes(carry.stats, step),
+            )
+            return carry, row
+
+        key, collect_key = jax.random.split(state.key)
+        state, rows = jax.lax.scan(
+            env_step, state._replace(key=key), jax.random.split(collect_key, cfg.segment_length)
+        )
+        # [T, E, ...] -> [E, T, ...]; the stored hidden is the one before the first step.
+        sequences = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+        sequences = sequences._replace(hidden=rows.hidden[0])
+        return state._replace(env_steps=state.env_steps + cfg.steps_per_update), sequences
+
+    # ----------------------------------------------------------------------------- update
+
+    def q_tot_targets(self, learner: Learner, batch: Sequences, rewards: jax.Array) -> jax.Array:
+        """Double-Q TD(λ) targets G [T, B] for sampled sequences (stop-gradient inside)."""
+        cfg = self.config
+        target = {**learner.variables, "params": learner.target_params}
+        next_target_q = self._next_q(target, batch)
+        # Double Q: the online network picks the next actions, the target network scores them.
+        choice_q = self._next_q(learner.variables, batch) if cfg.double_q else next_target_q
+        masked = jnp.where(batch.next_mask, choice_q, -jnp.inf)
+        best = jnp.argmax(masked, axis=-1)
+        chosen = jnp.take_along_axis(next_target_q, best[..., None], axis=-1)[..., 0]
+        bootstrap = self._mix({"params": learner.target_params["mixer"]}, chosen, batch.next_state)
+        targets = td_lambda_returns(
+            _time_major(rewards),
+            _time_major(bootstrap),
+            _time_major(batch.terminated),
+            _time_major(batch.episode_end),
+            cfg.gamma,
+            cfg.td_lambda,
+        )
+        return jax.lax.stop_gradient(targets)
+
+    def _next_q(self, variables: dict[str, Any], batch: Sequences) -> jax.Array:
+        """Q on each step's real next observation, [B, T, N, A].
+
+        The network unrolls the stored sequence, then takes one more GRU step on each step's
+        next observation from the hidden state after that step (the same episode, even where
+        it ended there).
+        """
+        actor = _select(variables, "actor")
+        hiddens, _ = self._q_values(
+            actor,
+            batch.hidden,
+            _time_major(batch.obs),
+            self.agent_ids,
+            _time_major(batch.starts),
+            _time_major(batch.action_mask),
+        )
+        b, t = batch.next_obs.shape[:2]
+        _, q_values = self._q_values(
+            actor,
+            _batch_major(hiddens).reshape(b * t, *hiddens.shape[2:]),
+            batch.next_obs.reshape(1, b * t, *batch.next_obs.shape[2:]),
+            self.agent_ids,
+            jnp.zeros((1, b * t), bool),
+            batch.next_mask.reshape(1, b * t, *batch.next_mask.shape[2:]),
+        )
+        return q_values[0].reshape(b, t, *q_values.shape[2:])
+
+    def loss(
+        self,
+        params: dict[str, Any],
+        variables: dict[str, Any],
+        aux_state: Any,
+        batch: Sequences,
+        targets: jax.Array,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Mean squared TD error of Q_tot(s_t, a_t) against G_t, plus the strategy's aux loss."""
+        full = {**variables, "params": params}
+        actor = _select(full, "actor")
+        _, q_values = self._q_values(
+            actor,
+            batch.hidden,
+            _time_major(batch.obs),
+            self.agent_ids,
+            _time_major(batch.starts),
+            _time_major(batch.action_mask),
+        )
+        chosen = jnp.take_along_axis(q_values, _time_major(batch.action)[..., None], axis=-1)[
+            ..., 0
+        ]
+        q_tot = self._mix({"params": params["mixer"]}, chosen, _time_major(batch.state))
+        td_error = q_tot - targets
+        td_loss = jnp.mean(jnp.square(td_error))
+        aux = self.strategy.aux_loss(full, aux_state)
+        metrics = {
+            "loss/td": td_loss,
+            "loss/aux": aux.loss,
+            "q/taken_mean": jnp.mean(q_tot),
+            "q/target_mean": jnp.mean(targets),
+            **aux.metrics,
+        }
+        return td_loss + aux.loss, {"rl_loss": td_loss, **metrics}
+
+    def gradient_step(
+        self, learner: Learner, replay: Replay, stats: RewardStats, key: jax.Array
+    ) -> tuple[Learner, dict[str, jax.Array]]:
+        """One double-Q TD(λ) step on ``batch_size`` sampled sequences; hard target copies."""
+        cfg = self.config
+        indices = jax.random.randint(key, (cfg.batch_size,), 0, jnp.maximum(replay.filled, 1))
+        batch = jax.tree_util.tree_map(lambda x: x[indices], replay.data)
+        rewards = batch.reward
+        if cfg.standardise_rewards:
+            rewards = (rewards - stats.mean) / jnp.sqrt(stats.var + 1e-8)
+        params = learner.variables["params"]
+        targets = self.q_tot_targets(learner, batch, rewards)
+        grads, metrics = jax.grad(self.loss, has_aux=True)(
+            params, learner.variables, learner.aux_state, batch, targets
+        )
+        updates, opt_state = self.optimizer().update(grads, learner.opt_state, params)
+        params = optax.apply_updates(params, updates)
+        rl_loss = metrics.pop("rl_loss")
+        aux_state = self.strategy.update_aux_state(
+            learner.aux_state, rl_loss, AuxOutput(metrics["loss/aux"], metrics)
+        )
+        grad_steps = learner.grad_steps + 1
+        copy = grad_steps % cfg.target_update_interval == 0
+        target_params = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(copy, new, old), params, learner.target_params
+        )
+        learner = Learner(
+            {**learner.variables, "params": params}, target_params, opt_state, aux_state, grad_steps
+        )
+        return learner, metrics
+
+    def update(self, state: QMIXState) -> tuple[QMIXState, dict[str, jax.Array]]:
+        """Collect one sequence per environment, store them, then train on the replay.
+
+        Training starts once the replay holds ``learning_starts`` sequences; earlier gradient
+        steps are computed and dropped, which keeps the update one static program.
+        """
+        cfg = self.config
+        steps_before = state.env_steps
+        state, sequences = self.collect(state)
+        replay = _insert(state.replay, sequences)
+        reward_stats = _update_reward_stats(state.reward_stats, sequences.reward)
+        key, step_key, maintain_key = jax.random.split(state.key, 3)
+        learner = Learner(
+            state.variables, state.target_params, state.opt_state, state.aux_state,
+            state.grad_steps,
+        )  # fmt: skip
+        trained, metrics = jax.lax.scan(
+            lambda current, k: self.gradient_step(current, replay, reward_stats, k),
+            learner,
+            jax.random.split(step_key, cfg.gradient_steps),
+        )
+        warm = replay.filled >= cfg.learning_starts
+        learner = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(warm, new, old), trained, learner
+        )
+        variables = dict(
+            self.strategy.maintain(
+                learner.variables, maintain_key, steps_before, state.env_steps, self.total_steps
+            )
+        )
+        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
+        metrics["train/epsilon"] = epsilon(cfg, state.env_steps)
+        metrics["train/learning"] = warm.astype(jnp.float32)
+        state = state._replace(
+            variables=variables,
+            target_params=learner.target_params,
+            opt_state=learner.opt_state,
+            aux_state=learner.aux_state,
+            grad_steps=learner.grad_steps,
+            replay=replay,
+            reward_stats=reward_stats,
+            key=key,
+            updates=state.updates + 1,
+        )
+        return state, metrics
+
+    def train_chunk(
+        self, state: QMIXState, num_updates: int
+    ) -> tuple[QMIXState, dict[str, jax.Array]]:
+        """``num_updates`` updates; returns mean metrics and the completed-episode stats."""
+        state = state._replace(
+            stats=state.stats._replace(
+                completed_return=jnp.zeros(()),
+                completed_won=jnp.zeros(()),
+                completed_count=jnp.zeros(()),
+            )
+        )
+        state, metrics = jax.lax.scan(lambda s, _: self.update(s), state, None, length=num_updates)
+        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
+        count = state.stats.completed_count
+        metrics["train/return"] = state.stats.completed_return / jnp.maximum(count, 1)
+        metrics["train/win_rate"] = state.stats.completed_won / jnp.maximum(count, 1)
+        metrics["train/episodes"] = count
+        return state, metrics
+
+    def evaluate(
+        self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True
+    ) -> tuple[jax.Array, jax.Array]:
+        """Return (and win) of ``num_episodes`` episodes: greedy, or ε_end-greedy."""
+        return evaluate_policy(self, variables, key, num_episodes, greedy)
+
+    # -------------------------------------------------------------------- protocol hooks
+
+    def agent_transitions(self, states: QMIXState) -> AgentTransitions:
+        """Host side, all seeds: per-agent pairs from one fresh collection of every seed."""
+        _, sequences = jax.jit(jax.vmap(self.collect))(states)
+        time_first = lambda x: np.swapaxes(np.asarray(x), 1, 2)  # [S, E, T] -> [S, T, E]  # noqa: E731
+        return transitions_from_sequences(
+            time_first(sequences.obs),
+            time_first(sequences.action),
+            time_first(sequences.reward),
+            time_first(sequences.episode_end),
+            self.spec.num_actions,
+        )
+
+    def with_variables(self, states: QMIXState, variables: dict[str, Any]) -> QMIXState:
+        """Host side, all seeds: new variables, copied targets, fresh optimizer, empty replay.
+
+        The replay is emptied because its stored hidden states belong to the old networks.
+        """
+        num_seeds = jax.tree_util.tree_leaves(states.key)[0].shape[0]
+        empty = jax.vmap(lambda _: self._empty_replay())(jnp.arange(num_seeds))
+        return states._replace(
+            variables=variables,
+            target_params=variables["params"],
+            opt_state=jax.vmap(self.optimizer().init)(variables["params"]),
+            replay=empty,
+        )
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _time_major(x: jax.Array) -> jax.Array:
+    """[B, T, ...] -> [T, B, ...]."""
+    return jnp.swapaxes(x, 0, 1)
+
+
+def _batch_major(x: jax.Array) -> jax.Array:
+    """[T, B, ...] -> [B, T, ...]."""
+    return jnp.swapaxes(x, 0, 1)
+
+
+def _final_mask(step: EnvStep) -> jax.Array:
+    """Action mask of each step's real next observation, [E, N, A].
+
+    Where the episode ended the final state's mask is not kept: a terminal bootstrap is zeroed
+    anyway, and a truncated one maximises over every action.
+    """
+    return jnp.where(step.episode_end[:, None, None], True, step.action_mask)
+
+
+def _insert(replay: Replay, sequences: Sequences) -> Replay:
+    """Write E sequences at the circular position."""
+    capacity = replay.data.reward.shape[0]
+    count = sequences.reward.shape[0]
+    slots = (replay.position + jnp.arange(count)) % capacity
+    data = jax.tree_util.tree_map(lambda buf, new: buf.at[slots].set(new), replay.data, sequences)
+    return Replay(
+        data, (replay.position + count) % capacity, jnp.minimum(replay.filled + count, capacity)
+    )
+
+
+def _update_reward_stats(stats: RewardStats, rewards: jax.Array) -> RewardStats:
+    """Merge a batch's mean and variance into the running ones (Chan et al., 1979)."""
+    batch_mean, batch_var = jnp.mean(rewards), jnp.var(rewards)
+    batch_count = rewards.size
+    total = stats.weight + batch_count
+    delta = batch_mean - stats.mean
+    mean = stats.mean + delta * batch_count / total
+    m2 = (
+        stats.var * stats.weight
+        + batch_var * batch_count
+        + delta**2 * stats.weight * batch_count / total
+    )
+    return RewardStats(mean, m2 / total, total)

@@ -54,4 +54,19 @@ PRESETS: dict[str, dict[str, Any]] = {
             "gamma": 0.99,
         },
     },
+    "matd3-mabrax": {
+        "run": {"algo": "matd3", "total_steps": 10_000_000, "eval_interval": 250_000},
+        "env": {"id": "mabrax:hopper_3x1"},
+        "algo": {
+            "actor_lr": 5e-4,
+            "critic_lr": 1e-3,
+            "batch_size": 1000,
+            "buffer_size": 1_000_000,
+            "tau": 0.005,
+            "exploration_noise": 0.1,
+            "policy_noise": 0.2,
+            "noise_clip": 0.5,
+            "gamma": 0.99,
+        },
+    },
 }

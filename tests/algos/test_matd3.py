@@ -1,0 +1,282 @@
+"""MATD3: replay windows, critic ensemble, losses against hand-built targets, validation, and
+runs through the runner (every strategy, the masked ensemble, determinism and resume)."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prism_marl.algos.matd3 import (
+    MATD3,
+    Learner,
+    MaskedCriticEnsemble,
+    MATD3Config,
+    ReplayBuffer,
+    Transition,
+    redraw_ensemble_mask,
+    replay_add,
+    replay_sample,
+)
+from prism_marl.algos.ppo import _merge
+from prism_marl.config import EnvConfig, RunConfig
+from prism_marl.envs.base import EnvSpec
+from prism_marl.rl.targets import smoothed_target_actions
+from prism_marl.run import METRICS_FILE, Trainer, resume
+from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
+from prism_marl.sharing.base import ConfigError
+from prism_marl.sharing.kaleidoscope import soft_threshold
+
+# ------------------------------------------------------------------------------ unit level
+
+N, D, A, S = 3, 5, 2, 4
+MASK = np.array([[True, True], [True, False], [True, True]])  # agent 1 has one real dim
+
+
+class StubEnv:
+    """Only a spec: enough to build MATD3's networks and losses without a simulator."""
+
+    def __init__(self, action_kind="continuous"):
+        self.spec = EnvSpec("stub", N, D, A, S, action_kind, 10)
+
+
+TINY = MATD3Config(
+    num_envs=2,
+    rollout_length=4,
+    gradient_steps=2,
+    batch_size=8,
+    buffer_size=64,
+    learning_starts=16,
+    hidden_sizes=(16, 16),
+    critic_hidden_sizes=(16, 16),
+)
+
+
+def empty_buffer(rows, envs):
+    def zeros(*shape, dtype=jnp.float32):
+        return jnp.zeros((rows, envs, *shape), dtype)
+
+    data = Transition(
+        obs=zeros(N, D),
+        action_mask=zeros(N, A, dtype=bool),
+        global_state=zeros(S),
+        action=zeros(N, A),
+        reward=zeros(),
+        terminated=zeros(dtype=bool),
+        episode_end=zeros(dtype=bool),
+        next_obs=zeros(N, D),
+        next_global_state=zeros(S),
+    )
+    return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def rollout_rows(start, length, envs):
+    """Rows whose reward encodes (time step, env): 100·t + e."""
+    buffer = empty_buffer(length, envs)
+    t = jnp.arange(start, start + length, dtype=jnp.float32)[:, None]
+    reward = 100.0 * t + jnp.arange(envs, dtype=jnp.float32)[None]
+    return buffer.data._replace(reward=reward)
+
+
+def test_replay_wraps_around_and_samples_consecutive_steps_of_one_env():
+    buffer = empty_buffer(rows=10, envs=3)
+    for chunk in range(4):  # 16 rows into 10: the oldest 6 are overwritten
+        buffer = replay_add(buffer, rollout_rows(4 * chunk, 4, 3))
+    assert int(buffer.rows) == 10 and int(buffer.insert) == 6
+    window = replay_sample(buffer, jax.random.PRNGKey(0), 512, 3)
+    reward = np.asarray(window.reward)  # [n, B]
+    steps, envs = reward // 100, reward % 100
+    np.testing.assert_array_equal(np.diff(steps, axis=0), 1)  # consecutive time steps
+    np.testing.assert_array_equal(envs, np.broadcast_to(envs[:1], envs.shape))  # of one env
+    assert steps.min() == 6 and steps.max() == 15  # only the 10 rows still held
+    assert set(steps[0]) == set(range(6, 14))  # every start with two newer rows
+
+
+def test_masked_ensemble_members_share_one_kernel_and_differ_by_masks():
+    critic = MaskedCriticEnsemble((8,), "relu", size=3)
+    state, joint = jnp.ones((5, S)), jnp.linspace(-1, 1, 5 * N * A).reshape(5, N * A)
+    variables = critic.init(jax.random.PRNGKey(0), state, joint)
+    params = variables["params"]
+    # Prune differently per member so that the masks matter.
+    for layer in params.values():
+        layer["thresholds"] = jax.random.normal(jax.random.PRNGKey(1), layer["thresholds"].shape)
+    q = critic.apply({**variables, "params": params}, state, joint)
+    assert q.shape == (5, 3)
+    x = jnp.concatenate([state, joint], -1)
+    for k in range(3):
+        w0 = soft_threshold(params["dense_0"]["kernel"], params["dense_0"]["thresholds"])[k]
+        w1 = soft_threshold(params["dense_1"]["kernel"], params["dense_1"]["thresholds"])[k]
+        hidden = jax.nn.relu(x @ w0 + params["dense_0"]["bias"])
+        np.testing.assert_allclose(q[:, k], (hidden @ w1 + params["dense_1"]["bias"])[:, 0], 1e-5)
+    assert not np.allclose(q[:, 0], q[:, 1])
+    redrawn = redraw_ensemble_mask(params, jax.random.PRNGKey(2), jnp.asarray(1))
+    for name, layer in params.items():
+        new = redrawn[name]["thresholds"]
+        np.testing.assert_array_equal(new[np.array([0, 2])], layer["thresholds"][np.array([0, 2])])
+        assert np.all(new[1] <= -5.0) and np.all(new[1] >= -10.0)  # prunes almost nothing
+
+
+def losses_setup(ensemble):
+    config = dataclasses.replace(TINY, critic_ensemble=ensemble, ensemble_size=3, n_step=2)
+    algo = MATD3(StubEnv(), Prism(rank=4), config, 1000)
+    keys = jax.random.split(jax.random.PRNGKey(3), 8)
+    batch = 6
+    obs = jax.random.normal(keys[0], (2, batch, N, D))
+    mask = jnp.broadcast_to(jnp.asarray(MASK), (2, batch, N, A))
+    actor = algo.actor.init(keys[1], obs[0], algo.agent_ids, mask[0])
+    critic = algo.critic.init(keys[2], jnp.zeros((batch, S)), jnp.zeros((batch, N * A)))
+    target_critic = algo.critic.init(keys[3], jnp.zeros((batch, S)), jnp.zeros((batch, N * A)))
+    variables = _merge(actor=actor, critic=critic)
+    targets = _merge(actor=actor, critic=target_critic)
+    window = Transition(
+        obs=obs,
+        action_mask=mask,
+        global_state=jax.random.normal(keys[4], (2, batch, S)),
+        action=jnp.where(mask, jax.random.uniform(keys[5], (2, batch, N, A), minval=-1), 0.0),
+        reward=jnp.array([[1.0] * batch, [2.0] * batch]),
+        terminated=jnp.array([[False, True, False, False, False, False], [False] * batch]),
+        episode_end=jnp.array([[False, True, True, False, False, False], [False] * batch]),
+        next_obs=jax.random.normal(keys[6], (2, batch, N, D)),
+        next_global_state=jax.random.normal(keys[7], (2, batch, S)),
+    )
+    learner = Learner(variables, targets, None, None, algo.strategy.init_aux_state())
+    return algo, learner, window
+
+
+@pytest.mark.parametrize("ensemble", [False, True], ids=["twin", "ensemble"])
+def test_critic_target_is_the_min_and_actor_uses_q1_or_the_mean(ensemble):
+    algo, learner, window = losses_setup(ensemble)
+    noise_key = jax.random.PRNGKey(9)
+    loss, _ = algo.critic_loss(learner.variables["params"]["critic"], learner, window, noise_key)
+    # Hand-built 2-step target: window 1 terminates at step 0, window 2 is truncated there.
+    last = np.array([1, 0, 0, 1, 1, 1])
+    pick = lambda x: x[last, np.arange(6)]  # noqa: E731
+    mask = window.action_mask[0]
+    next_actions = smoothed_target_actions(
+        algo.policy(learner.targets, pick(window.next_obs), mask), noise_key, 0.2, 0.5, -1, 1, mask
+    )
+    next_q = algo.q_values(learner.targets, pick(window.next_global_state), next_actions)
+    assert next_q.shape == (6, 3 if ensemble else 2)
+    reward_sum = np.array([1 + 0.99 * 2, 1, 1, 1 + 0.99 * 2, 1 + 0.99 * 2, 1 + 0.99 * 2])
+    discount = np.array([0.99**2, 0.0, 0.99, 0.99**2, 0.99**2, 0.99**2])
+    target = reward_sum + discount * np.min(next_q, -1)
+    q = algo.q_values(learner.variables, window.global_state[0], window.action[0])
+    expected = np.sum(np.mean((q - target[:, None]) ** 2, 0))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+    first = jax.tree_util.tree_map(lambda x: x[0], window)
+    total, (rl_loss, aux) = algo.actor_loss(learner.variables["params"]["actor"], learner, first)
+    q_pi = algo.q_values(
+        learner.variables,
+        first.global_state,
+        algo.policy(learner.variables, first.obs, first.action_mask),
+    )
+    wanted = -np.mean(np.mean(q_pi, -1) if ensemble else q_pi[:, 0])
+    np.testing.assert_allclose(rl_loss, wanted, rtol=1e-5)
+    np.testing.assert_allclose(total, rl_loss + aux.loss, rtol=1e-5)
+    assert "prism/orth" in aux.metrics
+
+
+def test_actions_are_in_the_box_and_zero_on_padded_dims():
+    algo, learner, window = losses_setup(False)
+    actions = algo.policy(learner.variables, window.obs[0] * 100, window.action_mask[0])
+    assert np.all(np.abs(np.asarray(actions)) <= 1.0)
+    np.testing.assert_array_equal(np.asarray(actions)[:, ~MASK], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"n_step": 0}, "algo.n-step"),
+        ({"batch_size": 128}, "algo.batch-size"),  # more than the buffer
+        ({"batch_size": 40, "buffer_size": 1000}, "algo.batch-size"),  # > the first fill
+        ({"tau": 0.0}, "algo.tau"),
+        ({"tau": 1.5}, "algo.tau"),
+        ({"actor_lr": 0.0}, "algo.actor-lr"),
+        ({"critic_lr": -1.0}, "algo.critic-lr"),
+        ({"policy_delay": 3}, "algo.policy-delay"),
+        ({"buffer_size": 4}, "algo.buffer-size"),
+    ],
+)
+def test_bad_settings_name_the_field(changes, needle):
+    with pytest.raises(ConfigError, match=needle) as error:
+        MATD3(StubEnv(), FuPS(), dataclasses.replace(TINY, **changes), 1000)
+    assert "\n" not in str(error.value)
+
+
+def test_discrete_envs_are_rejected():
+    with pytest.raises(ConfigError, match="matd3 needs continuous actions"):
+        MATD3(StubEnv("discrete"), FuPS(), TINY, 1000)
+
+
+# ----------------------------------------------------------------------------- runner level
+
+
+def tiny_config(run_dir, **changes):
+    base = RunConfig(
+        algo="matd3",
+        sharing=FuPS(),
+        env=EnvConfig(id="mabrax:hopper_3x1", episode_limit=6),
+        algo_config=TINY,
+        num_seeds=1,
+        total_steps=48,
+        eval_interval=16,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        run_dir=str(run_dir),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def read(run_dir):
+    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+
+
+def stable(records):
+    return [
+        {k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in records
+    ]
+
+
+SMOKE = [NoPS(), FuPS(), FuPSID(), SNP(), SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1)]
+
+
+@pytest.mark.parametrize("strategy", SMOKE, ids=[s.name for s in SMOKE])
+def test_smoke_every_strategy(tmp_path, strategy):
+    summary = Trainer(tiny_config(tmp_path / "r", sharing=strategy), progress=False).run()
+    assert np.isfinite(summary["final_return_mean"])
+    record = read(tmp_path / "r")[-1]
+    assert record["env_steps"] == 48
+    for key in ("loss/critic", "loss/actor", "loss/aux", "q/mean", "train/return"):
+        assert np.isfinite(record[key]), key
+    assert record["loss/critic"] > 0  # learning started (learning_starts = 16)
+
+
+def test_kaleidoscope_with_the_masked_critic_ensemble(tmp_path):
+    config = tiny_config(
+        tmp_path / "k",
+        sharing=Kaleidoscope(reset_interval=16),
+        algo_config=dataclasses.replace(
+            TINY, critic_ensemble=True, ensemble_size=3, ensemble_reset_interval=16
+        ),
+    )
+    summary = Trainer(config, progress=False).run()
+    assert np.isfinite(summary["final_return_mean"])
+    record = read(tmp_path / "k")[-1]
+    assert np.isfinite(record["loss/critic"]) and "kaleidoscope/mask_distance" in record
+    assert summary["additional"] > 0  # the actor's thresholds; the critic's are not counted
+
+
+def test_same_seed_same_metrics_and_resume_continues_exactly(tmp_path):
+    config = tiny_config(tmp_path / "full", sharing=Prism(rank=4), num_seeds=2)
+    summary = Trainer(config, progress=False).run()
+    killed = dataclasses.replace(config, run_dir=str(tmp_path / "killed"))
+    assert Trainer(killed, progress=False).run(max_chunks=2) is None
+    full, partial = stable(read(tmp_path / "full")), stable(read(tmp_path / "killed"))
+    assert partial == full[:6]  # same seed, same metrics: step 0 and two chunks, two seeds
+    assert full[2]["seed"] == 0 and full[2]["loss/critic"] != full[3]["loss/critic"]
+    resumed = resume(tmp_path / "killed", progress=False)
+    assert stable(read(tmp_path / "killed")) == full
+    assert resumed["final_returns"] == summary["final_returns"]

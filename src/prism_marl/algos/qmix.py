@@ -484,80 +484,85 @@ class QLearner:
 
     # ----------------------------------------------------------------------------- update
 
-    def q_tot_targets(self, learner: Learner, batch: Sequences, rewards: jax.Array) -> jax.Array:
-        """Double-Q TD(λ) targets G [T, B] for sampled sequences (stop-gradient inside)."""
-        cfg = self.config
-        target = {**learner.variables, "params": learner.target_params}
-        next_target_q = self._next_q(target, batch)
-        # Double Q: the online network picks the next actions, the target network scores them.
-        choice_q = self._next_q(learner.variables, batch) if cfg.double_q else next_target_q
-        masked = jnp.where(batch.next_mask, choice_q, -jnp.inf)
-        best = jnp.argmax(masked, axis=-1)
-        chosen = jnp.take_along_axis(next_target_q, best[..., None], axis=-1)[..., 0]
-        bootstrap = self._mix({"params": learner.target_params["mixer"]}, chosen, batch.next_state)
-        targets = td_lambda_returns(
-            _time_major(rewards),
-            _time_major(bootstrap),
-            _time_major(batch.terminated),
-            _time_major(batch.episode_end),
-            cfg.gamma,
-            cfg.td_lambda,
-        )
-        return jax.lax.stop_gradient(targets)
-
-    def _next_q(self, variables: dict[str, Any], batch: Sequences) -> jax.Array:
-        """Q on each step's real next observation, [B, T, N, A].
-
-        The network unrolls the stored sequence, then takes one more GRU step on each step's
-        next observation from the hidden state after that step (the same episode, even where
-        it ended there).
-        """
-        actor = _select(variables, "actor")
-        hiddens, _ = self._q_values(
-            actor,
+    def _unroll(self, variables: dict[str, Any], batch: Sequences) -> tuple[jax.Array, jax.Array]:
+        """(hidden after each step [T, B, N, H], Q [T, B, N, A]) over stored sequences."""
+        return self._q_values(
+            _select(variables, "actor"),
             batch.hidden,
             _time_major(batch.obs),
             self.agent_ids,
             _time_major(batch.starts),
             _time_major(batch.action_mask),
         )
-        b, t = batch.next_obs.shape[:2]
+
+    def _next_q(self, variables: dict[str, Any], hiddens: jax.Array, batch: Sequences):
+        """Q on each step's real next observation, [T, B, N, A].
+
+        One more GRU step on each step's next observation from the hidden state after that
+        step (the same episode, even where it ended there).
+        """
+        t, b = hiddens.shape[:2]
+        flat = lambda x: _time_major(x).reshape(1, t * b, *x.shape[2:])  # noqa: E731
         _, q_values = self._q_values(
-            actor,
-            _batch_major(hiddens).reshape(b * t, *hiddens.shape[2:]),
-            batch.next_obs.reshape(1, b * t, *batch.next_obs.shape[2:]),
+            _select(variables, "actor"),
+            hiddens.reshape(t * b, *hiddens.shape[2:]),
+            flat(batch.next_obs),
             self.agent_ids,
-            jnp.zeros((1, b * t), bool),
-            batch.next_mask.reshape(1, b * t, *batch.next_mask.shape[2:]),
+            jnp.zeros((1, t * b), bool),
+            flat(batch.next_mask),
         )
-        return q_values[0].reshape(b, t, *q_values.shape[2:])
+        return q_values[0].reshape(t, b, *q_values.shape[2:])
+
+    def td_targets(
+        self,
+        online_next_q: jax.Array,
+        target_next_q: jax.Array,
+        target_mixer: Any,
+        batch: Sequences,
+        rewards: jax.Array,
+    ) -> jax.Array:
+        """Double-Q TD(λ) targets G [T, B] (``rl.returns.td_lambda_returns``).
+
+        The online network picks each next action and the target network scores it; without
+        double Q, the plain max of the target's values.
+        """
+        choice = online_next_q if self.config.double_q else target_next_q
+        best = jnp.argmax(jnp.where(_time_major(batch.next_mask), choice, -jnp.inf), axis=-1)
+        chosen = jnp.take_along_axis(target_next_q, best[..., None], axis=-1)[..., 0]
+        bootstrap = self._mix({"params": target_mixer}, chosen, _time_major(batch.next_state))
+        targets = td_lambda_returns(
+            _time_major(rewards),
+            bootstrap,
+            _time_major(batch.terminated),
+            _time_major(batch.episode_end),
+            self.config.gamma,
+            self.config.td_lambda,
+        )
+        return jax.lax.stop_gradient(targets)
 
     def loss(
         self,
         params: dict[str, Any],
-        variables: dict[str, Any],
-        aux_state: Any,
+        learner: Learner,
         batch: Sequences,
-        targets: jax.Array,
+        rewards: jax.Array,
+        target_next_q: jax.Array,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Mean squared TD error of Q_tot(s_t, a_t) against G_t, plus the strategy's aux loss."""
-        full = {**variables, "params": params}
-        actor = _select(full, "actor")
-        _, q_values = self._q_values(
-            actor,
-            batch.hidden,
-            _time_major(batch.obs),
-            self.agent_ids,
-            _time_major(batch.starts),
-            _time_major(batch.action_mask),
+        """Mean squared TD error of Q_tot(s_t, a_t) against G_t, plus the strategy's aux loss.
+
+        The online unroll serves both the loss and the double-Q choice of next actions.
+        """
+        full = {**learner.variables, "params": params}
+        hiddens, q_values = self._unroll(full, batch)
+        online_next_q = self._next_q(full, jax.lax.stop_gradient(hiddens), batch)
+        targets = self.td_targets(
+            online_next_q, target_next_q, learner.target_params["mixer"], batch, rewards
         )
-        chosen = jnp.take_along_axis(q_values, _time_major(batch.action)[..., None], axis=-1)[
-            ..., 0
-        ]
+        action = _time_major(batch.action)[..., None]
+        chosen = jnp.take_along_axis(q_values, action, axis=-1)[..., 0]
         q_tot = self._mix({"params": params["mixer"]}, chosen, _time_major(batch.state))
-        td_error = q_tot - targets
-        td_loss = jnp.mean(jnp.square(td_error))
-        aux = self.strategy.aux_loss(full, aux_state)
+        td_loss = jnp.mean(jnp.square(q_tot - targets))
+        aux = self.strategy.aux_loss(full, learner.aux_state)
         metrics = {
             "loss/td": td_loss,
             "loss/aux": aux.loss,
@@ -578,9 +583,11 @@ class QLearner:
         if cfg.standardise_rewards:
             rewards = (rewards - stats.mean) / jnp.sqrt(stats.var + 1e-8)
         params = learner.variables["params"]
-        targets = self.q_tot_targets(learner, batch, rewards)
+        target = {**learner.variables, "params": learner.target_params}
+        target_hiddens, _ = self._unroll(target, batch)
+        target_next_q = jax.lax.stop_gradient(self._next_q(target, target_hiddens, batch))
         grads, metrics = jax.grad(self.loss, has_aux=True)(
-            params, learner.variables, learner.aux_state, batch, targets
+            params, learner, batch, rewards, target_next_q
         )
         updates, opt_state = self.optimizer().update(grads, learner.opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -720,10 +727,10 @@ def _final_mask(step: EnvStep) -> jax.Array:
     return jnp.where(step.episode_end[:, None, None], True, step.action_mask)
 
 
-def _insert(replay: Replay, sequences: Sequences) -> Replay:
-    """Write E sequences at the circular position."""
-    capacity = replay.data.reward.shape[0]
-    count = sequences.reward.shape[0]
+def _insert(replay: Replay, sequences: Any) -> Replay:
+    """Write E sequences (any tree of [E, ...] arrays matching the replay) circularly."""
+    capacity = jax.tree_util.tree_leaves(replay.data)[0].shape[0]
+    count = jax.tree_util.tree_leaves(sequences)[0].shape[0]
     slots = (replay.position + jnp.arange(count)) % capacity
     data = jax.tree_util.tree_map(lambda buf, new: buf.at[slots].set(new), replay.data, sequences)
     return Replay(

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from prism_marl.algos.qmix import (
-    QMixer,
     QMIXConfig,
+    QMixer,
     Replay,
     RewardStats,
     _insert,

@@ -2,7 +2,9 @@
 
 A preset fills run fields and algorithm hyper-parameters; flags given explicitly win. The
 paper's exact hyper-parameters are not public; these follow the MAPPO/IPPO settings commonly
-used on each benchmark family (EPyMARL for LBF, JaxMARL for SMAX and MaBrax).
+used on each benchmark family (EPyMARL for LBF, JaxMARL for SMAX and MaBrax), and the QMIX and
+MATD3 settings of the lineage Prism is compared with (Kaleidoscope's QMIX on SMACv2, MATD3 on
+MaMuJoCo; EPyMARL's QMIX on LBF).
 """
 
 from __future__ import annotations
@@ -67,6 +69,37 @@ PRESETS: dict[str, dict[str, Any]] = {
             "policy_noise": 0.2,
             "noise_clip": 0.5,
             "gamma": 0.99,
+        },
+    },
+    "qmix-smacv2": {
+        "run": {"algo": "qmix", "total_steps": 10_000_000, "eval_interval": 250_000},
+        "env": {"id": "smax:smacv2_5_units"},
+        "algo": {
+            "lr": 1e-3,
+            "batch_size": 128,
+            "buffer_size": 5000,
+            "learning_starts": 128,
+            "epsilon_start": 1.0,
+            "epsilon_end": 0.05,
+            "epsilon_steps": 100_000,
+            "td_lambda": 0.6,
+            # "every 200 episodes": one gradient step per two sequences (decision 0012)
+            "target_update_interval": 100,
+            "mixer_embed": 32,
+            "hypernet_hidden": 64,
+            "segment_length": 100,
+        },
+    },
+    "qmix-lbf": {
+        "run": {"algo": "qmix", "total_steps": 2_000_000, "eval_interval": 100_000},
+        "env": {"id": "lbf:8x8-2p-2f-coop"},
+        "algo": {
+            "lr": 5e-4,
+            "batch_size": 32,
+            "buffer_size": 5000,
+            "epsilon_steps": 50_000,
+            "target_update_interval": 200,
+            "standardise_rewards": True,
         },
     },
 }

@@ -111,3 +111,30 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     end = float(np.median(summary["final_returns"]))
     assert end > 1.2 * start, (start, end)
+
+
+def test_matd3_improves_on_mabrax_hopper(tmp_path):
+    """MATD3 + FuPS raises hopper's greedy return well above the untrained actors' (step-0
+    evaluation in metrics.jsonl), median over 2 seeds, in about 3 minutes on 2 cores.
+
+    Measured (seed 0): step 0 returns 40 and 187, final 304 and 298 after 90k steps per seed;
+    ~300 over a 200-step episode means the hopper stays up for the whole episode and moves
+    forward, which untrained deterministic actors rarely do.
+    """
+    run_dir = tmp_path / "matd3_hopper"
+    run_cli_with_wedge_retry(
+        [
+            "--algo", "matd3", "--sharing", "fups", "--env", "mabrax:hopper_3x1",
+            "--num-seeds", "2", "--total-steps", "90000", "--env.episode-limit", "200",
+            "--algo.gradient-steps", "64", "--algo.hidden-sizes", "64", "64",
+            "--algo.critic-hidden-sizes", "64", "64", "--algo.learning-starts", "5000",
+            "--eval-interval", "45000", "--eval-episodes", "16", "--final-eval-episodes", "16",
+        ],
+        run_dir,
+        timeout=900,
+    )  # fmt: skip
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    start = float(np.median([r["eval_return"] for r in records if r["env_steps"] == 0]))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    end = float(np.median(summary["final_returns"]))
+    assert end > max(1.5 * start, 250.0), (start, end)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.envs import make_env
 from prism_marl.envs.base import MultiAgentEnv
 from prism_marl.sharing import STRATEGIES
+from prism_marl.sharing.base import ConfigError
 
 DEFAULT_TRAIN_ENVS = ("lbf:8x8-2p-2f-coop", "smax:smacv2_5_units", "mabrax:ant_4x2")
 
@@ -111,7 +113,11 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
                 num_seeds=args.num_seeds,
                 total_steps=10**9,
             )
-            rates, _ = training_rates(config, strategies, args.updates, args.repeats)
+            try:
+                rates, _ = training_rates(config, strategies, args.updates, args.repeats)
+            except ConfigError as error:  # e.g. QMIX on continuous actions
+                print(f"skipped {algo} on {env_id}: {error}", file=sys.stderr)
+                continue
             num_envs = getattr(config.algo_config, "num_envs", 1) * args.num_seeds
             env_rate = env_only_rate(config.env, num_envs, 128, args.repeats)
             for name in strategies:

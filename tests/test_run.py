@@ -226,3 +226,42 @@ def test_train_help_documents_strategy_flags():
     ):
         assert flag in result.stdout
     assert "Weight of the diversity regulariser" in result.stdout
+
+
+def test_unwritable_run_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_marl.cli", "train", "--run-dir", str(blocker / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run-dir" in lines[0], result.stderr
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import numpy as np
+
+    from prism_marl.errors import TrainingDivergedError
+
+    trainer = Trainer(tiny_config(tmp_path / "nan", total_steps=192), progress=False)
+    real_chunk = trainer._chunk_fn
+    calls = []
+
+    def chunk_going_bad(state):
+        state, metrics = real_chunk(state)
+        calls.append(1)
+        if len(calls) == 2:  # the second chunk's loss is NaN for one seed
+            metrics = {**metrics, "loss/value": np.array([0.1, np.nan])}
+        return state, metrics
+
+    monkeypatch.setattr(trainer, "_chunk_fn", chunk_going_bad)
+    with pytest.raises(TrainingDivergedError, match="loss/value.*step 128.*step 64"):
+        trainer.run()
+    manager = trainer._checkpointer()
+    assert manager.latest_step() == 0  # only the first, good chunk was saved
+    manager.close()
+    assert [r["env_steps"] for r in read(tmp_path / "nan") if r["seed"] == 0] == [0, 64]

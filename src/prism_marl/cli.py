@@ -13,9 +13,11 @@ from typing import NoReturn
 
 from prism_marl.bench import DEFAULT_TRAIN_ENVS
 from prism_marl.config import ALGORITHMS
+from prism_marl.errors import TrainingDivergedError
 from prism_marl.sharing import STRATEGIES, ConfigError
 
 EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -232,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"prism-marl: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except TrainingDivergedError as error:
+        print(f"\nprism-marl: training stopped: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from prism_marl.algos import Algorithm, make_algorithm
 from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
+from prism_marl.errors import TrainingDivergedError
 from prism_marl.results import (
     bootstrap_ci,
     interquartile_mean,
@@ -72,6 +73,15 @@ def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) 
         strategy or config.sharing,
         config.algo_config,
         plan.num_chunks * plan.chunk_steps,
+    )
+
+
+def non_finite_losses(metrics: dict[str, Any]) -> list[str]:
+    """Names of loss metrics (``loss/*``) holding a NaN or infinity for any seed."""
+    return sorted(
+        name
+        for name, value in metrics.items()
+        if name.startswith("loss/") and not np.all(np.isfinite(np.asarray(value)))
     )
 
 
@@ -170,8 +180,13 @@ class Trainer:
                 f"run-dir: {self.run_dir} already holds a run; resume it with "
                 "`prism-marl train --resume` or choose another directory"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
+        except OSError as error:
+            raise ConfigError(
+                f"run-dir: cannot write to {self.run_dir} ({error.strerror or error})"
+            ) from error
         manager = self._checkpointer()
         init = jax.jit(jax.vmap(self.algo.init))
         state = init(seed_keys(self.config))
@@ -206,6 +221,16 @@ class Trainer:
                 return None
             state = self._maybe_prepare(state, chunk, manager)
             state, metrics = self._chunk_fn(state)
+            bad = non_finite_losses(metrics)
+            if bad:
+                progress.close()
+                writer.close()
+                manager.close()
+                raise TrainingDivergedError(
+                    f"non-finite {', '.join(bad)} in the chunk ending at env step "
+                    f"{(chunk + 1) * self.plan.chunk_steps:,}; the last good checkpoint "
+                    f"(step {chunk * self.plan.chunk_steps:,}) is kept in {self.run_dir}"
+                )
             returns, won = self._evaluate(state, chunk, self.config.eval_episodes)
             jax.block_until_ready(returns)
             session_steps += self.plan.chunk_steps

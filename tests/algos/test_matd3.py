@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from prism_marl.algos.common import merge_networks
 from prism_marl.algos.matd3 import (
     MATD3,
     Learner,
@@ -20,7 +21,6 @@ from prism_marl.algos.matd3 import (
     replay_add,
     replay_sample,
 )
-from prism_marl.algos.ppo import _merge
 from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.envs.base import EnvSpec
 from prism_marl.rl.targets import smoothed_target_actions
@@ -128,8 +128,8 @@ def losses_setup(ensemble):
     actor = algo.actor.init(keys[1], obs[0], algo.agent_ids, mask[0])
     critic = algo.critic.init(keys[2], jnp.zeros((batch, S)), jnp.zeros((batch, N * A)))
     target_critic = algo.critic.init(keys[3], jnp.zeros((batch, S)), jnp.zeros((batch, N * A)))
-    variables = _merge(actor=actor, critic=critic)
-    targets = _merge(actor=actor, critic=target_critic)
+    variables = merge_networks(actor=actor, critic=critic)
+    targets = merge_networks(actor=actor, critic=target_critic)
     window = Transition(
         obs=obs,
         action_mask=mask,

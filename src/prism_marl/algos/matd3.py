@@ -29,7 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from prism_marl.algos.ppo import EpisodeStats, _merge, _select, _track_episodes
+from prism_marl.algos.common import (
+    EpisodeStats,
+    merge_networks,
+    select_network,
+    track_episodes,
+)
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.networks.heads import DeterministicHead
 from prism_marl.networks.policy import AgentsFirst
@@ -407,7 +412,8 @@ class MATD3:
     def policy(self, variables: dict[str, Any], obs: jax.Array, mask: jax.Array) -> jax.Array:
         """μ(o): [..., N, D] -> [..., N, A] from merged variables."""
         return cast(
-            jax.Array, self.actor.apply(_select(variables, "actor"), obs, self.agent_ids, mask)
+            jax.Array,
+            self.actor.apply(select_network(variables, "actor"), obs, self.agent_ids, mask),
         )
 
     def q_values(
@@ -415,7 +421,7 @@ class MATD3:
     ) -> jax.Array:
         """Q_k(s, a_1..a_N): state [..., S], actions [..., N, A] -> [..., K]."""
         joint = actions.reshape(*actions.shape[:-2], -1)
-        return cast(jax.Array, self.critic.apply(_select(variables, "critic"), state, joint))
+        return cast(jax.Array, self.critic.apply(select_network(variables, "critic"), state, joint))
 
     def init(self, key: jax.Array) -> TrainState:
         """Fresh networks, targets, optimizers, an empty buffer and environments for one seed."""
@@ -425,7 +431,7 @@ class MATD3:
         actor_vars = self.actor.init(actor_key, first.obs, self.agent_ids, first.action_mask)
         joint = jnp.zeros((cfg.num_envs, spec.num_agents * spec.num_actions))
         critic_vars = self.critic.init(critic_key, first.global_state, joint)
-        variables = _merge(actor=actor_vars, critic=critic_vars)
+        variables = merge_networks(actor=actor_vars, critic=critic_vars)
         template = Transition(
             obs=first.obs,
             action_mask=first.action_mask,
@@ -507,7 +513,7 @@ class MATD3:
                 next_global_state=step.final_global_state,
             )
             carry = carry._replace(
-                env_state=env_state, last_step=step, stats=_track_episodes(carry.stats, step)
+                env_state=env_state, last_step=step, stats=track_episodes(carry.stats, step)
             )
             return carry, transition
 

@@ -16,6 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from prism_marl.algos.common import (
+    EpisodeStats,
+    merge_networks,
+    select_network,
+    track_episodes,
+)
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.networks.policy import (
     AgentCritic,
@@ -113,16 +119,6 @@ class PPOConfig:
 
 
 # ------------------------------------------------------------------------------------ state
-
-
-class EpisodeStats(NamedTuple):
-    """Running and completed-episode statistics per env."""
-
-    running_return: jax.Array  # [E]
-    running_length: jax.Array  # [E]
-    completed_return: jax.Array  # [] sum over episodes completed since the last read
-    completed_won: jax.Array  # []
-    completed_count: jax.Array  # []
 
 
 class TrainState(NamedTuple):
@@ -223,7 +219,7 @@ class PPO:
 
     def values(self, params_and_buffers: dict[str, Any], step_obs: jax.Array, state: jax.Array):
         """Critic values: [..., ] from the global state (MAPPO) or [..., N] from observations."""
-        critic_vars = _select(params_and_buffers, "critic")
+        critic_vars = select_network(params_and_buffers, "critic")
         if self.centralised:
             return self.critic.apply(critic_vars, state)
         return self.critic.apply(critic_vars, step_obs, self.agent_ids)
@@ -248,7 +244,7 @@ class PPO:
             critic_vars = self.critic.init(critic_key, first.global_state)
         else:
             critic_vars = self.critic.init(critic_key, first.obs, self.agent_ids)
-        variables = _merge(actor=actor_vars, critic=critic_vars)
+        variables = merge_networks(actor=actor_vars, critic=critic_vars)
         zeros = jnp.zeros((cfg.num_envs,))
         return TrainState(
             variables=variables,
@@ -269,7 +265,7 @@ class PPO:
     def rollout(self, state: TrainState) -> tuple[TrainState, Rollout, jax.Array]:
         """Collect T steps from E envs; also return the actor state at the rollout's start."""
         cfg, spec = self.config, self.spec
-        actor_vars = _select(state.variables, "actor")
+        actor_vars = select_network(state.variables, "actor")
 
         def env_step(carry: TrainState, step_key: jax.Array) -> tuple[TrainState, Rollout]:
             act_key, env_key = jax.random.split(step_key)
@@ -310,7 +306,7 @@ class PPO:
                 last_step=step,
                 hidden=hidden,
                 starts=step.episode_end,
-                stats=_track_episodes(carry.stats, step),
+                stats=track_episodes(carry.stats, step),
             )
             return carry, transition
 
@@ -342,7 +338,7 @@ class PPO:
         cfg, spec = self.config, self.spec
         full = {**variables, "params": params}
         _, output = self.policy.apply(
-            _select(full, "actor"),
+            select_network(full, "actor"),
             hidden,
             batch.obs,
             self.agent_ids,
@@ -493,7 +489,7 @@ class PPO:
     ) -> tuple[jax.Array, jax.Array]:
         """One action per env from batched steps [E, ...]: greedy, or sampled as in training."""
         carry, output = self.policy.apply(
-            _select(variables, "actor"),
+            select_network(variables, "actor"),
             carry,
             step.obs[None],
             self.agent_ids,
@@ -511,30 +507,3 @@ class PPO:
     ) -> tuple[jax.Array, jax.Array]:
         """Return (and win) of ``num_episodes`` episodes, one per parallel env."""
         return evaluate_policy(self, variables, key, num_episodes, greedy)
-
-
-def _merge(**networks: Any) -> dict[str, Any]:
-    """{"params": {name: ...}, "buffers": {name: ...}} from per-network variables."""
-    merged: dict[str, Any] = {"params": {}, "buffers": {}}
-    for name, variables in networks.items():
-        for collection, tree in variables.items():
-            merged.setdefault(collection, {})[name] = tree
-    return merged
-
-
-def _select(variables: dict[str, Any], name: str) -> dict[str, Any]:
-    """One network's variables out of merged ones."""
-    return {c: tree[name] for c, tree in variables.items() if name in tree}
-
-
-def _track_episodes(stats: EpisodeStats, step: EnvStep) -> EpisodeStats:
-    """Accumulate the team return; move finished episodes into the completed sums."""
-    running = stats.running_return + step.team_reward
-    ended = step.episode_end
-    return EpisodeStats(
-        running_return=jnp.where(ended, 0.0, running),
-        running_length=jnp.where(ended, 0.0, stats.running_length + 1),
-        completed_return=stats.completed_return + jnp.sum(jnp.where(ended, running, 0.0)),
-        completed_won=stats.completed_won + jnp.sum(ended & step.won),
-        completed_count=stats.completed_count + jnp.sum(ended),
-    )

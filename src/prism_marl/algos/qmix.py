@@ -22,7 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from prism_marl.algos.ppo import EpisodeStats, _merge, _select, _track_episodes
+from prism_marl.algos.common import (
+    EpisodeStats,
+    merge_networks,
+    select_network,
+    track_episodes,
+)
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.networks.heads import CategoricalHead
 from prism_marl.networks.torso import GRUTorso
@@ -367,7 +372,7 @@ class QLearner:
         mixer_vars = self.mixer.init(
             mix_key, jnp.zeros((cfg.num_envs, spec.num_agents)), first.global_state
         )
-        variables = _merge(actor=net_vars, mixer=mixer_vars)
+        variables = merge_networks(actor=net_vars, mixer=mixer_vars)
         variables["params"].setdefault("mixer", {})
         zeros = jnp.zeros((cfg.num_envs,))
         return QMIXState(
@@ -422,7 +427,7 @@ class QLearner:
     ) -> tuple[jax.Array, jax.Array]:
         """Actions [E, N] for batched steps: greedy, or ε-greedy (ε_end unless ``eps``)."""
         hiddens, q_values = self._q_values(
-            _select(variables, "actor"),
+            select_network(variables, "actor"),
             carry,
             step.obs[None],
             self.agent_ids,
@@ -469,7 +474,7 @@ class QLearner:
                 last_step=step,
                 hidden=hidden,
                 starts=step.episode_end,
-                stats=_track_episodes(carry.stats, step),
+                stats=track_episodes(carry.stats, step),
             )
             return carry, row
 
@@ -487,7 +492,7 @@ class QLearner:
     def _unroll(self, variables: dict[str, Any], batch: Sequences) -> tuple[jax.Array, jax.Array]:
         """(hidden after each step [T, B, N, H], Q [T, B, N, A]) over stored sequences."""
         return self._q_values(
-            _select(variables, "actor"),
+            select_network(variables, "actor"),
             batch.hidden,
             _time_major(batch.obs),
             self.agent_ids,
@@ -504,7 +509,7 @@ class QLearner:
         t, b = hiddens.shape[:2]
         flat = lambda x: _time_major(x).reshape(1, t * b, *x.shape[2:])  # noqa: E731
         _, q_values = self._q_values(
-            _select(variables, "actor"),
+            select_network(variables, "actor"),
             hiddens.reshape(t * b, *hiddens.shape[2:]),
             flat(batch.next_obs),
             self.agent_ids,

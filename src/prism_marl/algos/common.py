@@ -5,6 +5,7 @@ Axis glossary: E envs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -48,3 +49,25 @@ def track_episodes(stats: EpisodeStats, step: EnvStep) -> EpisodeStats:
         completed_won=stats.completed_won + jnp.sum(ended & step.won),
         completed_count=stats.completed_count + jnp.sum(ended),
     )
+
+
+def run_updates(
+    update: Callable[[Any], tuple[Any, dict[str, jax.Array]]], state: Any, num_updates: int
+) -> tuple[Any, dict[str, jax.Array]]:
+    """``num_updates`` calls of ``update`` (a scan) on a state with an EpisodeStats ``stats``.
+
+    Returns the state and the updates' mean metrics, plus ``train/return``,
+    ``train/win_rate`` and ``train/episodes`` over the episodes completed in this chunk.
+    """
+    stats = state.stats._replace(
+        completed_return=jnp.zeros(()), completed_won=jnp.zeros(()), completed_count=jnp.zeros(())
+    )
+    state, metrics = jax.lax.scan(
+        lambda s, _: update(s), state._replace(stats=stats), None, length=num_updates
+    )
+    metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
+    count = state.stats.completed_count
+    metrics["train/return"] = state.stats.completed_return / jnp.maximum(count, 1)
+    metrics["train/win_rate"] = state.stats.completed_won / jnp.maximum(count, 1)
+    metrics["train/episodes"] = count
+    return state, metrics

@@ -19,6 +19,7 @@ import optax
 from prism_marl.algos.common import (
     EpisodeStats,
     merge_networks,
+    run_updates,
     select_network,
     track_episodes,
 )
@@ -438,20 +439,7 @@ class PPO:
         self, state: TrainState, num_updates: int
     ) -> tuple[TrainState, dict[str, jax.Array]]:
         """``num_updates`` updates; returns the mean metrics and the completed-episode stats."""
-        state = state._replace(
-            stats=state.stats._replace(
-                completed_return=jnp.zeros(()),
-                completed_won=jnp.zeros(()),
-                completed_count=jnp.zeros(()),
-            )
-        )
-        state, metrics = jax.lax.scan(lambda s, _: self.update(s), state, None, length=num_updates)
-        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
-        count = state.stats.completed_count
-        metrics["train/return"] = state.stats.completed_return / jnp.maximum(count, 1)
-        metrics["train/win_rate"] = state.stats.completed_won / jnp.maximum(count, 1)
-        metrics["train/episodes"] = count
-        return state, metrics
+        return run_updates(self.update, state, num_updates)
 
     # ------------------------------------------------------------------ SePS preparation
 

@@ -25,6 +25,7 @@ import optax
 from prism_marl.algos.common import (
     EpisodeStats,
     merge_networks,
+    run_updates,
     select_network,
     track_episodes,
 )
@@ -660,20 +661,7 @@ class QLearner:
         self, state: QMIXState, num_updates: int
     ) -> tuple[QMIXState, dict[str, jax.Array]]:
         """``num_updates`` updates; returns mean metrics and the completed-episode stats."""
-        state = state._replace(
-            stats=state.stats._replace(
-                completed_return=jnp.zeros(()),
-                completed_won=jnp.zeros(()),
-                completed_count=jnp.zeros(()),
-            )
-        )
-        state, metrics = jax.lax.scan(lambda s, _: self.update(s), state, None, length=num_updates)
-        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
-        count = state.stats.completed_count
-        metrics["train/return"] = state.stats.completed_return / jnp.maximum(count, 1)
-        metrics["train/win_rate"] = state.stats.completed_won / jnp.maximum(count, 1)
-        metrics["train/episodes"] = count
-        return state, metrics
+        return run_updates(self.update, state, num_updates)
 
     def evaluate(
         self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True

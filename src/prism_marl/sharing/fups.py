@@ -17,6 +17,7 @@ from prism_marl.sharing.base import (
     SharingStrategy,
     Variables,
 )
+from prism_marl.sharing.grouped import flat_matmul
 
 
 class SharedDense(AgentLayer):
@@ -27,7 +28,7 @@ class SharedDense(AgentLayer):
         del ids
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))
-        return x @ kernel + bias
+        return flat_matmul(x, kernel) + bias
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         del agent

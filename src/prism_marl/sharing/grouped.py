@@ -16,6 +16,17 @@ import numpy as np
 GATHER_COST_FACTOR = 4
 
 
+def flat_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """X @ kernel as one 2-D product: [..., D] @ [D, O] -> [..., O].
+
+    Same numbers as ``x @ kernel``; flattening the leading axes first matters on XLA CPU,
+    where a product with several free axes (and its kernel gradient, which contracts them all)
+    runs about 1.7x slower under ``vmap`` (measured on a 12 -> 64 -> 64 -> 6 MLP gradient).
+    """
+    flat = x.reshape(-1, x.shape[-1]) @ kernel
+    return flat.reshape(*x.shape[:-1], kernel.shape[-1])
+
+
 def use_gather(num_groups: int) -> bool:
     """Whether gathering one kernel per sample is cheaper than multiplying by all G kernels.
 
@@ -39,7 +50,7 @@ def grouped_matmul(x: jax.Array, kernels: jax.Array, groups: jax.Array) -> jax.A
     """
     num_groups = kernels.shape[0]
     if num_groups == 1:
-        return x @ kernels[0]
+        return flat_matmul(x, kernels[0])
     if use_gather(num_groups):
         return jnp.einsum("bd,bdo->bo", x, kernels[groups])
     every_group = jnp.einsum("bd,gdo->bgo", x, kernels)
@@ -60,9 +71,14 @@ def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -
         run time). With the agent axis leading (P = 1) every agent's block is contiguous.
     """
     if kernels.shape[0] == 1:
-        return x @ kernels[0]
+        return flat_matmul(x, kernels[0])
     identity = np.array_equal(group_of_agent, np.arange(kernels.shape[0]))
     per_agent = kernels if identity else kernels[group_of_agent]
+    if x.shape[0] == 1:
+        # A unit axis ahead of the agent axis would still make XLA transpose activations and
+        # their gradients around every batched product (measured: 2.9x slower actor
+        # gradients); dropping it leaves the agent axis as the dot's leading batch axis.
+        return jnp.einsum("nqd,ndo->nqo", x[0], per_agent)[None]
     return jnp.einsum("pnqd,ndo->pnqo", x, per_agent)
 
 

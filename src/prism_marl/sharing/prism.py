@@ -26,6 +26,7 @@ from prism_marl.sharing.base import (
 from prism_marl.sharing.grouped import (
     GATHER_COST_FACTOR,
     apply_group_kernels,
+    flat_matmul,
     per_agent,
     use_gather,
 )
@@ -117,7 +118,7 @@ class SpectralDense(AgentLayer):
         if factored_is_cheaper(
             samples, self.num_agents, in_features, self.features, rank, ids is None
         ):
-            return ((x @ v) * per_agent(spectra, ids)) @ u.T + bias
+            return flat_matmul(flat_matmul(x, v) * per_agent(spectra, ids), u.T) + bias
         kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)
         return apply_group_kernels(x, kernels, ids, agents) + bias
 

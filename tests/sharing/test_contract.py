@@ -71,3 +71,37 @@ def test_agent_major_path_matches_per_sample_path(name, batch):
     fast = jax.jit(lambda v, x: layer.apply(v, x, static_ids))(variables, x)
     slow = jax.jit(lambda v, x, ids: layer.apply(v, x, ids))(variables, x, traced_ids)
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("static_ids", [True, False])
+@pytest.mark.parametrize("name", ["prism", "prism-rank2-hard-id"])
+def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, static_ids):
+    """Prism's two forward paths (chosen by cost) compute the same layer, on both layouts."""
+    from prism_marl.sharing import prism
+
+    num_agents = 3
+    strategy = strategy_cases(num_agents)[name]
+    layer = strategy.dense(
+        OUT_FEATURES, num_agents, agent_id_input=strategy.agent_id_input, name="layer"
+    )
+    x = jax.random.normal(jax.random.key(3), (2, 4, num_agents, IN_FEATURES))
+    ids = np.arange(num_agents) if static_ids else jnp.arange(num_agents)
+    variables = layer.init(jax.random.key(4), x, ids)
+    outputs = {}
+    for factored in (True, False):
+        monkeypatch.setattr(prism, "factored_is_cheaper", lambda *_, f=factored, **__: f)
+        outputs[factored] = layer.apply(variables, x, ids)
+    np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+
+
+def test_prism_path_cost_model():
+    """Hand-priced choices: full-rank layers take the matrix path agent-major, low rank with a
+    large batch the factored one; per sample, N all-agent products make factored cheaper."""
+    from prism_marl.sharing.prism import factored_is_cheaper
+
+    # Agent-major, D = O = R = 64, B = 128: factored 2·128·64·128 = 2.1M > 2·64³ + 128·64² = 1.0M.
+    assert not factored_is_cheaper(128, 2, 64, 64, 64, agent_major=True)
+    # D = O = 256, R = 8, B = 4096: factored 2·4096·8·512 = 33.6M < 2·256²·8 + 4096·256² = 269M.
+    assert factored_is_cheaper(4096, 2, 256, 256, 8, agent_major=True)
+    # Per sample, N = 3: factored 128·64·128 = 1.05M < 3·64³ + 3·128·64² = 2.36M.
+    assert factored_is_cheaper(128, 3, 64, 64, 64, agent_major=False)

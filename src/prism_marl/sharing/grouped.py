@@ -74,12 +74,15 @@ def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -
         return flat_matmul(x, kernels[0])
     identity = np.array_equal(group_of_agent, np.arange(kernels.shape[0]))
     per_agent = kernels if identity else kernels[group_of_agent]
-    if x.shape[0] == 1:
-        # A unit axis ahead of the agent axis would still make XLA transpose activations and
-        # their gradients around every batched product (measured: 2.9x slower actor
-        # gradients); dropping it leaves the agent axis as the dot's leading batch axis.
-        return jnp.einsum("nqd,ndo->nqo", x[0], per_agent)[None]
-    return jnp.einsum("pnqd,ndo->pnqo", x, per_agent)
+    # XLA CPU runs a batched product fastest with the batch (agent) axis leading and one free
+    # axis; any other layout makes it transpose activations and their gradients in slower
+    # ways (measured on an MLP gradient under vmap: a unit axis ahead of the agents cost 2.9x,
+    # agents between samples 1.5x; the explicit transposes below leave 1.1x).
+    num_agents, rows = x.shape[1], x.shape[0] * x.shape[2]
+    agents_first = x[0] if x.shape[0] == 1 else jnp.moveaxis(x, 1, 0)
+    y = jnp.einsum("nbd,ndo->nbo", agents_first.reshape(num_agents, rows, x.shape[-1]), per_agent)
+    y = y.reshape(num_agents, x.shape[0], x.shape[2], -1)
+    return jnp.moveaxis(y, 0, 1)
 
 
 def apply_group_kernels(

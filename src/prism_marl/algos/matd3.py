@@ -38,6 +38,7 @@ from prism_marl.algos.common import (
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.networks.heads import DeterministicHead
+from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.policy import AgentsFirst
 from prism_marl.networks.torso import ACTIVATIONS, MLPTorso
 from prism_marl.rl.evaluation import evaluate_policy
@@ -215,9 +216,7 @@ class QNetwork(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """Q values."""
-        for width in self.hidden_sizes:
-            x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
-        return nn.Dense(1)(x)[..., 0]
+        return dense_stack(x, self.hidden_sizes, 1, ACTIVATIONS[self.activation])[..., 0]
 
 
 class TwinCritic(nn.Module):

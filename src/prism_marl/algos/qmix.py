@@ -31,6 +31,7 @@ from prism_marl.algos.common import (
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.networks.heads import CategoricalHead
+from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import GRUTorso
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.returns import td_lambda_returns
@@ -195,13 +196,13 @@ class QMixer(nn.Module):
         """Q_tot from the agents' chosen-action values and the global state."""
 
         def hyper(size: int, name: str, scale: float = 1.0) -> jax.Array:
-            hidden = nn.relu(nn.Dense(self.hypernet_hidden, name=f"{name}_0")(state))
             init = nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
-            return nn.Dense(size, kernel_init=init, name=f"{name}_1")(hidden)
+            hidden = (self.hypernet_hidden,)
+            return dense_stack(state, hidden, size, nn.relu, output_init=init, prefix=name)
 
         w1 = jnp.abs(hyper(self.num_agents * self.embed, "hyper_w1"))
         w1 = w1.reshape(*state.shape[:-1], self.num_agents, self.embed)
-        b1 = nn.Dense(self.embed, name="hyper_b1")(state)
+        b1 = dense_stack(state, (), self.embed, nn.relu, prefix="hyper_b1")
         mixed = nn.elu(jnp.einsum("...n,...nk->...k", q, w1) + b1)
         # Unnormalised states (LBF's raw coordinates) would start Q_tot far from the returns,
         # an offset that bootstrapping only removes at rate 1 − γ per target period.

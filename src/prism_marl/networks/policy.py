@@ -24,6 +24,7 @@ from prism_marl.networks.heads import (
     gaussian_entropy,
     gaussian_log_prob,
 )
+from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import ACTIVATIONS, GRUTorso, MLPTorso
 from prism_marl.sharing.base import AgentIds, SharingStrategy
 from prism_marl.sharing.grouped import agent_axis
@@ -160,14 +161,14 @@ class CentralCritic(nn.Module):
     @nn.compact
     def __call__(self, state: jax.Array) -> jax.Array:
         """Values of global states."""
-        # One sample axis: 2-D products are faster on XLA CPU (``sharing.grouped.flat_matmul``).
-        x = state.reshape(-1, state.shape[-1])
-        for width in self.hidden_sizes:
-            x = ACTIVATIONS[self.activation](
-                nn.Dense(width, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x)
-            )
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
-        return value.reshape(state.shape[:-1])
+        return dense_stack(
+            state,
+            self.hidden_sizes,
+            1,
+            ACTIVATIONS[self.activation],
+            hidden_init=nn.initializers.orthogonal(jnp.sqrt(2.0)),
+            output_init=nn.initializers.orthogonal(1.0),
+        )[..., 0]
 
 
 def sample_action(

@@ -51,11 +51,11 @@ class MLPTorso(nn.Module):
 
 
 class GRUCell(nn.Module):
-    """GRU step built from strategy layers (Cho et al., 2014).
+    """GRU step built from strategy layers (Cho et al., 2014), input projections precomputed.
 
-    Input kernels come from ``strategy.dense`` and recurrent kernels from
-    ``strategy.recurrent_dense``, each one fused [·, 3H] layer for the reset, update and
-    candidate gates:
+    The input kernels W_i x (a fused [·, 3H] ``strategy.dense`` layer) do not depend on the
+    hidden state, so ``GRUTorso`` applies them to every time step at once; the cell adds the
+    fused [H, 3H] ``strategy.recurrent_dense`` layer:
 
         r, z = σ(W_ir x + W_hr h + b_r), σ(W_iz x + W_hz h + b_z)
         n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn));  h' = (1 − z) ⊙ n + z ⊙ h
@@ -64,17 +64,13 @@ class GRUCell(nn.Module):
     strategy: SharingStrategy
     num_agents: int
     hidden_size: int
-    depth: int = 1
 
     @nn.compact
     def __call__(
-        self, hidden: jax.Array, x: jax.Array, agent_ids: AgentIds
+        self, hidden: jax.Array, from_input: jax.Array, agent_ids: AgentIds
     ) -> tuple[jax.Array, jax.Array]:
-        """Hidden [B, H], x [B, D] -> (h' [B, H], h' [B, H])."""
+        """Hidden [B, H], input projections W_i x + b_i [B, 3H] -> (h' [B, H], h' [B, H])."""
         size = self.hidden_size
-        from_input = self.strategy.dense(
-            3 * size, self.num_agents, depth=self.depth, name="input_kernels"
-        )(x, agent_ids)
         from_hidden = self.strategy.recurrent_dense(
             3 * size,
             self.num_agents,
@@ -92,6 +88,9 @@ class GRUCell(nn.Module):
 
 class GRUTorso(nn.Module):
     """Recurrent body over time: dense -> activation -> GRU, with hidden-state resets.
+
+    Parameters: ``dense_0``, the GRU's ``input_kernels`` (applied to all steps before the
+    scan) and ``gru/cell/recurrent_kernels``.
 
     Called with x [T, B, D], agent_ids broadcastable to [T, B], resets [T, B] or a prefix of
     its axes (True where an episode starts, so the hidden state is zeroed before that step) and
@@ -124,6 +123,11 @@ class GRUTorso(nn.Module):
                 name="dense_0",
             )(x, agent_ids)
         )
+        # One product over all T steps: per-agent kernels (Prism's W_i = U diag(s ⊙ m_i) Vᵀ,
+        # NoPS's stacks) are then built once per unroll instead of once per step.
+        from_input = self.strategy.dense(
+            3 * self.hidden_size, self.num_agents, depth=1, name="input_kernels"
+        )(embedded, agent_ids)
         scan = nn.scan(
             _ResettingGRU,
             variable_broadcast=["params", "buffers"],
@@ -137,7 +141,7 @@ class GRUTorso(nn.Module):
         static_ids = tuple(int(i) for i in agent_ids.ravel()) if static else None
         ids = jnp.zeros_like(resets) if static else jnp.broadcast_to(agent_ids, x.shape[:-1])
         return scan(self.strategy, self.num_agents, self.hidden_size, static_ids, name="gru")(
-            hidden, (embedded, ids, resets)
+            hidden, (from_input, ids, resets)
         )
 
     def initial_hidden(self, batch_shape: tuple[int, ...]) -> jax.Array:

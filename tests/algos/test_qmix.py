@@ -162,8 +162,8 @@ def test_continuous_environments_are_rejected(tmp_path):
 def test_qmix_learns_lbf_8x8_2p_2f_coop(tmp_path, name):
     """Learning evidence within a CI budget: far above the random policy's 0.004 (docs/lbf.md).
 
-    Not the issue's 0.9: QMIX here plateaus near 0.4-0.5 by 600k steps (measured in
-    docs/benchmarks.md); solving the task takes longer runs than CI affords.
+    Not the issue's 0.9: some seeds solve the task by 450k-600k steps, others stay near 0.3
+    (measured in docs/decisions/0012-qmix-sequences.md); CI cannot afford the runs.
     """
     config = RunConfig(
         algo="qmix",

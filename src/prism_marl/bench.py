@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.envs import make_env
 from prism_marl.envs.base import MultiAgentEnv
+from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES
 from prism_marl.sharing.base import ConfigError
 
@@ -100,16 +101,28 @@ def training_rates(
     return {name: steps / timed.seconds for name, timed in runs.items()}, steps_per_update
 
 
+def bench_algo_config(algo: str, preset_name: str | None) -> Any:
+    """``algo``'s defaults, with a preset's algorithm settings when the preset trains ``algo``."""
+    config = default_algo_config(algo)
+    preset = PRESETS.get(preset_name or "", {})
+    if preset.get("run", {}).get("algo", "mappo") != algo:
+        return config
+    return dataclasses.replace(config, **preset.get("algo", {}))
+
+
 def bench_train(args: Any) -> list[dict[str, Any]]:
     """Rows of ``bench train``: one per (env, algo, strategy)."""
     strategies = list(dict.fromkeys(["fups", *args.strategies]))
+    preset = PRESETS.get(args.preset or "", {})
+    envs = args.envs or ([preset["env"]["id"]] if preset else list(DEFAULT_TRAIN_ENVS))
+    algos = args.algos or [preset.get("run", {}).get("algo", "mappo")]
     rows: list[dict[str, Any]] = []
-    for env_id in args.envs:
-        for algo in args.algos:
+    for env_id in envs:
+        for algo in algos:
             config = RunConfig(
                 algo=algo,
                 env=EnvConfig(id=env_id),
-                algo_config=default_algo_config(algo),
+                algo_config=bench_algo_config(algo, args.preset),
                 num_seeds=args.num_seeds,
                 total_steps=10**9,
             )
@@ -125,6 +138,7 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
                     {
                         "algo": algo,
                         "env": env_id,
+                        "preset": args.preset or "",
                         "strategy": name,
                         "num_seeds": args.num_seeds,
                         "steps_per_second": round(rates[name], 1),
@@ -139,7 +153,7 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
 def bench_env(args: Any) -> list[dict[str, Any]]:
     """Rows of ``bench env``: environment-alone rates; LBF under both rule sets."""
     rows: list[dict[str, Any]] = []
-    for env_id in args.envs:
+    for env_id in args.envs or DEFAULT_TRAIN_ENVS:
         variants = [EnvConfig(id=env_id)]
         if env_id.startswith("lbf:"):
             variants = [EnvConfig(id=env_id, lbf_rules=r) for r in ("lbforaging", "jumanji")]

@@ -14,6 +14,7 @@ from typing import NoReturn
 from prism_marl.bench import DEFAULT_TRAIN_ENVS
 from prism_marl.config import ALGORITHMS
 from prism_marl.errors import TrainingDivergedError
+from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES, ConfigError
 
 EXIT_BAD_INPUT = 2
@@ -122,12 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--envs",
         nargs="+",
-        default=list(DEFAULT_TRAIN_ENVS),
         metavar="ID",
-        help="environment ids (default: %(default)s)",
+        help=f"environment ids (default: the preset's, else {' '.join(DEFAULT_TRAIN_ENVS)})",
     )
     bench.add_argument(
-        "--algos", nargs="+", default=["mappo"], choices=list(ALGORITHMS), metavar="NAME"
+        "--algos",
+        nargs="+",
+        choices=list(ALGORITHMS),
+        metavar="NAME",
+        help="algorithms (default: the preset's, else mappo)",
+    )
+    bench.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="bench train: time with this training preset's algorithm settings (e.g. "
+        "matd3-mabrax's batch of 1000) instead of the algorithm's defaults",
     )
     bench.add_argument(
         "--strategies",

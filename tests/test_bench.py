@@ -1,8 +1,8 @@
 """``prism-marl bench``'s choice of settings (the timing itself is exercised in test_cli)."""
 
 from prism_marl.algos.matd3 import MATD3Config
-from prism_marl.bench import bench_algo_config
-from prism_marl.config import default_algo_config
+from prism_marl.bench import bench_algo_config, bench_env_config
+from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.presets import PRESETS
 
 
@@ -14,3 +14,11 @@ def test_a_preset_sets_the_hyper_parameters_of_its_own_algorithm_only():
     assert bench_algo_config("matd3", None) == MATD3Config()
     assert bench_algo_config("mappo", "matd3-mabrax") == default_algo_config("mappo")
     assert bench_algo_config("mappo", "lbf").num_envs == 32  # a MAPPO preset
+
+
+def test_a_preset_sets_the_switches_of_its_own_environment_only():
+    assert bench_env_config("mabrax:hopper_3x1", "matd3-mabrax") == EnvConfig(
+        id="mabrax:hopper_3x1"
+    )
+    assert bench_env_config("smax:3m", "matd3-mabrax") == EnvConfig(id="smax:3m")
+    assert bench_env_config("smax:3m", None) == EnvConfig(id="smax:3m")

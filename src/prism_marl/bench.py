@@ -101,13 +101,25 @@ def training_rates(
     return {name: steps / timed.seconds for name, timed in runs.items()}, steps_per_update
 
 
+def _preset_algo(preset: dict[str, Any]) -> str:
+    return str(preset.get("run", {}).get("algo", "mappo"))
+
+
 def bench_algo_config(algo: str, preset_name: str | None) -> Any:
     """``algo``'s defaults, with a preset's algorithm settings when the preset trains ``algo``."""
     config = default_algo_config(algo)
     preset = PRESETS.get(preset_name or "", {})
-    if preset.get("run", {}).get("algo", "mappo") != algo:
+    if _preset_algo(preset) != algo:
         return config
     return dataclasses.replace(config, **preset.get("algo", {}))
+
+
+def bench_env_config(env_id: str, preset_name: str | None) -> EnvConfig:
+    """``env_id`` with a preset's environment switches when the preset trains on ``env_id``."""
+    fields = PRESETS.get(preset_name or "", {}).get("env", {})
+    if fields.get("id") != env_id:
+        return EnvConfig(id=env_id)
+    return dataclasses.replace(EnvConfig(), **fields)
 
 
 def bench_train(args: Any) -> list[dict[str, Any]]:
@@ -115,13 +127,13 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
     strategies = list(dict.fromkeys(["fups", *args.strategies]))
     preset = PRESETS.get(args.preset or "", {})
     envs = args.envs or ([preset["env"]["id"]] if preset else list(DEFAULT_TRAIN_ENVS))
-    algos = args.algos or [preset.get("run", {}).get("algo", "mappo")]
+    algos = args.algos or [_preset_algo(preset)]
     rows: list[dict[str, Any]] = []
     for env_id in envs:
         for algo in algos:
             config = RunConfig(
                 algo=algo,
-                env=EnvConfig(id=env_id),
+                env=bench_env_config(env_id, args.preset),
                 algo_config=bench_algo_config(algo, args.preset),
                 num_seeds=args.num_seeds,
                 total_steps=10**9,

@@ -31,8 +31,9 @@ def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
         env=EnvConfig(id="lbf:8x8-2p-2f-coop"),
         algo_config=PPOConfig(num_envs=32, rollout_length=64),
         num_seeds=3,
-        total_steps=1_000_000,
-        eval_interval=500_000,
+        # Three evaluation chunks of 244 updates of 2048 steps (about 1.5M steps).
+        total_steps=3 * 244 * 2048,
+        eval_interval=244 * 2048,
         eval_episodes=32,
         final_eval_episodes=128,
         eval_greedy=False,
@@ -56,8 +57,9 @@ def test_ippo_wins_smax_3m(tmp_path):
             critic_hidden_sizes=(128, 128),
         ),
         num_seeds=3,
-        total_steps=1_200_000,
-        eval_interval=600_000,
+        # Three evaluation chunks of 146 updates of 4096 steps (about 1.8M steps).
+        total_steps=3 * 146 * 4096,
+        eval_interval=146 * 4096,
         eval_episodes=32,
         final_eval_episodes=64,
         run_dir=str(tmp_path / "smax"),
@@ -121,9 +123,9 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     run_cli_with_wedge_retry(
         [
             "--algo", "mappo", "--sharing", "prism", "--env", "mabrax:hopper_3x1",
-            "--num-seeds", "2", "--total-steps", "300000", "--env.episode-limit", "200",
+            "--num-seeds", "2", "--total-steps", "393216", "--env.episode-limit", "200",
             "--algo.lr", "3e-4", "--algo.activation", "tanh", "--algo.entropy-coef", "0",
-            "--algo.num-minibatches", "4", "--eval-interval", "100000",
+            "--algo.num-minibatches", "4", "--eval-interval", "98304",
             "--eval-episodes", "16", "--final-eval-episodes", "16",
         ],
         run_dir,
@@ -138,20 +140,20 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
 
 def test_matd3_improves_on_mabrax_hopper(tmp_path):
     """MATD3 + FuPS raises hopper's greedy return well above the untrained actors' (step-0
-    evaluation in metrics.jsonl), median over 2 seeds, in about 3 minutes on 2 cores.
+    evaluation in metrics.jsonl), median over 3 seeds, in about 4 minutes on 2 cores.
 
-    Measured (seed 0): step 0 returns 40 and 187, final 304 and 298 after 90k steps per seed;
-    ~300 over a 200-step episode means the hopper stays up for the whole episode and moves
-    forward, which untrained deterministic actors rarely do.
+    Measured (seed 0, 2026-12-01): step-0 returns 40, 187 and 104; 212, 319 and 292 after 120k
+    steps per seed. ~300 over a 200-step episode means the hopper stays up for the whole
+    episode and moves forward, which untrained deterministic actors rarely do.
     """
     run_dir = tmp_path / "matd3_hopper"
     run_cli_with_wedge_retry(
         [
             "--algo", "matd3", "--sharing", "fups", "--env", "mabrax:hopper_3x1",
-            "--num-seeds", "2", "--total-steps", "90000", "--env.episode-limit", "200",
+            "--num-seeds", "3", "--total-steps", "120000", "--env.episode-limit", "200",
             "--algo.gradient-steps", "64", "--algo.hidden-sizes", "64", "64",
             "--algo.critic-hidden-sizes", "64", "64", "--algo.learning-starts", "5000",
-            "--eval-interval", "45000", "--eval-episodes", "16", "--final-eval-episodes", "16",
+            "--eval-interval", "60000", "--eval-episodes", "16", "--final-eval-episodes", "16",
         ],
         run_dir,
         timeout=900,

@@ -9,7 +9,7 @@ import pytest
 
 from prism_marl.algos.ppo import PPOConfig
 from prism_marl.config import EnvConfig, RunConfig, from_dict, to_dict
-from prism_marl.run import METRICS_FILE, SUMMARY_FILE, Trainer, resume
+from prism_marl.run import METRICS_FILE, SUMMARY_FILE, Plan, Trainer, resume
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
 
 TINY = PPOConfig(
@@ -35,6 +35,26 @@ def tiny_config(run_dir, **changes):
         run_dir=str(run_dir),
     )
     return dataclasses.replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    ("total", "interval", "expected"),
+    [
+        # 1000 steps of 16-step updates, evaluations <= 496 apart: 63 updates in 3 chunks of 21
+        # (1008 steps), not 3 chunks of 31 (1488 steps).
+        (1000, 500, (21, 3)),
+        # Whole intervals keep their chunks: 62 updates, 2 chunks of 31.
+        (992, 496, (31, 2)),
+        (16, 500, (1, 1)),
+        # An interval shorter than one update still evaluates after every update.
+        (64, 5, (1, 4)),
+    ],
+)
+def test_plan_covers_total_steps_with_equal_chunks(tmp_path, total, interval, expected):
+    config = tiny_config(tmp_path, algo_config=dataclasses.replace(TINY, num_envs=2))
+    plan = Plan.of(dataclasses.replace(config, total_steps=total, eval_interval=interval))
+    assert plan.steps_per_update == 16
+    assert (plan.updates_per_chunk, plan.num_chunks) == expected
 
 
 def stable(records):

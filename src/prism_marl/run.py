@@ -52,11 +52,17 @@ class Plan:
 
     @classmethod
     def of(cls, config: RunConfig) -> Plan:
-        """Chunks of whole updates covering ``total_steps`` (rounded up)."""
+        """Equal chunks of whole updates, at most ``eval_interval`` steps each, covering the run.
+
+        The fewest chunks that keep evaluations at most ``eval_interval`` apart, then the fewest
+        updates per chunk that cover ``total_steps``: a run overshoots by less than one update
+        per chunk (rounding chunks up to ``eval_interval`` could add almost a whole interval).
+        """
         per_update = config.algo_config.steps_per_update
-        per_chunk = max(1, config.eval_interval // per_update)
-        chunk_steps = per_chunk * per_update
-        return cls(per_update, per_chunk, max(1, math.ceil(config.total_steps / chunk_steps)))
+        max_per_chunk = max(1, config.eval_interval // per_update)
+        updates = max(1, math.ceil(config.total_steps / per_update))
+        num_chunks = math.ceil(updates / max_per_chunk)
+        return cls(per_update, math.ceil(updates / num_chunks), num_chunks)
 
     @property
     def chunk_steps(self) -> int:

@@ -149,7 +149,10 @@ def losses_setup(ensemble):
 def test_critic_target_is_the_min_and_actor_uses_q1_or_the_mean(ensemble):
     algo, learner, window = losses_setup(ensemble)
     noise_key = jax.random.PRNGKey(9)
-    loss, _ = algo.critic_loss(learner.variables["params"]["critic"], learner, window, noise_key)
+    td_target = algo.td_targets(learner.targets, window, noise_key)
+    first = jax.tree_util.tree_map(lambda x: x[0], window)
+    critic = learner.variables["params"]["critic"]
+    loss, _ = algo.critic_loss(critic, learner.variables, first, td_target)
     # Hand-built 2-step target: window 1 terminates at step 0, window 2 is truncated there.
     last = np.array([1, 0, 0, 1, 1, 1])
     pick = lambda x: x[last, np.arange(6)]  # noqa: E731
@@ -164,9 +167,9 @@ def test_critic_target_is_the_min_and_actor_uses_q1_or_the_mean(ensemble):
     target = reward_sum + discount * np.min(next_q, -1)
     q = algo.q_values(learner.variables, window.global_state[0], window.action[0])
     expected = np.sum(np.mean((q - target[:, None]) ** 2, 0))
+    np.testing.assert_allclose(td_target, target, rtol=1e-5)
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
-    first = jax.tree_util.tree_map(lambda x: x[0], window)
     total, (rl_loss, aux) = algo.actor_loss(learner.variables["params"]["actor"], learner, first)
     q_pi = algo.q_values(
         learner.variables,

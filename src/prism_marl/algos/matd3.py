@@ -525,18 +525,12 @@ class MATD3:
 
     # ----------------------------------------------------------------------------- update
 
-    def critic_loss(
-        self,
-        critic_params: Any,
-        learner: Learner,
-        window: Transition,
-        key: jax.Array,
-    ) -> tuple[jax.Array, jax.Array]:
-        """Σ_k mean_B (Q_k(s_t, a_t) − y)², with the clipped double-Q n-step target.
+    def td_targets(self, targets: dict[str, Any], window: Transition, key: jax.Array) -> jax.Array:
+        """Clipped double-Q n-step targets y [B] for windows with leaves [n, B, ...].
 
             y = Σ_{j<m} γ^j r_{t+j} + γ^m (1 − term) min_k Q'_k(s', clip(μ'(o') + ε̃))
 
-        (``rl.targets``); window leaves [n, B, ...]. Returns (loss, mean Q).
+        (``rl.targets``; m ≤ n stops at the window's episode end).
         """
         cfg, spec = self.config, self.spec
         nstep = n_step_returns(window.reward, window.terminated, window.episode_end, cfg.gamma)
@@ -545,21 +539,33 @@ class MATD3:
             index = nstep.last.reshape(1, -1, *(1,) * (x.ndim - 2))
             return jnp.take_along_axis(x, index, axis=0)[0]
 
-        first = jax.tree_util.tree_map(lambda x: x[0], window)
         # An agent's real action dims never change, so the window's first mask serves s'.
+        mask = window.action_mask[0]
         next_actions = smoothed_target_actions(
-            self.policy(learner.targets, at_last(window.next_obs), first.action_mask),
+            self.policy(targets, at_last(window.next_obs), mask),
             key,
             cfg.policy_noise,
             cfg.noise_clip,
             spec.action_low,
             spec.action_high,
-            first.action_mask,
+            mask,
         )
-        next_q = self.q_values(learner.targets, at_last(window.next_global_state), next_actions)
-        target = jax.lax.stop_gradient(nstep.reward_sum + nstep.discount * jnp.min(next_q, -1))
-        params = {**learner.variables["params"], "critic": critic_params}
-        q = self.q_values({**learner.variables, "params": params}, first.global_state, first.action)
+        next_q = self.q_values(targets, at_last(window.next_global_state), next_actions)
+        return jax.lax.stop_gradient(nstep.reward_sum + nstep.discount * jnp.min(next_q, -1))
+
+    def critic_loss(
+        self,
+        critic_params: Any,
+        variables: dict[str, Any],
+        first: Transition,
+        target: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Σ_k mean_B (Q_k(s_t, a_t) − y)² on the windows' first steps (leaves [B, ...]).
+
+        Returns (loss, mean Q).
+        """
+        params = {**variables["params"], "critic": critic_params}
+        q = self.q_values({**variables, "params": params}, first.global_state, first.action)
         loss = jnp.sum(jnp.mean(jnp.square(q - target[:, None]), axis=0))
         return loss, jnp.mean(q)
 
@@ -579,24 +585,41 @@ class MATD3:
         aux = self.strategy.aux_loss(_actor_only(full), learner.aux_state)
         return rl_loss + aux.loss, (rl_loss, aux)
 
-    def critic_step(
+    def critic_steps(
         self, learner: Learner, replay: ReplayBuffer, key: jax.Array
     ) -> tuple[Learner, dict[str, jax.Array]]:
-        """One critic gradient step on a sampled batch of n-step windows."""
+        """A block's policy-delay critic gradient steps, each on its own batch of windows.
+
+        The target networks change only at the block's actor step, so the targets of all its
+        batches come from one call of the target actor and critics: per-agent kernels built
+        from shared parameters (Prism, Kaleidoscope) are built once per block, not per step.
+        """
         cfg = self.config
+        steps, batch = cfg.policy_delay, cfg.batch_size
         sample_key, noise_key = jax.random.split(key)
-        window = replay_sample(replay, sample_key, cfg.batch_size, cfg.n_step)
-        params = learner.variables["params"]
-        (loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
-            params["critic"], learner, window, noise_key
-        )
-        updates, opt_state = self.critic_optimizer().update(
-            grads, learner.critic_opt_state, params["critic"]
-        )
-        critic = optax.apply_updates(params["critic"], updates)
-        variables = {**learner.variables, "params": {**params, "critic": critic}}
-        learner = learner._replace(variables=variables, critic_opt_state=opt_state)
-        return learner, {"loss/critic": loss, "q/mean": q_mean}
+        # One draw of P·B windows is P independent uniform batches of B.
+        windows = replay_sample(replay, sample_key, steps * batch, cfg.n_step)
+        targets = self.td_targets(learner.targets, windows, noise_key).reshape(steps, batch)
+        firsts = jax.tree_util.tree_map(lambda x: x[0].reshape(steps, batch, *x.shape[2:]), windows)
+
+        def step(current: Learner, inputs: tuple[Transition, jax.Array]) -> tuple[Learner, Any]:
+            first, target = inputs
+            params = current.variables["params"]
+            (loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+                params["critic"], current.variables, first, target
+            )
+            updates, opt_state = self.critic_optimizer().update(
+                grads, current.critic_opt_state, params["critic"]
+            )
+            critic = optax.apply_updates(params["critic"], updates)
+            variables = {**current.variables, "params": {**params, "critic": critic}}
+            return current._replace(variables=variables, critic_opt_state=opt_state), {
+                "loss/critic": loss,
+                "q/mean": q_mean,
+            }
+
+        learner, metrics = jax.lax.scan(step, learner, (firsts, targets))
+        return learner, jax.tree_util.tree_map(lambda m: jnp.mean(m, 0), metrics)
 
     def actor_step(
         self, learner: Learner, replay: ReplayBuffer, key: jax.Array
@@ -637,13 +660,8 @@ class MATD3:
 
         def block(learner: Learner, block_key: jax.Array) -> tuple[Learner, dict[str, Any]]:
             critic_key, actor_key = jax.random.split(block_key)
-            learner, critic_metrics = jax.lax.scan(
-                lambda lr, k: self.critic_step(lr, replay, k),
-                learner,
-                jax.random.split(critic_key, cfg.policy_delay),
-            )
+            learner, critic_metrics = self.critic_steps(learner, replay, critic_key)
             learner, actor_metrics = self.actor_step(learner, replay, actor_key)
-            critic_metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, 0), critic_metrics)
             return learner, {**critic_metrics, **actor_metrics}
 
         before = Learner(

@@ -5,7 +5,8 @@ maps (``smax:3m``, ``smax:2s3z``, ``smax:5m_vs_6m``, …), with jaxmarl's baseli
 (enemies see ally actions, walls kill, heuristic enemies attack the closest unit). The adapter
 steps without jaxmarl's auto-reset (``step_env``) so the final observation is kept, and reads
 the outcome from the pre-reset state: a win is every enemy dead with an ally alive, a
-truncation is the time limit with both teams alive.
+truncation is the time limit with both teams alive. The global state is jaxmarl's world state
+scaled like its observations (``SMAXEnv.normalised_world_state``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,28 @@ class SMAXEnv:
         stacked = jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32)
         avail = self._env.get_avail_actions(state)
         mask = jnp.stack([avail[a] for a in self.agents]).astype(bool)
-        return stacked, mask, obs["world_state"].astype(jnp.float32)
+        return stacked, mask, self.normalised_world_state(obs["world_state"], state.state)
+
+    def normalised_world_state(self, world: jax.Array, state: Any) -> jax.Array:
+        """The world state [U·(F + 2)] scaled like jaxmarl's observations, into [0, 1].
+
+        jaxmarl's state carries raw positions (up to the map's 32), raw weapon cooldowns and
+        raw unit-type indices, where its observations scale positions by the map size and
+        cooldowns by the unit type's. Mixers and centralised critics read this vector directly
+        (SMAC's own state is normalised), so it gets the observations' scaling: per unit
+        [health, x / W, y / H, clip(cooldown / type cooldown, 0, 1), type one-hot], then the
+        teams (0/1) and the type indices / (types − 1). Dead units stay all zero.
+        """
+        inner = self._env._env
+        units, features = inner.num_agents, len(inner.own_features)
+        per_unit = world[: units * features].reshape(units, features)
+        cooldown = inner.unit_type_weapon_cooldowns[state.unit_types]
+        per_unit = per_unit.at[:, 1].divide(inner.map_width)
+        per_unit = per_unit.at[:, 2].divide(inner.map_height)
+        per_unit = per_unit.at[:, 3].set(jnp.clip(per_unit[:, 3] / cooldown, 0.0, 1.0))
+        teams = world[units * features : units * (features + 1)]
+        types = world[units * (features + 1) :] / max(inner.unit_type_bits - 1, 1)
+        return jnp.concatenate([per_unit.reshape(-1), teams, types]).astype(jnp.float32)
 
     def reset(self, key: jax.Array) -> tuple[Any, EnvStep]:
         """Start a battle."""

@@ -123,6 +123,7 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     """MAPPO + Prism with a Gaussian policy raises hopper's greedy return well above the
     untrained policy's (step-0 evaluation in metrics.jsonl), median over 2 seeds."""
     run_dir = tmp_path / "hopper"
+    # Four evaluation chunks of 48 updates of 2048 steps (393,216 steps).
     run_cli_with_wedge_retry(
         [
             "--algo", "mappo", "--sharing", "prism", "--env", "mabrax:hopper_3x1",

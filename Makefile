@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/prism-marl train
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

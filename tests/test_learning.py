@@ -20,10 +20,18 @@ from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.run import Trainer
 from prism_marl.sharing import FuPS, Prism
 
+# Every test here carries ``slow(minutes=...)``: its measured time on 2 cores, which
+# tests/conftest.py uses to spread the learning checks over the two test workers.
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("strategy", [FuPS(), Prism()], ids=["fups", "prism"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=3)),
+        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=4)),
+    ],
+)
 def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
     config = RunConfig(
         algo="mappo",
@@ -43,6 +51,46 @@ def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
     assert np.median(summary["final_returns"]) >= 0.9, summary["final_returns"]
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=7)),
+        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=10)),
+    ],
+)
+def test_qmix_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
+    """QMIX (recurrent agents, hypernetwork mixer, double-Q TD(λ)) solves the coop task,
+    median over 3 vmapped seeds, evaluated with the behaviour policy's ε = 0.05.
+
+    The qmix-lbf preset keeps the benchmark's settings (lr 5e-4, ε over 50k steps, target copy
+    every 200 updates), which need about 1M steps with seeds that stall near 0.25; a faster
+    learning rate and target period with a 100k-step ε anneal solve it in CI's budget
+    (decision 0012). Measured (FuPS, 4 seeds, 2026-12-01), ε-greedy evaluation returns: 0.25 /
+    0.42 / 0.33 / 0.42 at 104k steps, 0.88 / 0.88 / 0.84 / 0.97 at 313k, 1.00 / 0.97 / 0.92 /
+    1.00 at 418k. ε-greedy rather than greedy evaluation for the reason MAPPO samples here: a
+    deterministic joint policy can deadlock under LBF's movement rules (decision 0008).
+    """
+    config = RunConfig(
+        algo="qmix",
+        sharing=strategy,
+        env=EnvConfig(id="lbf:8x8-2p-2f-coop"),
+        algo_config=QMIXConfig(
+            lr=1e-3, epsilon_steps=100_000, target_update_interval=100, standardise_rewards=True
+        ),
+        num_seeds=3,
+        # Two evaluation chunks of 522 updates of 400 steps (417,600 steps).
+        total_steps=2 * 522 * 400,
+        eval_interval=522 * 400,
+        eval_episodes=32,
+        final_eval_episodes=128,
+        eval_greedy=False,
+        run_dir=str(tmp_path / "qmix"),
+    )
+    summary = Trainer(config, progress=False).run()
+    assert np.median(summary["final_returns"]) >= 0.9, summary["final_returns"]
+
+
+@pytest.mark.slow(minutes=6)
 def test_ippo_wins_smax_3m(tmp_path):
     config = RunConfig(
         algo="ippo",
@@ -68,17 +116,18 @@ def test_ippo_wins_smax_3m(tmp_path):
     assert summary["final_win_rate_mean"] >= 0.8, summary
 
 
-@pytest.mark.parametrize("algo", ["vdn", "qmix"])
-def test_value_decomposition_wins_smax_3m(tmp_path, algo):
-    """VDN or QMIX + FuPS (recurrent agents, sequence replay) wins 3m, mean over 2 vmapped seeds.
+@pytest.mark.slow(minutes=10)
+def test_qmix_wins_smax_3m(tmp_path):
+    """QMIX + FuPS (recurrent agents, sequence replay, hypernetwork mixer on the normalised
+    world state) wins 3m, mean over 2 vmapped seeds.
 
-    Measured with the same settings (2026-12-01), greedy win rates: VDN 0.47/0.53 at 100k
-    steps, 0.84/0.72 at 200k, 0.84/0.81 at 300k, mean 0.81 at 400k (64 episodes); QMIX (with
-    the normalised world state in its mixer) 0.50/0.66 at 100k, 0.69/0.78 at 200k, 0.78/0.84 at
-    300k (32 episodes), mean 0.84 at 300k and 0.91 at 600k (64 episodes).
+    Measured with the same settings (2026-12-01), greedy win rates: QMIX 0.50/0.66 at 100k
+    steps, 0.69/0.78 at 200k, 0.78/0.84 at 300k (32 episodes), mean 0.84 at 300k and 0.91 at
+    600k (64 episodes). VDN learns 3m too (0.84/0.81 at 300k, mean 0.81 at 400k) but is not run
+    here: the issue asks for one of the two, and CI's time is the constraint (about 10 min each).
     """
     config = RunConfig(
-        algo=algo,
+        algo="qmix",
         sharing=FuPS(),
         env=EnvConfig(id="smax:3m"),
         algo_config=QMIXConfig(lr=1e-3),
@@ -87,7 +136,7 @@ def test_value_decomposition_wins_smax_3m(tmp_path, algo):
         eval_interval=300_000,
         eval_episodes=32,
         final_eval_episodes=64,
-        run_dir=str(tmp_path / algo),
+        run_dir=str(tmp_path / "qmix"),
     )
     summary = Trainer(config, progress=False).run()
     assert summary["final_win_rate_mean"] >= 0.8, summary
@@ -119,6 +168,7 @@ def run_cli_with_wedge_retry(args: list[str], run_dir, timeout: int, attempts: i
     raise AssertionError("unreachable")
 
 
+@pytest.mark.slow(minutes=6)
 def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     """MAPPO + Prism with a Gaussian policy raises hopper's greedy return well above the
     untrained policy's (step-0 evaluation in metrics.jsonl), median over 2 seeds."""
@@ -142,6 +192,7 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     assert end > 1.2 * start, (start, end)
 
 
+@pytest.mark.slow(minutes=5)
 def test_matd3_improves_on_mabrax_hopper(tmp_path):
     """MATD3 + FuPS raises hopper's greedy return well above the untrained actors' (step-0
     evaluation in metrics.jsonl), median over 3 seeds, in about 4 minutes on 2 cores.

@@ -84,3 +84,21 @@ def test_config_json_keeps_the_rules_and_old_runs_stay_on_jumanji():
     assert from_dict(data).env.lbf_rules == "lbforaging"
     del data["env"]["lbf_rules"]
     assert from_dict(data).env.lbf_rules == "jumanji"
+
+
+@pytest.mark.parametrize("rules", ["lbforaging", "jumanji"])
+def test_global_state_is_the_observations_divided_by_the_grid_size(rules):
+    env = LBFEnv("8x8-2p-2f-coop", rules=rules)
+    state, first = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    steps = [first]
+    for t in range(60):  # past the 50-step limit: one episode end (a final observation)
+        action = jax.random.randint(jax.random.PRNGKey(t), (2,), 0, 6)
+        state, out = step(jax.random.PRNGKey(100 + t), state, action)
+        steps.append(out)
+    assert any(bool(s.episode_end) for s in steps)
+    for s in steps:
+        np.testing.assert_allclose(s.global_state, np.asarray(s.obs).reshape(-1) / 8.0)
+        np.testing.assert_allclose(s.final_global_state, np.asarray(s.final_obs).reshape(-1) / 8.0)
+        # raw coordinates 0..7 (padding -1) and levels 1..4 become at most 7/8, at least -1/8
+        assert np.all(np.asarray(s.global_state) >= -1 / 8) and np.all(s.global_state <= 7 / 8)

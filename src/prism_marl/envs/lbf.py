@@ -31,6 +31,17 @@ MAX_AGENT_LEVEL = 2
 RULES = ("lbforaging", "jumanji")
 
 
+def normalised_state(obs: jax.Array, grid_size: int) -> jax.Array:
+    """The centralised state: every agent's observation [N, D] concatenated, divided by G.
+
+    s = vec(o_1, ..., o_N) / G, [N, D] -> [N·D] float32: coordinates 0..G-1 map into [0, 1),
+    padding -1 to -1/G, levels k to k/G. EPyMARL feeds LBF's raw values to QMIX's
+    hypernetworks; here they inflated Q_tot and stalled learning (measured in
+    docs/decisions/0012-qmix-sequences.md). Agents' observations stay raw, as in the benchmark.
+    """
+    return obs.reshape(-1) / grid_size
+
+
 @dataclasses.dataclass(frozen=True)
 class LBFTask:
     """A parsed LBF task name."""
@@ -145,7 +156,11 @@ class _ForagingBackend:
 
     def _first(self, state: LBFState) -> EnvStep:
         obs = lbf_rules.observe(self.rules, state)
-        return EnvStep.first(obs, lbf_rules.valid_actions(self.rules, state), obs.reshape(-1))
+        return EnvStep.first(
+            obs,
+            lbf_rules.valid_actions(self.rules, state),
+            normalised_state(obs, self.rules.grid_size),
+        )
 
     def reset(self, key: jax.Array) -> tuple[LBFState, EnvStep]:
         state = lbf_rules.spawn(self.rules, key)
@@ -165,13 +180,13 @@ class _ForagingBackend:
         return next_state, EnvStep(
             obs=obs,
             action_mask=lbf_rules.valid_actions(rules, next_state),
-            global_state=obs.reshape(-1),
+            global_state=normalised_state(obs, rules.grid_size),
             reward=reward,
             team_reward=jnp.sum(reward),
             terminated=terminated,
             truncated=truncated,
             final_obs=final_obs,
-            final_global_state=final_obs.reshape(-1),
+            final_global_state=normalised_state(final_obs, rules.grid_size),
             won=jnp.asarray(False),
         )
 
@@ -192,6 +207,7 @@ class _JumanjiBackend:
     def __init__(self, task: LBFTask, episode_limit: int, generator: str):
         generators = {"uniform": UniformGenerator, "jumanji": RandomGenerator}
         self.episode_limit = episode_limit
+        self.grid_size = task.grid_size
         self._env = LevelBasedForaging(
             generator=generators[generator](
                 grid_size=task.grid_size,
@@ -204,12 +220,11 @@ class _JumanjiBackend:
             time_limit=episode_limit,
         )
 
-    @staticmethod
     def _observe(
-        timestep: Any, reward: jax.Array, terminated: jax.Array, truncated: jax.Array
+        self, timestep: Any, reward: jax.Array, terminated: jax.Array, truncated: jax.Array
     ) -> EnvStep:
         obs = timestep.observation.agents_view.astype(jnp.float32)
-        global_state = obs.reshape(-1)
+        global_state = normalised_state(obs, self.grid_size)
         return EnvStep(
             obs=obs,
             action_mask=timestep.observation.action_mask,

@@ -224,7 +224,7 @@ def compilation_cache(tmp_path_factory):
     Trainers of the same config compile the same programs; with the cache the resume test's
     three trainers compile once (hopper's compilations dominate these tests on CPU).
     """
-    from jax._src import compilation_cache
+    from jax.experimental.compilation_cache import compilation_cache
 
     saved = {
         name: getattr(jax.config, name)

@@ -1,10 +1,25 @@
 """Shared test configuration: CPU only; the slow learning checks spread over two workers."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax  # noqa: E402
+
 import prism_marl  # noqa: E402,F401  (sets XLA's CPU flags before any test imports jax)
+
+
+def pytest_configure(config):
+    """A persistent XLA cache per test process: trainers built twice from one config (resume,
+    determinism and results tests) compile their programs once. Programs that compile in under
+    a second are not worth the disk round trip."""
+    cache_dir = tempfile.mkdtemp(prefix="prism-marl-xla-")
+    atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def pytest_collection_modifyitems(config, items):

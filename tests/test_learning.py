@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy",
     [
-        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=3)),
-        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=4)),
+        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=4)),
+        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=5)),
     ],
 )
 def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):

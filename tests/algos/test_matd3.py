@@ -217,28 +217,6 @@ def test_discrete_envs_are_rejected():
 # ----------------------------------------------------------------------------- runner level
 
 
-@pytest.fixture(scope="module")
-def compilation_cache(tmp_path_factory):
-    """A persistent XLA cache for this module's trainers.
-
-    Trainers of the same config compile the same programs; with the cache the resume test's
-    three trainers compile once (hopper's compilations dominate these tests on CPU).
-    """
-    from jax.experimental.compilation_cache import compilation_cache
-
-    saved = {
-        name: getattr(jax.config, name)
-        for name in ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    }
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
-
-
 def tiny_config(run_dir, **changes):
     base = RunConfig(
         algo="matd3",
@@ -294,7 +272,7 @@ def test_kaleidoscope_with_the_masked_critic_ensemble(tmp_path):
     assert summary["additional"] > 0  # the actor's thresholds; the critic's are not counted
 
 
-def test_same_seed_same_metrics_and_resume_continues_exactly(tmp_path, compilation_cache):
+def test_same_seed_same_metrics_and_resume_continues_exactly(tmp_path):
     config = tiny_config(tmp_path / "full", sharing=Prism(rank=4), num_seeds=2)
     summary = Trainer(config, progress=False).run()
     killed = dataclasses.replace(config, run_dir=str(tmp_path / "killed"))

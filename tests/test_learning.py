@@ -20,7 +20,7 @@ from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.run import Trainer
 from prism_marl.sharing import FuPS, Prism
 
-# Every test here carries ``slow(minutes=...)``: its measured time on 2 cores, which
+# Every test here carries ``slow(minutes=...)``: its approximate time on 2 cores, which
 # tests/conftest.py uses to spread the learning checks over the two test workers.
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
     of a busy worker's queue to an idle one; a running test never moves. Left in collection
     order, the learning checks (``slow(minutes=...)``, tens of minutes together) would sit at
     the end of one half and keep one core busy long after the other ran out of work. Here the
-    slow tests are balanced over the two halves by their measured minutes (longest first onto
+    slow tests are balanced over the two halves by their stated minutes (longest first onto
     the lighter half) and lead each half; fast tests keep their order, half to each.
     """
     slow = [item for item in items if item.get_closest_marker("slow") is not None]

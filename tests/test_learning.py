@@ -20,7 +20,8 @@ from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.run import Trainer
 from prism_marl.sharing import FuPS, Prism
 
-# Every test here carries ``slow(minutes=...)``: its approximate time on 2 cores, which
+# Every test here carries ``slow(minutes=...)``: its time in a full `make test` on 2 cores
+# (2026-12-01, beside the other worker), which
 # tests/conftest.py uses to spread the learning checks over the two test workers.
 pytestmark = pytest.mark.slow
 
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy",
     [
-        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=4)),
-        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=5)),
+        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=2.4)),
+        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=3.2)),
     ],
 )
 def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
@@ -54,8 +55,8 @@ def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
 @pytest.mark.parametrize(
     "strategy",
     [
-        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=7)),
-        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=10)),
+        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=10.2)),
+        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=10.6)),
     ],
 )
 def test_qmix_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
@@ -90,7 +91,7 @@ def test_qmix_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
     assert np.median(summary["final_returns"]) >= 0.9, summary["final_returns"]
 
 
-@pytest.mark.slow(minutes=6)
+@pytest.mark.slow(minutes=12.6)
 def test_ippo_wins_smax_3m(tmp_path):
     config = RunConfig(
         algo="ippo",
@@ -116,7 +117,7 @@ def test_ippo_wins_smax_3m(tmp_path):
     assert summary["final_win_rate_mean"] >= 0.8, summary
 
 
-@pytest.mark.slow(minutes=10)
+@pytest.mark.slow(minutes=15.2)
 def test_qmix_wins_smax_3m(tmp_path):
     """QMIX + FuPS (recurrent agents, sequence replay, hypernetwork mixer on the normalised
     world state) wins 3m, mean over 2 vmapped seeds.
@@ -168,7 +169,7 @@ def run_cli_with_wedge_retry(args: list[str], run_dir, timeout: int, attempts: i
     raise AssertionError("unreachable")
 
 
-@pytest.mark.slow(minutes=6)
+@pytest.mark.slow(minutes=4.7)
 def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     """MAPPO + Prism with a Gaussian policy raises hopper's greedy return well above the
     untrained policy's (step-0 evaluation in metrics.jsonl), median over 2 seeds."""
@@ -192,7 +193,7 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     assert end > 1.2 * start, (start, end)
 
 
-@pytest.mark.slow(minutes=5)
+@pytest.mark.slow(minutes=8.9)
 def test_matd3_improves_on_mabrax_hopper(tmp_path):
     """MATD3 + FuPS raises hopper's greedy return well above the untrained actors' (step-0
     evaluation in metrics.jsonl), median over 3 seeds, in about 4 minutes on 2 cores.

@@ -26,6 +26,25 @@ from prism_marl.sharing import FuPS, Prism
 pytestmark = pytest.mark.slow
 
 
+def train_lbf_coop(run_dir, algo, strategy, algo_config, chunks, chunk_steps) -> list[float]:
+    """Per-seed final returns on lbf:8x8-2p-2f-coop: 3 vmapped seeds, ``chunks`` evaluation
+    chunks of ``chunk_steps``, sampled (ε-greedy for QMIX) evaluation over 128 final episodes."""
+    config = RunConfig(
+        algo=algo,
+        sharing=strategy,
+        env=EnvConfig(id="lbf:8x8-2p-2f-coop"),
+        algo_config=algo_config,
+        num_seeds=3,
+        total_steps=chunks * chunk_steps,
+        eval_interval=chunk_steps,
+        eval_episodes=32,
+        final_eval_episodes=128,
+        eval_greedy=False,
+        run_dir=str(run_dir),
+    )
+    return Trainer(config, progress=False).run()["final_returns"]
+
+
 @pytest.mark.parametrize(
     "strategy",
     [
@@ -34,22 +53,10 @@ pytestmark = pytest.mark.slow
     ],
 )
 def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
-    config = RunConfig(
-        algo="mappo",
-        sharing=strategy,
-        env=EnvConfig(id="lbf:8x8-2p-2f-coop"),
-        algo_config=PPOConfig(num_envs=32, rollout_length=64),
-        num_seeds=3,
-        # Three evaluation chunks of 244 updates of 2048 steps (about 1.5M steps).
-        total_steps=3 * 244 * 2048,
-        eval_interval=244 * 2048,
-        eval_episodes=32,
-        final_eval_episodes=128,
-        eval_greedy=False,
-        run_dir=str(tmp_path / "lbf"),
-    )
-    summary = Trainer(config, progress=False).run()
-    assert np.median(summary["final_returns"]) >= 0.9, summary["final_returns"]
+    # Three evaluation chunks of 244 updates of 2048 steps (about 1.5M steps).
+    algo_config = PPOConfig(num_envs=32, rollout_length=64)
+    returns = train_lbf_coop(tmp_path / "lbf", "mappo", strategy, algo_config, 3, 244 * 2048)
+    assert np.median(returns) >= 0.9, returns
 
 
 @pytest.mark.parametrize(
@@ -71,24 +78,12 @@ def test_qmix_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
     1.00 at 418k. ε-greedy rather than greedy evaluation for the reason MAPPO samples here: a
     deterministic joint policy can deadlock under LBF's movement rules (decision 0008).
     """
-    config = RunConfig(
-        algo="qmix",
-        sharing=strategy,
-        env=EnvConfig(id="lbf:8x8-2p-2f-coop"),
-        algo_config=QMIXConfig(
-            lr=1e-3, epsilon_steps=100_000, target_update_interval=100, standardise_rewards=True
-        ),
-        num_seeds=3,
-        # Two evaluation chunks of 522 updates of 400 steps (417,600 steps).
-        total_steps=2 * 522 * 400,
-        eval_interval=522 * 400,
-        eval_episodes=32,
-        final_eval_episodes=128,
-        eval_greedy=False,
-        run_dir=str(tmp_path / "qmix"),
+    algo_config = QMIXConfig(
+        lr=1e-3, epsilon_steps=100_000, target_update_interval=100, standardise_rewards=True
     )
-    summary = Trainer(config, progress=False).run()
-    assert np.median(summary["final_returns"]) >= 0.9, summary["final_returns"]
+    # Two evaluation chunks of 522 updates of 400 steps (417,600 steps).
+    returns = train_lbf_coop(tmp_path / "qmix", "qmix", strategy, algo_config, 2, 522 * 400)
+    assert np.median(returns) >= 0.9, returns
 
 
 @pytest.mark.slow(minutes=12.6)

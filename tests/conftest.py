@@ -44,3 +44,100 @@ def pytest_collection_modifyitems(config, items):
     # Equal halves of the whole collection, as worksteal splits it.
     first = max(0, len(items) // 2 - len(halves[0]))
     items[:] = halves[0] + fast[:first] + halves[1] + fast[first:]
+
+
+# ----------------------------------------------------------------- shared test helpers
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from prism_marl.algos.matd3 import MATD3Config  # noqa: E402
+from prism_marl.algos.ppo import PPOConfig  # noqa: E402
+from prism_marl.algos.qmix import QMIXConfig  # noqa: E402
+from prism_marl.config import EnvConfig, RunConfig  # noqa: E402
+from prism_marl.run import METRICS_FILE  # noqa: E402
+from prism_marl.sharing import FuPS, Prism  # noqa: E402
+
+TINY_PPO = PPOConfig(
+    num_envs=4,
+    rollout_length=8,
+    num_minibatches=2,
+    num_epochs=2,
+    hidden_sizes=(16, 16),
+    critic_hidden_sizes=(16,),
+)
+TINY_QMIX = QMIXConfig(
+    num_envs=2,
+    segment_length=8,
+    buffer_size=8,
+    batch_size=2,
+    learning_starts=2,
+    gradient_steps=2,
+    hidden_size=8,
+    mixer_embed=4,
+    hypernet_hidden=8,
+    target_update_interval=3,
+    epsilon_steps=64,
+)
+TINY_MATD3 = MATD3Config(
+    num_envs=2,
+    rollout_length=4,
+    gradient_steps=2,
+    batch_size=8,
+    buffer_size=64,
+    learning_starts=16,
+    hidden_sizes=(16, 16),
+    critic_hidden_sizes=(16, 16),
+)
+TINY_ALGO = {
+    "mappo": TINY_PPO,
+    "ippo": TINY_PPO,
+    "qmix": TINY_QMIX,
+    "vdn": TINY_QMIX,
+    "matd3": TINY_MATD3,
+}
+"""Each algorithm's tiny hyper-parameters: seconds to compile, one update per few steps."""
+
+TINY_RUNS = {
+    # algo -> (env, episode limit, total steps, evaluation interval)
+    "mappo": ("lbf:8x8-2p-2f-coop", 10, 96, 64),
+    "ippo": ("lbf:8x8-2p-2f-coop", 10, 96, 64),
+    "qmix": ("lbf:8x8-2p-2f-coop", 10, 64, 32),
+    "vdn": ("lbf:8x8-2p-2f-coop", 10, 64, 32),
+    "matd3": ("mabrax:hopper_3x1", 6, 48, 16),
+}
+
+
+def tiny_config(run_dir, algo: str = "mappo", **changes) -> RunConfig:
+    """A run of ``algo`` that compiles and trains in seconds: tiny networks, a few chunks.
+
+    MAPPO/IPPO and QMIX/VDN play lbf:8x8-2p-2f-coop with 10-step episodes, MATD3 hopper with
+    6-step episodes; Prism at rank 4 (FuPS for MATD3); 2 seeds (1 for MATD3).
+    """
+    env, limit, total, interval = TINY_RUNS[algo]
+    base = RunConfig(
+        algo=algo,
+        sharing=FuPS() if algo == "matd3" else Prism(rank=4),
+        env=EnvConfig(id=env, episode_limit=limit),
+        algo_config=TINY_ALGO[algo],
+        num_seeds=2 if algo != "matd3" else 1,
+        total_steps=total,
+        eval_interval=interval,
+        eval_episodes=4 if algo != "matd3" else 2,
+        final_eval_episodes=4 if algo != "matd3" else 2,
+        run_dir=str(run_dir),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """The lines of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (Path(run_dir) / METRICS_FILE).read_text().splitlines()]
+
+
+def stable(records: list[dict]) -> list[dict]:
+    """Metrics records without their timing fields (equal across identical runs)."""
+    return [
+        {k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in records
+    ]

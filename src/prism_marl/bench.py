@@ -78,6 +78,7 @@ def training_rates(
 
     Returns the rates and the environment steps one update consumes per seed.
     """
+    from prism_marl.programs import init_seeds, train_chunks
     from prism_marl.run import build_algorithm, seed_keys
 
     runs: dict[str, _Timed] = {}
@@ -86,8 +87,8 @@ def training_rates(
         run = dataclasses.replace(config, sharing=STRATEGIES[name]())
         algo = build_algorithm(run)
         steps_per_update = run.algo_config.steps_per_update
-        state = jax.jit(jax.vmap(algo.init))(seed_keys(run))
-        chunk = jax.jit(jax.vmap(lambda s, algo=algo: algo.train_chunk(s, updates)))
+        state = init_seeds(algo)(seed_keys(run))
+        chunk = train_chunks(algo, updates)
         state, _ = chunk(state)  # compile and warm up
         jax.block_until_ready(state)
         runs[name] = _Timed(chunk, state)

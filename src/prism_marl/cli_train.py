@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
-from prism_marl.cli import OneLineParser, positive_int
+from prism_marl.cli import OneLineParser, non_negative_float, positive_int
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
 from prism_marl.presets import PRESETS
@@ -68,6 +69,14 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--stall-timeout",
+        type=non_negative_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="end the run (exit 4, checkpoints kept) when the process uses no CPU for this "
+        "long, naming the phase and the resume command; 0 turns the watchdog off (default: 300)",
+    )
     for name in RUN_FIELDS:
         kind = str if name == "run_dir" else positive_int if name != "seed" else int
         parser.add_argument(
@@ -136,13 +145,18 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namesp
 def run_train(argv: list[str]) -> int:
     """``prism-marl train``: validate everything before any file is written, then train."""
     from prism_marl.run import Trainer
+    from prism_marl.watchdog import Watchdog
 
     config, args = parse_train_args(argv)
     progress = not args.no_progress
+    run_dir = args.resume if config is None else config.run_dir
+    watchdog = None
+    if args.stall_timeout > 0:
+        watchdog = Watchdog(args.stall_timeout, f"prism-marl train --resume {shlex.quote(run_dir)}")
     if config is None:
-        trainer = Trainer.from_run_dir(args.resume, progress=progress)
+        trainer = Trainer.from_run_dir(args.resume, progress=progress, watchdog=watchdog)
     else:
-        trainer = Trainer(config, progress=progress)
+        trainer = Trainer(config, progress=progress, watchdog=watchdog)
     summary = trainer.run()
     assert summary is not None
     print_summary(summary, trainer.run_dir)

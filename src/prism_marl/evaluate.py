@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.envs.base import RenderFrame
+from prism_marl.programs import init_seeds
 from prism_marl.run import Trainer, seed_keys
 from prism_marl.sharing.base import ConfigError
 
@@ -18,7 +19,7 @@ from prism_marl.sharing.base import ConfigError
 def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:
     """The run's trainer and its last checkpointed state (all seeds)."""
     trainer = Trainer.from_run_dir(run_dir, progress=False)
-    template = jax.jit(jax.vmap(trainer.algo.init))(seed_keys(trainer.config))
+    template = init_seeds(trainer.algo)(seed_keys(trainer.config))
     manager = trainer._checkpointer()
     restored = trainer._restore(manager, template)
     manager.close()

@@ -8,6 +8,7 @@ the same metrics as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -25,6 +26,7 @@ from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import TrainingDivergedError
+from prism_marl.programs import evaluations, init_seeds, train_chunks
 from prism_marl.results import (
     bootstrap_ci,
     interquartile_mean,
@@ -34,6 +36,7 @@ from prism_marl.results import (
     write_jsonl,
 )
 from prism_marl.sharing.base import ConfigError, SharingStrategy, count_leaves
+from prism_marl.watchdog import Watchdog
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -122,16 +125,29 @@ class Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
-        """End the line."""
+        """End the line (once)."""
         if self.enabled:
             sys.stderr.write("\n")
+            self.enabled = False
 
 
 class Trainer:
     """Runs (or resumes) one RunConfig and writes its results files."""
 
-    def __init__(self, config: RunConfig, *, resume: bool = False, progress: bool = True):
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        watchdog: Watchdog | None = None,
+    ):
+        """Validate ``config`` and build its algorithm; nothing is written until ``run``.
+
+        ``watchdog`` (opt-in) ends the process if the run stalls (``prism_marl.watchdog``).
+        """
         self.config = config
+        self.watchdog = watchdog
         self.run_dir = Path(config.run_dir)
         self.plan = Plan.of(config)
         self.progress = progress
@@ -142,7 +158,9 @@ class Trainer:
     # ----------------------------------------------------------------------- bookkeeping
 
     @classmethod
-    def from_run_dir(cls, run_dir: str | Path, *, progress: bool = True) -> Trainer:
+    def from_run_dir(
+        cls, run_dir: str | Path, *, progress: bool = True, watchdog: Watchdog | None = None
+    ) -> Trainer:
         """A trainer that resumes the run stored in ``run_dir``."""
         path = Path(run_dir) / CONFIG_FILE
         if not path.exists():
@@ -151,7 +169,10 @@ class Trainer:
 
         config = from_dict(json.loads(path.read_text()))
         return cls(
-            dataclasses.replace(config, run_dir=str(run_dir)), resume=True, progress=progress
+            dataclasses.replace(config, run_dir=str(run_dir)),
+            resume=True,
+            progress=progress,
+            watchdog=watchdog,
         )
 
     def _checkpointer(self) -> ocp.CheckpointManager:
@@ -193,11 +214,31 @@ class Trainer:
             raise ConfigError(
                 f"run-dir: cannot write to {self.run_dir} ({error.strerror or error})"
             ) from error
+        watching = self.watchdog.watching() if self.watchdog else contextlib.nullcontext()
         manager = self._checkpointer()
-        init = jax.jit(jax.vmap(self.algo.init))
-        state = init(seed_keys(self.config))
+        progress = Progress(
+            self.plan.num_chunks * self.plan.chunk_steps, self.config.num_seeds, self.progress
+        )
+        try:
+            with watching:
+                return self._train(manager, progress, max_chunks)
+        finally:
+            progress.close()
+            manager.close()
+
+    def _phase(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Label a phase for the stall watchdog (a no-op without one)."""
+        return self.watchdog.phase(name) if self.watchdog else contextlib.nullcontext()
+
+    def _train(
+        self, manager: ocp.CheckpointManager, progress: Progress, max_chunks: int | None
+    ) -> dict[str, Any] | None:
+        with self._phase("init"):
+            state = init_seeds(self.algo)(seed_keys(self.config))
+            jax.block_until_ready(state)
         start_chunk, wall_before = 0, 0.0
-        restored = self._restore(manager, state) if self.resume else None
+        with self._phase("checkpoint restore"):
+            restored = self._restore(manager, state) if self.resume else None
         records = read_jsonl(self.run_dir / METRICS_FILE) if self.resume else []
         if restored is not None:
             last_chunk, state, wall_before = restored
@@ -206,71 +247,68 @@ class Trainer:
         records = [r for r in records if r["env_steps"] <= done_steps]
         if not records:
             # The untrained policy's evaluation anchors every learning curve at step 0.
-            returns, won = self._evaluate(state, -1, self.config.eval_episodes)
+            with self._phase("evaluation at step 0"):
+                returns, won = self._evaluate(state, -1, self.config.eval_episodes)
+                jax.block_until_ready(returns)
             records = self._records(0, 0.0, 0.0, {}, returns, won)
         write_jsonl(self.run_dir / METRICS_FILE, records)
 
         from tensorboardX import SummaryWriter
 
         writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=done_steps + 1)
-        progress = Progress(
-            self.plan.num_chunks * self.plan.chunk_steps, self.config.num_seeds, self.progress
-        )
-        session_start = time.time()
+        session_start = progress.start = time.time()
         session_steps = 0
-        latest = math.nan
-        for chunk in range(start_chunk, self.plan.num_chunks):
-            if max_chunks is not None and chunk - start_chunk >= max_chunks:
-                progress.close()
-                writer.close()
-                manager.close()
-                return None
-            state = self._maybe_prepare(state, chunk, manager)
-            state, metrics = self._chunk_fn(state)
-            bad = non_finite_losses(metrics)
-            if bad:
-                progress.close()
-                writer.close()
-                manager.close()
-                raise TrainingDivergedError(
-                    f"non-finite {', '.join(bad)} in the chunk ending at env step "
-                    f"{(chunk + 1) * self.plan.chunk_steps:,}; the last good checkpoint "
-                    f"(step {chunk * self.plan.chunk_steps:,}) is kept in {self.run_dir}"
+        try:
+            for chunk in range(start_chunk, self.plan.num_chunks):
+                if max_chunks is not None and chunk - start_chunk >= max_chunks:
+                    return None
+                with self._phase(f"preparation before chunk {chunk}"):
+                    state = self._maybe_prepare(state, chunk, manager)
+                with self._phase(f"chunk {chunk}"):
+                    state, metrics = self._chunk_fn(state)
+                    bad = non_finite_losses(metrics)
+                if bad:
+                    raise TrainingDivergedError(
+                        f"non-finite {', '.join(bad)} in the chunk ending at env step "
+                        f"{(chunk + 1) * self.plan.chunk_steps:,}; the last good checkpoint "
+                        f"(step {chunk * self.plan.chunk_steps:,}) is kept in {self.run_dir}"
+                    )
+                with self._phase(f"evaluation after chunk {chunk}"):
+                    returns, won = self._evaluate(state, chunk, self.config.eval_episodes)
+                    jax.block_until_ready(returns)
+                session_steps += self.plan.chunk_steps
+                done_steps = (chunk + 1) * self.plan.chunk_steps
+                wall = wall_before + time.time() - session_start
+                elapsed = max(time.time() - session_start, 1e-9)
+                sps = session_steps * self.config.num_seeds / elapsed
+                new = self._records(done_steps, wall, sps, metrics, returns, won)
+                records.extend(new)
+                write_jsonl(self.run_dir / METRICS_FILE, records)
+                self._tensorboard(writer, new, done_steps)
+                with self._phase(f"checkpoint after chunk {chunk}"):
+                    self._save(manager, chunk, state, wall)
+                progress.update(
+                    done_steps, session_steps, float(np.mean([r["eval_return"] for r in new]))
                 )
-            returns, won = self._evaluate(state, chunk, self.config.eval_episodes)
-            jax.block_until_ready(returns)
-            session_steps += self.plan.chunk_steps
-            done_steps = (chunk + 1) * self.plan.chunk_steps
-            wall = wall_before + time.time() - session_start
-            sps = session_steps * self.config.num_seeds / max(time.time() - session_start, 1e-9)
-            new = self._records(done_steps, wall, sps, metrics, returns, won)
-            records.extend(new)
-            write_jsonl(self.run_dir / METRICS_FILE, records)
-            self._tensorboard(writer, new, done_steps)
-            self._save(manager, chunk, state, wall)
-            latest = float(np.mean([r["eval_return"] for r in new]))
-            progress.update(done_steps, session_steps, latest)
+        finally:
+            writer.close()
         progress.close()
-        writer.close()
-        manager.close()
-        return self._finish(state, records)
+        with self._phase("final evaluation"):
+            return self._finish(state, records)
 
     _compiled: dict[str, Any]
 
     def _chunk_fn(self, state: Any):
         fns = self.__dict__.setdefault("_compiled", {})
         if "chunk" not in fns:
-            algo, updates = self.algo, self.plan.updates_per_chunk
-            fns["chunk"] = jax.jit(jax.vmap(lambda s: algo.train_chunk(s, updates)))
+            fns["chunk"] = train_chunks(self.algo, self.plan.updates_per_chunk)
         return fns["chunk"](state)
 
     def _evaluate(self, state: Any, chunk: int, episodes: int):
         fns = self.__dict__.setdefault("_compiled", {})
         name = f"eval_{episodes}"
         if name not in fns:
-            algo = self.algo
-            greedy = self.config.eval_greedy
-            fns[name] = jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes, greedy)))
+            fns[name] = evaluations(self.algo, episodes, self.config.eval_greedy)
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(chunk + 1), i))(
             jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
         )
@@ -319,7 +357,7 @@ class Trainer:
         data = self.algo.agent_transitions(state)
         prepared = strategy.prepare(data, jax.random.PRNGKey(self.config.seed + 7))
         new_algo = build_algorithm(self.config, prepared)
-        fresh = jax.jit(jax.vmap(new_algo.init))(seed_keys(self.config))
+        fresh = init_seeds(new_algo)(seed_keys(self.config))
         adopt = getattr(prepared, "adopt_pretrained")  # noqa: B009 (only SePS is prepared)
         state = new_algo.with_variables(state, jax.vmap(adopt)(state.variables, fresh.variables))
         self.algo = new_algo

@@ -40,8 +40,10 @@ class GroupedDense(AgentLayer):
         shape = (self.num_groups, x.shape[-1], self.features)
 
         def kernel_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+            # One group at a time, not vmapped: a batched QR (orthogonal init) can deadlock
+            # XLA's CPU pool (docs/decisions/0014-no-batched-lapack.md).
             keys = jax.random.split(key, shape[0])
-            return jax.vmap(lambda k: self.kernel_init(k, shape[1:]))(keys)
+            return jax.lax.map(lambda k: self.kernel_init(k, shape[1:]), keys)
 
         kernel = self.param("group_kernel", kernel_init, shape)
         bias = self.param("group_bias", self.bias_init, (self.num_groups, self.features))

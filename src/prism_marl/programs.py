@@ -1,0 +1,77 @@
+"""The jitted programs a run executes, built in one place: init, training chunk, evaluation.
+
+Seeds are a leading axis on every state. Training chunks and evaluations ``vmap`` over it;
+initialisation maps over it one seed at a time (``lax.map``) instead. Why: under ``vmap`` an
+orthogonal kernel initialiser's QR (and Prism's SVD in ``spectral_init``) becomes one LAPACK
+custom call on a batch of matrices, and jaxlib (0.10.2) splits such a batch over XLA's CPU
+thread pool from a thread *of that pool* and blocks waiting for the pieces: with two such
+calls in flight on a 2-core machine no thread is left to run the pieces, and the process hangs
+at 0% CPU forever (docs/decisions/0014-no-batched-lapack.md). One matrix per call runs inline.
+``batched_lapack_calls`` finds the calls that would split, in a program's lowered text; the
+test suite holds every program of every strategy × algorithm × family to none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from prism_marl.algos import Algorithm
+
+_LAPACK_CALL = re.compile(r"custom_call @(lapack_\w+)\((.*)")
+_BATCH_DIMS = re.compile(r'num_batch_dims = "(\d+)"')
+_TENSOR = re.compile(r"tensor<[^>]*>")
+
+
+def init_seeds(algo: Algorithm) -> Callable[[jax.Array], Any]:
+    """``keys [S, 2] -> state`` with a leading seed axis: ``algo.init`` per seed, in sequence.
+
+    Equal to ``jit(vmap(algo.init))`` value for value (a PRNG draw under vmap is the draw of
+    the unbatched call), without batched LAPACK calls; init runs once per run, so mapping the
+    seeds in sequence costs nothing measurable.
+    """
+    return jax.jit(lambda keys: jax.lax.map(algo.init, keys))
+
+
+def train_chunks(algo: Algorithm, num_updates: int) -> Callable[[Any], tuple[Any, Any]]:
+    """``state -> (state, metrics)``: ``num_updates`` updates of every seed (vmapped)."""
+    return jax.jit(jax.vmap(lambda state: algo.train_chunk(state, num_updates)))
+
+
+def evaluations(algo: Algorithm, episodes: int, greedy: bool) -> Callable[[Any, jax.Array], Any]:
+    """``(variables, keys [S, 2]) -> (returns [S, episodes], won [S, episodes])`` (vmapped)."""
+    return jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes, greedy)))
+
+
+def batched_lapack_calls(lowered_text: str) -> list[str]:
+    """LAPACK custom calls on a batch of more than one matrix in a lowered (StableHLO) program.
+
+    Returns them as ``"name tensor<...>"`` strings; ``[]`` when the program is safe.
+
+    A call carries ``num_batch_dims``; its first operand's leading that-many dimensions are the
+    batch. A batch of one matrix runs inline and is not reported.
+    """
+    found = []
+    for line in lowered_text.splitlines():
+        call = _LAPACK_CALL.search(line)
+        if call is None:
+            continue
+        dims = _BATCH_DIMS.search(line)
+        batch_dims = int(dims.group(1)) if dims else 0
+        # The signature ends the line: ``} : (operand types) -> result types``.
+        operand = _TENSOR.search(line.rsplit("} :", 1)[-1])
+        shape = operand.group(0) if operand else ""
+        sizes = [int(s) for s in re.findall(r"(\d+)x", shape)[:batch_dims]]
+        if batch_dims and (not sizes or _product(sizes) > 1):
+            found.append(f"{call.group(1)} {shape}")
+    return found
+
+
+def _product(values: list[int]) -> int:
+    result = 1
+    for value in values:
+        result *= value
+    return result

@@ -1,0 +1,119 @@
+"""The jitted programs a run executes: no batched LAPACK call anywhere (such a call can deadlock
+XLA's CPU pool, docs/decisions/0014-no-batched-lapack.md), and every algorithm starts and trains
+one chunk with 3 seeds on a task of three or more agents in each family it supports."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prism_marl.algos import make_algorithm
+from prism_marl.config import EnvConfig, default_algo_config
+from prism_marl.envs import make_env
+from prism_marl.programs import (
+    batched_lapack_calls,
+    evaluations,
+    init_seeds,
+    train_chunks,
+)
+from prism_marl.sharing import STRATEGIES, SePS
+
+# Three agents in every family, so that anything vmapped over agents has a batch of three.
+TASKS = {"lbf": "lbf:10x10-3p-3f", "smax": "smax:3m", "mabrax": "mabrax:hopper_3x1"}
+# The default networks (their QR and SVD initialisers are what hung), short collections.
+SMALLER = {
+    "mappo": {"num_envs": 8, "rollout_length": 16},
+    "ippo": {"num_envs": 8, "rollout_length": 16},
+    "qmix": {"num_envs": 2, "segment_length": 8, "buffer_size": 16, "batch_size": 4,
+             "learning_starts": 4},
+    "vdn": {"num_envs": 2, "segment_length": 8, "buffer_size": 16, "batch_size": 4,
+            "learning_starts": 4},
+    "matd3": {"num_envs": 4, "rollout_length": 4, "buffer_size": 256, "batch_size": 32,
+              "learning_starts": 16},
+}  # fmt: skip
+PAIRS = [
+    ("mappo", "lbf"),
+    ("mappo", "smax"),
+    ("mappo", "mabrax"),
+    ("ippo", "lbf"),
+    ("ippo", "smax"),
+    ("ippo", "mabrax"),
+    ("qmix", "lbf"),
+    ("qmix", "smax"),
+    ("vdn", "lbf"),
+    ("vdn", "smax"),
+    ("matd3", "mabrax"),
+]
+SEEDS = 3
+
+
+@functools.cache
+def env(family):
+    return make_env(EnvConfig(id=TASKS[family], episode_limit=8))
+
+
+def strategy(name):
+    if name == "seps":  # prepared: two clusters of per-cluster (grouped) kernels
+        return SePS(cluster_of_agent=(0, 1, 1))
+    return STRATEGIES[name]()
+
+
+def algorithm(algo, family, name):
+    config = dataclasses.replace(default_algo_config(algo), **SMALLER[algo])
+    return make_algorithm(algo, env(family), strategy(name), config, 10_000)
+
+
+def keys():
+    return jax.random.split(jax.random.PRNGKey(0), SEEDS)
+
+
+def test_batched_lapack_calls_are_found_and_single_matrices_pass():
+    def program(key):
+        batch = jax.random.normal(key, (3, 64, 64))
+        return jnp.linalg.qr(batch)[0], jnp.linalg.svd(batch[0])[0], jnp.linalg.qr(batch[:1])[0]
+
+    found = batched_lapack_calls(jax.jit(program).lower(jax.random.PRNGKey(0)).as_text())
+    assert found == [
+        "lapack_sgeqrf_ffi tensor<3x64x64xf32>",
+        "lapack_sorgqr_ffi tensor<3x64x64xf32>",
+    ]
+
+
+@pytest.mark.slow(minutes=9)
+@pytest.mark.parametrize(("algo", "family"), PAIRS, ids=[f"{a}-{f}" for a, f in PAIRS])
+def test_no_program_holds_a_batched_lapack_call(algo, family):
+    found = {}
+    for name in STRATEGIES:
+        built = algorithm(algo, family, name)
+        state = jax.eval_shape(init_seeds(built), keys())
+        programs = {
+            "init": init_seeds(built).lower(keys()),
+            "train chunk": train_chunks(built, 1).lower(state),
+            "evaluation": evaluations(built, 2, True).lower(state.variables, keys()),
+        }
+        for program, lowered in programs.items():
+            calls = batched_lapack_calls(lowered.as_text())
+            if calls:
+                found[f"{algo} + {name} on {TASKS[family]}: {program}"] = calls
+    assert not found, found
+
+
+@pytest.mark.slow(minutes=6)
+@pytest.mark.parametrize(("algo", "family"), PAIRS, ids=[f"{a}-{f}" for a, f in PAIRS])
+def test_three_seeds_start_and_train_a_chunk_on_three_agents(algo, family):
+    """The real ``jit(init)`` and one training chunk, 3 seeds, Prism (SVD init) and NoPS
+    (per-agent orthogonal kernels): the programs that hung on 2 cores before decision 0014."""
+    for name in ("prism", "nops"):
+        built = algorithm(algo, family, name)
+        state = init_seeds(built)(keys())
+        leaves = jax.tree_util.tree_leaves(state.variables)
+        assert all(leaf.shape[0] == SEEDS for leaf in leaves)
+        assert any(not np.allclose(leaf[0], leaf[1]) for leaf in leaves)  # seeds differ
+        state, metrics = train_chunks(built, 1)(state)
+        assert jax.tree_util.tree_leaves(state.variables)[0].shape[0] == SEEDS
+        for metric, value in metrics.items():
+            if metric.startswith("loss/"):
+                assert np.all(np.isfinite(np.asarray(value))), (name, metric)

@@ -75,6 +75,7 @@ def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow(minutes=1.4)
 def test_bench_train_json_rows_have_the_documented_keys(capsys):
     """One tiny bench: every row carries the keys analysis reads, FuPS is the reference."""
     code = main(

@@ -6,24 +6,24 @@ deadlocks in some start states (measured: greedy 0.79 vs sampled 0.99 for the sa
 policies), see docs/decisions/0008-lbf-greedy-evaluation.md.
 """
 
-import json
-import shutil
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
+from prism_marl.algos.matd3 import MATD3Config
 from prism_marl.algos.ppo import PPOConfig
 from prism_marl.algos.qmix import QMIXConfig
 from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.run import Trainer
 from prism_marl.sharing import FuPS, Prism
+from tests.conftest import read_metrics
 
-# Every test here carries ``slow(minutes=...)``: its time in a full `make test` on 2 cores
-# (2026-12-01, beside the other worker), which
-# tests/conftest.py uses to spread the learning checks over the two test workers.
-pytestmark = pytest.mark.slow
+# The learning checks of `make test-all` carry ``slow(minutes=...)``: roughly their time in
+# `make test-all` on 2 cores beside the other worker, which tests/conftest.py uses to spread
+# them over the two test workers. The fast tier keeps one: MAPPO + Prism on LBF.
+FAST_MAPPO_UPDATES = 80
+"""MAPPO on lbf:8x8-2p-2f-coop: two evaluation chunks of this many updates of 2048 steps
+(327,680 steps, about a minute and a half on 2 cores). Measured 2026-12-01 with Prism: 1.00,
+1.00, 0.99 (sampled evaluation, 128 episodes); the random policy scores 0.0037."""
 
 
 def train_lbf_coop(run_dir, algo, strategy, algo_config, chunks, chunk_steps) -> list[float]:
@@ -48,79 +48,55 @@ def train_lbf_coop(run_dir, algo, strategy, algo_config, chunks, chunk_steps) ->
 @pytest.mark.parametrize(
     "strategy",
     [
-        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=2.4)),
-        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=3.2)),
+        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=1.5)),
+        pytest.param(Prism(), id="prism"),  # the fast tier's learning check
     ],
 )
 def test_mappo_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
-    # Three evaluation chunks of 244 updates of 2048 steps (about 1.5M steps).
     algo_config = PPOConfig(num_envs=32, rollout_length=64)
-    returns = train_lbf_coop(tmp_path / "lbf", "mappo", strategy, algo_config, 3, 244 * 2048)
-    assert np.median(returns) >= 0.9, returns
+    chunk = FAST_MAPPO_UPDATES * 2048
+    returns = train_lbf_coop(tmp_path / "lbf", "mappo", strategy, algo_config, 2, chunk)
+    start = [r["eval_return"] for r in read_metrics(tmp_path / "lbf") if r["env_steps"] == 0]
+    assert np.median(start) < 0.1, start  # the untrained policy, sampled
+    assert np.median(returns) >= 0.8, returns
 
 
-@pytest.mark.parametrize(
-    "strategy",
-    [
-        pytest.param(FuPS(), id="fups", marks=pytest.mark.slow(minutes=10.2)),
-        pytest.param(Prism(), id="prism", marks=pytest.mark.slow(minutes=10.6)),
-    ],
-)
-def test_qmix_solves_lbf_8x8_2p_2f_coop(tmp_path, strategy):
-    """QMIX (recurrent agents, hypernetwork mixer, double-Q TD(λ)) solves the coop task,
-    median over 3 vmapped seeds, evaluated with the behaviour policy's ε = 0.05.
+@pytest.mark.slow(minutes=6.5)
+def test_qmix_with_prism_learns_lbf_8x8_2p_2f_coop(tmp_path):
+    """QMIX + Prism (recurrent agents, hypernetwork mixer, double-Q TD(λ)) lifts the coop task
+    from 0 to more than half of its food in 208k steps, median over 3 vmapped seeds, evaluated
+    with the behaviour policy's ε = 0.05.
 
     The qmix-lbf preset keeps the benchmark's settings (lr 5e-4, ε over 50k steps, target copy
-    every 200 updates), which need about 1M steps with seeds that stall near 0.25; a faster
-    learning rate and target period with a 100k-step ε anneal solve it in CI's budget
-    (decision 0012). Measured (FuPS, 4 seeds, 2026-12-01), ε-greedy evaluation returns: 0.25 /
-    0.42 / 0.33 / 0.42 at 104k steps, 0.88 / 0.88 / 0.84 / 0.97 at 313k, 1.00 / 0.97 / 0.92 /
-    1.00 at 418k. ε-greedy rather than greedy evaluation for the reason MAPPO samples here: a
-    deterministic joint policy can deadlock under LBF's movement rules (decision 0008).
+    every 200 updates), which need about 1M steps; a faster learning rate and target period
+    with a 100k-step ε anneal learn within CI's budget (decision 0012). Measured with this
+    test's settings (Prism, 2026-12-01), ε-greedy evaluation returns of the 3 seeds: 0 at step
+    0; 0.19 / 0.23 / 0.25 at 52k; 0.59 / 0.31 / 0.30 at 104k; 0.61 / 0.38 / 0.50 at 208k (32
+    episodes); final 0.63 / 0.48 / 0.55 (128 episodes). Run on to 418k steps the same settings
+    solve it (FuPS 0.92-1.00, Prism 0.90-0.98, decision 0012). ε-greedy rather than greedy
+    evaluation for the reason MAPPO samples here: a deterministic joint policy can deadlock
+    under LBF's movement rules (decision 0008).
     """
     algo_config = QMIXConfig(
         lr=1e-3, epsilon_steps=100_000, target_update_interval=100, standardise_rewards=True
     )
-    # Two evaluation chunks of 522 updates of 400 steps (417,600 steps).
-    returns = train_lbf_coop(tmp_path / "qmix", "qmix", strategy, algo_config, 2, 522 * 400)
-    assert np.median(returns) >= 0.9, returns
+    # Four evaluation chunks of 130 updates of 400 steps (208,000 steps).
+    returns = train_lbf_coop(tmp_path / "qmix", "qmix", Prism(), algo_config, 4, 130 * 400)
+    start = [r["eval_return"] for r in read_metrics(tmp_path / "qmix") if r["env_steps"] == 0]
+    assert np.median(start) < 0.05, start
+    assert np.median(returns) >= 0.35, returns
 
 
-@pytest.mark.slow(minutes=12.6)
-def test_ippo_wins_smax_3m(tmp_path):
-    config = RunConfig(
-        algo="ippo",
-        sharing=FuPS(),
-        env=EnvConfig(id="smax:3m"),
-        algo_config=PPOConfig(
-            num_envs=64,
-            rollout_length=64,
-            lr=2e-3,
-            num_minibatches=4,
-            hidden_sizes=(128, 128),
-            critic_hidden_sizes=(128, 128),
-        ),
-        num_seeds=3,
-        # Three evaluation chunks of 146 updates of 4096 steps (about 1.8M steps).
-        total_steps=3 * 146 * 4096,
-        eval_interval=146 * 4096,
-        eval_episodes=32,
-        final_eval_episodes=64,
-        run_dir=str(tmp_path / "smax"),
-    )
-    summary = Trainer(config, progress=False).run()
-    assert summary["final_win_rate_mean"] >= 0.8, summary
-
-
-@pytest.mark.slow(minutes=15.2)
+@pytest.mark.slow(minutes=5.5)
 def test_qmix_wins_smax_3m(tmp_path):
     """QMIX + FuPS (recurrent agents, sequence replay, hypernetwork mixer on the normalised
-    world state) wins 3m, mean over 2 vmapped seeds.
+    world state) wins 3m more often than not after 200k steps, mean over 2 vmapped seeds, where
+    the untrained policy (the step-0 evaluation) wins at most one battle in five.
 
     Measured with the same settings (2026-12-01), greedy win rates: QMIX 0.50/0.66 at 100k
     steps, 0.69/0.78 at 200k, 0.78/0.84 at 300k (32 episodes), mean 0.84 at 300k and 0.91 at
     600k (64 episodes). VDN learns 3m too (0.84/0.81 at 300k, mean 0.81 at 400k) but is not run
-    here: the issue asks for one of the two, and CI's time is the constraint (about 10 min each).
+    here: CI's time is the constraint (decision 0015).
     """
     config = RunConfig(
         algo="qmix",
@@ -128,63 +104,44 @@ def test_qmix_wins_smax_3m(tmp_path):
         env=EnvConfig(id="smax:3m"),
         algo_config=QMIXConfig(lr=1e-3),
         num_seeds=2,
-        total_steps=600_000,
-        eval_interval=300_000,
+        total_steps=200_000,
+        eval_interval=100_000,
         eval_episodes=32,
         final_eval_episodes=64,
         run_dir=str(tmp_path / "qmix"),
     )
     summary = Trainer(config, progress=False).run()
-    assert summary["final_win_rate_mean"] >= 0.8, summary
+    start = [r["eval_win_rate"] for r in read_metrics(config.run_dir) if r["env_steps"] == 0]
+    assert np.mean(start) <= 0.2, start
+    assert summary["final_win_rate_mean"] >= 0.5, summary
 
 
-def run_cli_with_wedge_retry(args: list[str], run_dir, timeout: int, attempts: int = 2):
-    """Run ``prism-marl train`` in a subprocess; retry from scratch if XLA CPU wedges.
-
-    The jitted, vmapped brax init has wedged XLA CPU under pytest (every thread parked, no CPU
-    used, never returns; docs/decisions/0009-cpu-wedge.md). A wedge shows as a timeout, never
-    as a wrong result, so a timed-out attempt is discarded and rerun; any failure fails.
-    """
-    for attempt in range(attempts):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        command = [sys.executable, "-m", "prism_marl.cli", "train", "--no-progress", *args]
-        try:
-            result = subprocess.run(
-                command + ["--run-dir", str(run_dir)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            if attempt + 1 == attempts:
-                raise
-            continue
-        assert result.returncode == 0, result.stderr[-2000:]
-        return
-    raise AssertionError("unreachable")
+def untrained_and_final(config) -> tuple[float, float]:
+    """Train ``config``; the median over seeds of the step-0 (untrained) evaluation return and
+    of the final evaluation return."""
+    summary = Trainer(config, progress=False).run()
+    start = [r["eval_return"] for r in read_metrics(config.run_dir) if r["env_steps"] == 0]
+    return float(np.median(start)), float(np.median(summary["final_returns"]))
 
 
 @pytest.mark.slow(minutes=4.7)
 def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     """MAPPO + Prism with a Gaussian policy raises hopper's greedy return well above the
     untrained policy's (step-0 evaluation in metrics.jsonl), median over 2 seeds."""
-    run_dir = tmp_path / "hopper"
-    # Four evaluation chunks of 48 updates of 2048 steps (393,216 steps).
-    run_cli_with_wedge_retry(
-        [
-            "--algo", "mappo", "--sharing", "prism", "--env", "mabrax:hopper_3x1",
-            "--num-seeds", "2", "--total-steps", "393216", "--env.episode-limit", "200",
-            "--algo.lr", "3e-4", "--algo.activation", "tanh", "--algo.entropy-coef", "0",
-            "--algo.num-minibatches", "4", "--eval-interval", "98304",
-            "--eval-episodes", "16", "--final-eval-episodes", "16",
-        ],
-        run_dir,
-        timeout=1200,
-    )  # fmt: skip
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    start = float(np.median([r["eval_return"] for r in records if r["env_steps"] == 0]))
-    summary = json.loads((run_dir / "summary.json").read_text())
-    end = float(np.median(summary["final_returns"]))
+    config = RunConfig(
+        algo="mappo",
+        sharing=Prism(),
+        env=EnvConfig(id="mabrax:hopper_3x1", episode_limit=200),
+        algo_config=PPOConfig(lr=3e-4, activation="tanh", entropy_coef=0.0, num_minibatches=4),
+        num_seeds=2,
+        # Four evaluation chunks of 48 updates of 2048 steps (393,216 steps).
+        total_steps=393_216,
+        eval_interval=98_304,
+        eval_episodes=16,
+        final_eval_episodes=16,
+        run_dir=str(tmp_path / "hopper"),
+    )
+    start, end = untrained_and_final(config)
     assert end > 1.2 * start, (start, end)
 
 
@@ -197,20 +154,22 @@ def test_matd3_improves_on_mabrax_hopper(tmp_path):
     steps per seed. ~300 over a 200-step episode means the hopper stays up for the whole
     episode and moves forward, which untrained deterministic actors rarely do.
     """
-    run_dir = tmp_path / "matd3_hopper"
-    run_cli_with_wedge_retry(
-        [
-            "--algo", "matd3", "--sharing", "fups", "--env", "mabrax:hopper_3x1",
-            "--num-seeds", "3", "--total-steps", "120000", "--env.episode-limit", "200",
-            "--algo.gradient-steps", "64", "--algo.hidden-sizes", "64", "64",
-            "--algo.critic-hidden-sizes", "64", "64", "--algo.learning-starts", "5000",
-            "--eval-interval", "60000", "--eval-episodes", "16", "--final-eval-episodes", "16",
-        ],
-        run_dir,
-        timeout=900,
-    )  # fmt: skip
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    start = float(np.median([r["eval_return"] for r in records if r["env_steps"] == 0]))
-    summary = json.loads((run_dir / "summary.json").read_text())
-    end = float(np.median(summary["final_returns"]))
+    config = RunConfig(
+        algo="matd3",
+        sharing=FuPS(),
+        env=EnvConfig(id="mabrax:hopper_3x1", episode_limit=200),
+        algo_config=MATD3Config(
+            gradient_steps=64,
+            hidden_sizes=(64, 64),
+            critic_hidden_sizes=(64, 64),
+            learning_starts=5000,
+        ),
+        num_seeds=3,
+        total_steps=120_000,
+        eval_interval=60_000,
+        eval_episodes=16,
+        final_eval_episodes=16,
+        run_dir=str(tmp_path / "matd3_hopper"),
+    )
+    start, end = untrained_and_final(config)
     assert end > max(1.5 * start, 250.0), (start, end)

@@ -20,6 +20,7 @@ from prism_marl.programs import (
     train_chunks,
 )
 from prism_marl.sharing import STRATEGIES, SePS
+from tests.conftest import TINY_ALGO
 
 # Three agents in every family, so that anything vmapped over agents has a batch of three.
 TASKS = {"lbf": "lbf:10x10-3p-3f", "smax": "smax:3m", "mabrax": "mabrax:hopper_3x1"}
@@ -117,3 +118,27 @@ def test_three_seeds_start_and_train_a_chunk_on_three_agents(algo, family):
         for metric, value in metrics.items():
             if metric.startswith("loss/"):
                 assert np.all(np.isfinite(np.asarray(value))), (name, metric)
+
+
+@pytest.mark.parametrize("name", ["prism", "nops", "fups"])
+def test_seeds_initialise_to_the_values_a_vmapped_init_draws(name):
+    built = make_algorithm("mappo", env("lbf"), strategy(name), TINY_ALGO["mappo"], 10_000)
+    mapped = init_seeds(built)(keys()).variables
+    vmapped = jax.jit(jax.vmap(built.init))(keys()).variables
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), mapped, vmapped
+    )
+
+
+def test_grouped_kernels_are_the_per_group_draws_of_their_initialiser():
+    from flax import linen as nn
+
+    from prism_marl.sharing import NoPS
+
+    layer = NoPS().dense(features=5, num_agents=3, kernel_init=nn.initializers.orthogonal())
+    variables = layer.init(jax.random.key(0), jnp.ones((2, 3, 4)), jnp.arange(3))
+    kernel = variables["params"]["group_kernel"]
+    assert kernel.shape == (3, 4, 5)
+    for group in range(3):  # each group's kernel is orthogonal: columns orthonormal (4 < 5 rows)
+        np.testing.assert_allclose(kernel[group] @ kernel[group].T, np.eye(4), atol=1e-5)
+    assert not np.allclose(kernel[0], kernel[1])

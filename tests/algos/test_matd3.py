@@ -2,7 +2,6 @@
 runs through the runner (every strategy, the masked ensemble, determinism and resume)."""
 
 import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
@@ -14,20 +13,20 @@ from prism_marl.algos.matd3 import (
     MATD3,
     Learner,
     MaskedCriticEnsemble,
-    MATD3Config,
     ReplayBuffer,
     Transition,
     redraw_ensemble_mask,
     replay_add,
     replay_sample,
 )
-from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.envs.base import EnvSpec
 from prism_marl.rl.targets import smoothed_target_actions
-from prism_marl.run import METRICS_FILE, Trainer, resume
+from prism_marl.run import Trainer, resume
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
 from prism_marl.sharing.base import ConfigError
 from prism_marl.sharing.kaleidoscope import soft_threshold
+from tests.conftest import TINY_MATD3, read_metrics, stable
+from tests.conftest import tiny_config as shared_tiny_config
 
 # ------------------------------------------------------------------------------ unit level
 
@@ -42,16 +41,7 @@ class StubEnv:
         self.spec = EnvSpec("stub", N, D, A, S, action_kind, 10)
 
 
-TINY = MATD3Config(
-    num_envs=2,
-    rollout_length=4,
-    gradient_steps=2,
-    batch_size=8,
-    buffer_size=64,
-    learning_starts=16,
-    hidden_sizes=(16, 16),
-    critic_hidden_sizes=(16, 16),
-)
+TINY = TINY_MATD3
 
 
 def empty_buffer(rows, envs):
@@ -218,35 +208,25 @@ def test_discrete_envs_are_rejected():
 
 
 def tiny_config(run_dir, **changes):
-    base = RunConfig(
-        algo="matd3",
-        sharing=FuPS(),
-        env=EnvConfig(id="mabrax:hopper_3x1", episode_limit=6),
-        algo_config=TINY,
-        num_seeds=1,
-        total_steps=48,
-        eval_interval=16,
-        eval_episodes=2,
-        final_eval_episodes=2,
-        run_dir=str(run_dir),
-    )
-    return dataclasses.replace(base, **changes)
+    return shared_tiny_config(run_dir, algo="matd3", **changes)
 
 
-def read(run_dir):
-    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+read = read_metrics
 
 
-def stable(records):
-    return [
-        {k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in records
-    ]
+# The fast tier's MATD3 smoke run is FuPS; the rest of the matrix runs in `make test-all`.
+SMOKE = [
+    pytest.param(NoPS(), marks=pytest.mark.slow(minutes=2)),
+    pytest.param(FuPS()),
+    pytest.param(FuPSID(), marks=pytest.mark.slow(minutes=2)),
+    pytest.param(SNP(), marks=pytest.mark.slow(minutes=2)),
+    pytest.param(
+        SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1), marks=pytest.mark.slow(minutes=5)
+    ),
+]
 
 
-SMOKE = [NoPS(), FuPS(), FuPSID(), SNP(), SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1)]
-
-
-@pytest.mark.parametrize("strategy", SMOKE, ids=[s.name for s in SMOKE])
+@pytest.mark.parametrize("strategy", SMOKE, ids=[p.values[0].name for p in SMOKE])
 def test_smoke_every_strategy(tmp_path, strategy):
     summary = Trainer(tiny_config(tmp_path / "r", sharing=strategy), progress=False).run()
     assert np.isfinite(summary["final_return_mean"])
@@ -257,6 +237,7 @@ def test_smoke_every_strategy(tmp_path, strategy):
     assert record["loss/critic"] > 0  # learning started (learning_starts = 16)
 
 
+@pytest.mark.slow(minutes=2)
 def test_kaleidoscope_with_the_masked_critic_ensemble(tmp_path):
     config = tiny_config(
         tmp_path / "k",
@@ -272,6 +253,7 @@ def test_kaleidoscope_with_the_masked_critic_ensemble(tmp_path):
     assert summary["additional"] > 0  # the actor's thresholds; the critic's are not counted
 
 
+@pytest.mark.slow(minutes=4.5)
 def test_same_seed_same_metrics_and_resume_continues_exactly(tmp_path):
     config = tiny_config(tmp_path / "full", sharing=Prism(rank=4), num_seeds=2)
     summary = Trainer(config, progress=False).run()

@@ -19,40 +19,17 @@ from prism_marl.algos.qmix import (
     epsilon,
     epsilon_greedy,
 )
-from prism_marl.config import EnvConfig, RunConfig
+from prism_marl.config import EnvConfig
 from prism_marl.run import Trainer, resume
-from prism_marl.sharing import STRATEGIES, ConfigError, Prism, SePS
+from prism_marl.sharing import STRATEGIES, ConfigError, SePS
 from prism_marl.sharing.base import ConfigError as BaseConfigError
+from tests.conftest import TINY_QMIX, read_metrics, tiny_config
 
-TINY = QMIXConfig(
-    num_envs=2,
-    segment_length=8,
-    buffer_size=8,
-    batch_size=2,
-    learning_starts=2,
-    gradient_steps=2,
-    hidden_size=8,
-    mixer_embed=4,
-    hypernet_hidden=8,
-    target_update_interval=3,
-    epsilon_steps=64,
-)
+TINY = TINY_QMIX
 
 
 def tiny_run(run_dir, **changes):
-    base = RunConfig(
-        algo="qmix",
-        sharing=Prism(rank=4),
-        env=EnvConfig(id="lbf:8x8-2p-2f-coop", episode_limit=10),
-        algo_config=TINY,
-        num_seeds=2,
-        total_steps=64,
-        eval_interval=32,
-        eval_episodes=4,
-        final_eval_episodes=4,
-        run_dir=str(run_dir),
-    )
-    return dataclasses.replace(base, **changes)
+    return tiny_config(run_dir, algo="qmix", **changes)
 
 
 def test_mixer_is_monotone_in_every_agent_value():
@@ -106,21 +83,30 @@ def test_reward_statistics_match_numpy():
     np.testing.assert_allclose(stats.var, rewards.var(), rtol=1e-3)
 
 
-SMOKE = [("qmix", name) for name in STRATEGIES] + [("vdn", "fups"), ("vdn", "prism")]
+# The fast tier keeps QMIX + Prism; the rest of the matrix runs in `make test-all`.
+SMOKE = [
+    pytest.param(algo, name, marks=() if (algo, name) == ("qmix", "prism") else pytest.mark.slow)
+    for algo, name in [("qmix", name) for name in STRATEGIES] + [("vdn", "fups"), ("vdn", "prism")]
+]
 
 
-@pytest.mark.parametrize(("algo", "name"), SMOKE, ids=[f"{a}-{n}" for a, n in SMOKE])
+@pytest.mark.parametrize(
+    ("algo", "name"), SMOKE, ids=[f"{p.values[0]}-{p.values[1]}" for p in SMOKE]
+)
 def test_smoke_every_strategy(tmp_path, algo, name):
     strategy = STRATEGIES[name]()
     if name == "seps":
         strategy = SePS(pretrain_steps=32, num_clusters=2, vae_epochs=1)
-    summary = Trainer(tiny_run(tmp_path / "r", algo=algo, sharing=strategy, num_seeds=1)).run()
+    config = tiny_run(tmp_path / "r", algo=algo, sharing=strategy, num_seeds=1)
+    summary = Trainer(config, progress=False).run()
     assert 0.0 <= summary["final_return_mean"] <= 1.0
-    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
-    assert np.isfinite(records[-1]["loss/td"])
+    records = read_metrics(tmp_path / "r")
+    assert [r["env_steps"] for r in records] == [0, 32, 64]
+    assert np.isfinite(records[-1]["loss/td"]) and records[-1]["loss/td"] >= 0
     assert records[-1]["train/learning"] == 1.0
 
 
+@pytest.mark.slow(minutes=1.5)
 def test_qmix_resume_continues_exactly(tmp_path):
     full = tiny_run(tmp_path / "full", total_steps=96)
     summary = Trainer(full, progress=False).run()

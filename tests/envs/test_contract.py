@@ -20,7 +20,15 @@ LBF = [
 ]
 SMAX = ["3m", "2s3z", "5m_vs_6m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units"]
 MABRAX = ["ant_4x2", "halfcheetah_6x1", "hopper_3x1", "walker2d_2x3", "humanoid_9|8"]
-ENV_IDS = [f"lbf:{t}" for t in LBF] + [f"smax:{t}" for t in SMAX] + [f"mabrax:{t}" for t in MABRAX]
+# The fast tier checks one task of each size class per family; `make test-all` checks them all.
+FAST = {"lbf:8x8-2p-2f-coop", "lbf:2s-8x8-2p-2f-coop", "lbf:10x10-3p-3f", "lbf:2s-10x10-3p-3f",
+        "lbf:15x15-4p-5f", "smax:3m", "smax:smacv2_5_units", "mabrax:hopper_3x1"}  # fmt: skip
+ENV_IDS = [
+    pytest.param(env_id, marks=() if env_id in FAST else pytest.mark.slow(minutes=0.5))
+    for env_id in [f"lbf:{t}" for t in LBF]
+    + [f"smax:{t}" for t in SMAX]
+    + [f"mabrax:{t}" for t in MABRAX]
+]
 LIMIT = 4
 NUM_ENVS = 2
 

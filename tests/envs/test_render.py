@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import pytest
 from PIL import Image
 
 from prism_marl.config import EnvConfig
@@ -21,6 +22,7 @@ def play(env, steps):
     return frames
 
 
+@pytest.mark.slow(minutes=0.6)
 def test_smax_gif_replays_every_world_tick(tmp_path):
     env = make_env(EnvConfig(id="smax:3m"))
     path = tmp_path / "battle.gif"
@@ -31,6 +33,7 @@ def test_smax_gif_replays_every_world_tick(tmp_path):
     assert image.n_frames > 2 * env._env.world_steps_per_env_step
 
 
+@pytest.mark.slow(minutes=0.6)
 def test_lbf_gif_animates_the_steps(tmp_path):
     for rules in ("lbforaging", "jumanji"):
         env = make_env(EnvConfig(id="lbf:8x8-2p-2f-coop", lbf_rules=rules))

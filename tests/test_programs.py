@@ -83,7 +83,7 @@ def test_batched_lapack_calls_are_found_and_single_matrices_pass():
     ]
 
 
-@pytest.mark.slow(minutes=9)
+@pytest.mark.slow(minutes=1)
 @pytest.mark.parametrize(("algo", "family"), PAIRS, ids=[f"{a}-{f}" for a, f in PAIRS])
 def test_no_program_holds_a_batched_lapack_call(algo, family):
     found = {}
@@ -102,12 +102,13 @@ def test_no_program_holds_a_batched_lapack_call(algo, family):
     assert not found, found
 
 
-@pytest.mark.slow(minutes=6)
+@pytest.mark.slow(minutes=1)
 @pytest.mark.parametrize(("algo", "family"), PAIRS, ids=[f"{a}-{f}" for a, f in PAIRS])
 def test_three_seeds_start_and_train_a_chunk_on_three_agents(algo, family):
-    """The real ``jit(init)`` and one training chunk, 3 seeds, Prism (SVD init) and NoPS
-    (per-agent orthogonal kernels): the programs that hung on 2 cores before decision 0014."""
-    for name in ("prism", "nops"):
+    """The real init program and one training chunk, 3 seeds, Prism (SVD and orthogonal
+    initialisers): programs that hung on 2 cores before decision 0014. NoPS's per-agent kernels
+    are held by the lowering test above."""
+    for name in ("prism",):
         built = algorithm(algo, family, name)
         state = init_seeds(built)(keys())
         leaves = jax.tree_util.tree_leaves(state.variables)

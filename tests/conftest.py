@@ -11,15 +11,28 @@ import jax  # noqa: E402
 
 import prism_marl  # noqa: E402,F401  (sets XLA's CPU flags before any test imports jax)
 
+CACHE_VARIABLE = "PRISM_MARL_TEST_XLA_CACHE"
+
 
 def pytest_configure(config):
-    """A persistent XLA cache per test process: trainers built twice from one config (resume,
-    determinism and results tests) compile their programs once. Programs that compile in under
-    a second are not worth the disk round trip."""
-    cache_dir = tempfile.mkdtemp(prefix="prism-marl-xla-")
-    atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    """A persistent XLA cache shared by the run's test processes: trainers built twice from one
+    config (resume, determinism and results tests), and module fixtures that both workers
+    build, compile their programs once. Programs that compile in under a second are not worth
+    the disk round trip.
+
+    The first process (the controller, or a run without xdist) makes the directory and removes
+    it at exit; the xdist workers it starts inherit its name through the environment.
+    """
+    cache_dir = os.environ.get(CACHE_VARIABLE)
+    if cache_dir is None or not hasattr(config, "workerinput"):
+        cache_dir = tempfile.mkdtemp(prefix="prism-marl-xla-")
+        os.environ[CACHE_VARIABLE] = cache_dir
+        atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    # A size limit turns on jax's file lock around reads and writes, so that one worker never
+    # reads an entry the other is still writing.
+    jax.config.update("jax_compilation_cache_max_size", 8 * 2**30)
 
 
 def pytest_collection_modifyitems(config, items):

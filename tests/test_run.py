@@ -196,14 +196,14 @@ def test_config_round_trip_for_every_strategy():
         (["--sharing", "kaleidoscope", "--sharing.reset-ratio", "2"], "sharing.reset-ratio"),
     ],
 )
-def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
+def test_train_bad_input_is_one_line_exit_2(tmp_path, capfd, argv, needle):
     run_dir = tmp_path / "never"
     try:
         code = cli.main(["train", "--run-dir", str(run_dir), *argv])
     except SystemExit as exit_:  # argparse's errors
         code = exit_.code
     assert code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = capfd.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], lines
     assert not run_dir.exists()
 
@@ -243,12 +243,12 @@ def test_train_help_documents_strategy_flags(capsys):
     assert "Weight of the diversity regulariser" in stdout
 
 
-def test_unwritable_run_dir_fails_before_training(tmp_path, capsys):
+def test_unwritable_run_dir_fails_before_training(tmp_path, capfd):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     code = cli.main(["train", "--run-dir", str(blocker / "run"), "--no-progress"])
     assert code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = capfd.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "run-dir" in lines[0], lines
 
 

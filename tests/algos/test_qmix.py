@@ -29,7 +29,7 @@ TINY = TINY_QMIX
 
 
 def tiny_run(run_dir, **changes):
-    return tiny_config(run_dir, algo="qmix", **changes)
+    return tiny_config(run_dir, **{"algo": "qmix", **changes})
 
 
 def test_mixer_is_monotone_in_every_agent_value():

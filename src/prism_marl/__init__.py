@@ -2,10 +2,10 @@
 
 import os as _os
 
-# XLA's multi-threaded Eigen pool on CPU can wedge (every worker parked, the caller waiting in
-# block_until_ready) on vmapped training graphs: seen here on a first training chunk, and
-# reported upstream for vmap graphs; see docs/decisions/0009-cpu-wedge.md.
-# Set before jax is imported; a user's own XLA_FLAGS setting of this flag wins.
+# Single-threaded Eigen inside XLA's CPU ops: training chunks run faster on 2 cores without
+# Eigen's intra-op threads (MAPPO on LBF 80-95k against 69k steps/s,
+# docs/decisions/0014-no-batched-lapack.md). Set before jax is imported; a user's own
+# XLA_FLAGS setting of this flag wins.
 if "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", ""):
     _os.environ["XLA_FLAGS"] = (
         _os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
@@ -13,9 +13,9 @@ if "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", ""):
 
 import jax as _jax  # noqa: E402
 
-# With asynchronous dispatch, several dependent computations can be in flight on XLA's small
-# CPU thread pool at once; runs here wedged that way with every thread waiting. Dispatching
-# synchronously on CPU costs little for the large jitted chunks this library runs.
+# Synchronous dispatch on CPU: one computation at a time on XLA's small CPU pool. It costs
+# nothing measurable for the large jitted chunks this library runs (asynchronous dispatch was
+# no faster, decision 0014) and keeps a stalled phase attributable to the call that stalled.
 _jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 __version__ = "0.1.0"

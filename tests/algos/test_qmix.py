@@ -86,7 +86,7 @@ def test_reward_statistics_match_numpy():
 # The fast tier keeps QMIX + Prism; the rest of the matrix runs in `make test-all`.
 SMOKE = [
     pytest.param(algo, name, marks=() if (algo, name) == ("qmix", "prism") else pytest.mark.slow)
-    for algo, name in [("qmix", name) for name in STRATEGIES] + [("vdn", "fups"), ("vdn", "prism")]
+    for algo, name in [("qmix", name) for name in STRATEGIES] + [("vdn", "prism")]
 ]
 
 

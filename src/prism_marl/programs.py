@@ -13,6 +13,7 @@ test suite holds every program of every strategy × algorithm × family to none.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -65,13 +66,6 @@ def batched_lapack_calls(lowered_text: str) -> list[str]:
         operand = _TENSOR.search(line.rsplit("} :", 1)[-1])
         shape = operand.group(0) if operand else ""
         sizes = [int(s) for s in re.findall(r"(\d+)x", shape)[:batch_dims]]
-        if batch_dims and (not sizes or _product(sizes) > 1):
+        if batch_dims and (not sizes or math.prod(sizes) > 1):
             found.append(f"{call.group(1)} {shape}")
     return found
-
-
-def _product(values: list[int]) -> int:
-    result = 1
-    for value in values:
-        result *= value
-    return result

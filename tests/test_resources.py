@@ -2,9 +2,9 @@
 
 import pytest
 
+from prism_marl.errors import ConfigError
 from prism_marl.resources import NetworkShape, budget_target, measure, solve_width
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
-from prism_marl.sharing.base import ConfigError
 
 SHAPE = NetworkShape(input_size=12, hidden_sizes=(64, 32), output_size=6)
 LAYERS = [(12, 64), (64, 32), (32, 6)]  # (d_in, d_out); the last is the output layer

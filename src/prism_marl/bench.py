@@ -22,9 +22,9 @@ import jax.numpy as jnp
 from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.envs import make_env
 from prism_marl.envs.base import MultiAgentEnv
+from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES
-from prism_marl.sharing.base import ConfigError
 
 DEFAULT_TRAIN_ENVS = ("lbf:8x8-2p-2f-coop", "smax:smacv2_5_units", "mabrax:ant_4x2")
 

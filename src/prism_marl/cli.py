@@ -13,9 +13,9 @@ from typing import NoReturn
 
 from prism_marl.bench import DEFAULT_TRAIN_ENVS
 from prism_marl.config import ALGORITHMS
-from prism_marl.errors import TrainingDivergedError
+from prism_marl.errors import ConfigError, TrainingDivergedError
 from prism_marl.presets import PRESETS
-from prism_marl.sharing import STRATEGIES, ConfigError
+from prism_marl.sharing import STRATEGIES
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3

@@ -17,10 +17,10 @@ from typing import Any
 
 from prism_marl.cli import OneLineParser, non_negative_float, positive_int
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
+from prism_marl.errors import ConfigError
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
 from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES
-from prism_marl.sharing.base import ConfigError
 
 RUN_FIELDS = (
     "num_seeds",

@@ -12,8 +12,8 @@ import typing
 from typing import Any
 
 from prism_marl.algos import ALGORITHMS as ALGORITHM_REGISTRY
+from prism_marl.errors import ConfigError, require
 from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
-from prism_marl.sharing.base import ConfigError, require
 
 ALGORITHMS: dict[str, type] = {name: entry[0] for name, entry in ALGORITHM_REGISTRY.items()}
 """Algorithm name -> its hyper-parameter dataclass."""

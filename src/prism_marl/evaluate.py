@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.envs.base import RenderFrame
+from prism_marl.errors import ConfigError
 from prism_marl.programs import init_seeds
 from prism_marl.run import Trainer, seed_keys
-from prism_marl.sharing.base import ConfigError
 
 
 def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from prism_marl.errors import ConfigError, require
 from prism_marl.networks.actor import MLPActor, RecurrentActor
 from prism_marl.sharing import STRATEGIES, SePS, SharingStrategy, count_leaves
-from prism_marl.sharing.base import ConfigError, require
 
 DEFAULT_AGENT_COUNTS = tuple(2**k for k in range(1, 11))
 LBF_8X8_2P_2F_OBS = 12  # lbforaging's vector observation: (x, y, level) per food and agent.

@@ -25,7 +25,7 @@ from prism_marl.algos import Algorithm, make_algorithm
 from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
-from prism_marl.errors import TrainingDivergedError
+from prism_marl.errors import ConfigError, TrainingDivergedError
 from prism_marl.programs import evaluations, init_seeds, train_chunks
 from prism_marl.results import (
     bootstrap_ci,
@@ -35,7 +35,7 @@ from prism_marl.results import (
     write_json,
     write_jsonl,
 )
-from prism_marl.sharing.base import ConfigError, SharingStrategy, count_leaves
+from prism_marl.sharing.base import SharingStrategy, count_leaves
 from prism_marl.watchdog import Watchdog
 
 CONFIG_FILE = "config.json"

@@ -20,10 +20,10 @@ from prism_marl.algos.matd3 import (
     replay_sample,
 )
 from prism_marl.envs.base import EnvSpec
+from prism_marl.errors import ConfigError
 from prism_marl.rl.targets import smoothed_target_actions
 from prism_marl.run import Trainer, resume
 from prism_marl.sharing import FuPS, Kaleidoscope, Prism, SePS
-from prism_marl.sharing.base import ConfigError
 from prism_marl.sharing.kaleidoscope import soft_threshold
 from tests.conftest import TINY_MATD3, read_metrics, stable
 from tests.conftest import tiny_config as shared_tiny_config

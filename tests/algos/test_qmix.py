@@ -20,9 +20,9 @@ from prism_marl.algos.qmix import (
     epsilon_greedy,
 )
 from prism_marl.config import EnvConfig
+from prism_marl.errors import ConfigError
 from prism_marl.run import Trainer, resume
-from prism_marl.sharing import STRATEGIES, ConfigError, SePS
-from prism_marl.sharing.base import ConfigError as BaseConfigError
+from prism_marl.sharing import STRATEGIES, SePS
 from tests.conftest import TINY_QMIX, read_metrics, tiny_config
 
 TINY = TINY_QMIX
@@ -139,5 +139,5 @@ def test_impossible_settings_fail_naming_the_field(tmp_path, changes, field):
 
 def test_continuous_environments_are_rejected(tmp_path):
     config = tiny_run(tmp_path / "x", env=EnvConfig(id="mabrax:hopper_3x1"))
-    with pytest.raises(BaseConfigError, match="discrete"):
+    with pytest.raises(ConfigError, match="discrete"):
         Trainer(config, progress=False)

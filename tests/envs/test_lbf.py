@@ -7,7 +7,7 @@ import pytest
 from prism_marl.config import EnvConfig
 from prism_marl.envs.base import RenderFrame
 from prism_marl.envs.lbf import LBFEnv, LBFTask
-from prism_marl.sharing.base import ConfigError
+from prism_marl.errors import ConfigError
 
 
 def start_states(generator, count=4000):

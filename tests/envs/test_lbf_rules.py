@@ -19,7 +19,7 @@ from prism_marl.envs import lbf_rules
 from prism_marl.envs.lbf import MAX_AGENT_LEVEL, LBFEnv, LBFTask
 from prism_marl.envs.lbf_bench import random_policy_returns
 from prism_marl.envs.lbf_rules import LBFRules, LBFState
-from prism_marl.sharing.base import ConfigError
+from prism_marl.errors import ConfigError
 
 LIMIT = 50
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]])

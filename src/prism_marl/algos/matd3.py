@@ -37,13 +37,14 @@ from prism_marl.algos.common import (
     track_episodes,
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.errors import require
 from prism_marl.networks.heads import DeterministicHead
 from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.policy import AgentsFirst
 from prism_marl.networks.torso import ACTIVATIONS, MLPTorso
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.targets import n_step_returns, smoothed_target_actions
-from prism_marl.sharing.base import AgentIds, AuxOutput, SharingStrategy, map_layers, require
+from prism_marl.sharing.base import AgentIds, AuxOutput, SharingStrategy, map_layers
 from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 from prism_marl.sharing.kaleidoscope import MaskedDense, threshold_init
 

@@ -24,6 +24,7 @@ from prism_marl.algos.common import (
     track_episodes,
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.errors import require
 from prism_marl.networks.policy import (
     AgentCritic,
     CentralCritic,
@@ -35,7 +36,7 @@ from prism_marl.networks.policy import (
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
 from prism_marl.rl.returns import generalized_advantages, next_state_values
-from prism_marl.sharing.base import AuxOutput, SharingStrategy, require
+from prism_marl.sharing.base import AuxOutput, SharingStrategy
 from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 
 # ----------------------------------------------------------------------------------- config

@@ -30,12 +30,13 @@ from prism_marl.algos.common import (
     track_episodes,
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.errors import require
 from prism_marl.networks.heads import CategoricalHead
 from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import GRUTorso
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.returns import td_lambda_returns
-from prism_marl.sharing.base import AuxOutput, SharingStrategy, require
+from prism_marl.sharing.base import AuxOutput, SharingStrategy
 from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 
 # ----------------------------------------------------------------------------------- config

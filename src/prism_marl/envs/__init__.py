@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
-from prism_marl.sharing.base import ConfigError
+from prism_marl.errors import ConfigError
 
 if TYPE_CHECKING:
     from prism_marl.config import EnvConfig

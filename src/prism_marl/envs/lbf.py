@@ -23,7 +23,7 @@ from jumanji.environments.routing.lbf.types import Agent, Food, State
 from prism_marl.envs import lbf_rules
 from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset
 from prism_marl.envs.lbf_rules import LBFRules, LBFState
-from prism_marl.sharing.base import ConfigError
+from prism_marl.errors import ConfigError
 
 TASK_PATTERN = re.compile(r"^(?:(\d+)s-)?(\d+)x(\d+)-(\d+)p-(\d+)f(-coop)?$")
 NUM_ACTIONS = 6  # noop, up, down, left, right, load

@@ -21,7 +21,7 @@ import numpy as np
 
 from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset, import_jaxmarl
 from prism_marl.envs.smax import strong_types
-from prism_marl.sharing.base import ConfigError
+from prism_marl.errors import ConfigError
 
 SCENARIOS = ("ant_4x2", "halfcheetah_6x1", "hopper_3x1", "walker2d_2x3", "humanoid_9|8")
 

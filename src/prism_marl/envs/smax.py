@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset, import_jaxmarl
-from prism_marl.sharing.base import ConfigError
+from prism_marl.errors import ConfigError
 
 
 def strong_types(tree: Any) -> Any:

@@ -5,21 +5,14 @@ Command-line names: nops, fups, fups-id, seps, snp, kaleidoscope, prism.
 
 from __future__ import annotations
 
-from prism_marl.sharing.base import (
-    AgentLayer,
-    AuxOutput,
-    ConfigError,
-    SharingStrategy,
-    count_leaves,
-)
+from prism_marl.errors import ConfigError
+from prism_marl.sharing.base import AgentLayer, AuxOutput, SharingStrategy, count_leaves
 from prism_marl.sharing.fups import FuPS, FuPSID
 from prism_marl.sharing.kaleidoscope import Kaleidoscope
 from prism_marl.sharing.nops import NoPS
 from prism_marl.sharing.prism import Prism
 from prism_marl.sharing.seps import SePS
 from prism_marl.sharing.snp import SNP
-
-Strategy = NoPS | FuPS | FuPSID | SePS | SNP | Kaleidoscope | Prism
 
 STRATEGIES: dict[str, type[SharingStrategy]] = {
     cls.name: cls for cls in (NoPS, FuPS, FuPSID, SePS, SNP, Kaleidoscope, Prism)
@@ -37,7 +30,6 @@ __all__ = [
     "STRATEGIES",
     "AgentLayer",
     "AuxOutput",
-    "ConfigError",
     "FuPS",
     "FuPSID",
     "Kaleidoscope",
@@ -46,7 +38,6 @@ __all__ = [
     "SNP",
     "SePS",
     "SharingStrategy",
-    "Strategy",
     "count_leaves",
     "make_strategy",
 ]

@@ -29,16 +29,6 @@ DEFAULT_KERNEL_INIT: Initializer = nn.initializers.lecun_normal()
 DEFAULT_BIAS_INIT: Initializer = nn.initializers.zeros_init()
 
 
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the field and valid values."""
-
-
-def require(condition: bool, field: str, message: str) -> None:
-    """Raise ``ConfigError(f"{field}: {message}")`` unless ``condition`` holds."""
-    if not condition:
-        raise ConfigError(f"{field}: {message}")
-
-
 class AuxOutput(NamedTuple):
     """A strategy's auxiliary loss term (already weighted) and its metrics."""
 

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from prism_marl.errors import require
 from prism_marl.sharing.base import (
     DEFAULT_KERNEL_INIT,
     AgentLayer,
@@ -25,7 +26,6 @@ from prism_marl.sharing.base import (
     Variables,
     find_layers,
     map_layers,
-    require,
 )
 from prism_marl.sharing.grouped import apply_group_kernels
 

@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from prism_marl.errors import require
 from prism_marl.sharing.base import (
     DEFAULT_KERNEL_INIT,
     AgentLayer,
@@ -21,7 +22,6 @@ from prism_marl.sharing.base import (
     SharingStrategy,
     Variables,
     find_layers,
-    require,
 )
 from prism_marl.sharing.grouped import (
     GATHER_COST_FACTOR,

@@ -12,13 +12,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from prism_marl.errors import require
 from prism_marl.sharing.base import (
     DEFAULT_KERNEL_INIT,
     AgentLayer,
     Initializer,
     SharingStrategy,
     Variables,
-    require,
 )
 from prism_marl.sharing.nops import extra_group_resource, grouped_dense
 

@@ -11,13 +11,13 @@ import dataclasses
 
 import jax
 
+from prism_marl.errors import require
 from prism_marl.sharing.base import (
     DEFAULT_KERNEL_INIT,
     AgentLayer,
     Initializer,
     SharingStrategy,
     Variables,
-    require,
 )
 from prism_marl.sharing.fups import SharedDense
 from prism_marl.sharing.grouped import per_agent

@@ -16,8 +16,8 @@ import optax
 import pytest
 
 from prism_marl.networks import MLPActor
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
-from prism_marl.sharing.clustering import AgentTransitions
 
 NUM_AGENTS = 4
 OBS = jnp.ones((NUM_AGENTS, 16))

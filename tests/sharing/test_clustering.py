@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SePS
 from prism_marl.sharing.clustering import (
-    AgentTransitions,
     choose_clusters,
     davies_bouldin,
     kmeans,

@@ -16,8 +16,8 @@ from prism_marl.algos.matd3 import MATD3, MATD3Config
 from prism_marl.algos.ppo import PPO, PPOConfig
 from prism_marl.algos.qmix import QLearner, QMIXConfig
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import SharingStrategy
-from prism_marl.sharing.clustering import AgentTransitions
 
 
 class Algorithm(Protocol):

@@ -44,8 +44,8 @@ from prism_marl.networks.policy import AgentsFirst
 from prism_marl.networks.torso import ACTIVATIONS, MLPTorso
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.targets import n_step_returns, smoothed_target_actions
+from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
 from prism_marl.sharing.base import AgentIds, AuxOutput, SharingStrategy, map_layers
-from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 from prism_marl.sharing.kaleidoscope import MaskedDense, threshold_init
 
 # ----------------------------------------------------------------------------------- config

@@ -36,8 +36,8 @@ from prism_marl.networks.policy import (
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
 from prism_marl.rl.returns import generalized_advantages, next_state_values
+from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
 from prism_marl.sharing.base import AuxOutput, SharingStrategy
-from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 
 # ----------------------------------------------------------------------------------- config
 

@@ -36,8 +36,8 @@ from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import GRUTorso
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.returns import td_lambda_returns
+from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
 from prism_marl.sharing.base import AuxOutput, SharingStrategy
-from prism_marl.sharing.clustering import AgentTransitions, transitions_from_sequences
 
 # ----------------------------------------------------------------------------------- config
 

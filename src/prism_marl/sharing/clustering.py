@@ -9,7 +9,7 @@ clusters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
@@ -17,64 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from prism_marl.rl.transitions import AgentTransitions
+
 if TYPE_CHECKING:
     from prism_marl.sharing.seps import SePS
-
-
-class AgentTransitions(NamedTuple):
-    """Per-agent transitions collected while pretraining.
-
-    Attributes:
-        obs: [T, N, D].
-        actions: [T, N, A] action features (one-hot for discrete actions).
-        rewards: [T, N].
-        next_obs: [T, N, D].
-    """
-
-    obs: jax.Array
-    actions: jax.Array
-    rewards: jax.Array
-    next_obs: jax.Array
-
-
-def transitions_from_sequences(
-    obs: np.ndarray,
-    actions: np.ndarray,
-    rewards: np.ndarray,
-    episode_end: np.ndarray,
-    num_actions: int | None,
-) -> AgentTransitions:
-    """Consecutive pairs inside episodes from time-major sequences of every seed (host side).
-
-    Args:
-        obs: [S, T, E, N, D] observations before each step.
-        actions: [S, T, E, N] integers (``num_actions`` given: one-hot encoded) or
-            [S, T, E, N, A] continuous actions.
-        rewards: [S, T, E, N] per agent or [S, T, E] team rewards (broadcast to agents).
-        episode_end: [S, T, E], True where the step ended an episode (its pair is dropped).
-        num_actions: A for discrete actions, None for continuous ones.
-
-    Returns:
-        AgentTransitions over the P kept pairs: obs [P, N, D], actions [P, N, A],
-        rewards [P, N], next_obs [P, N, D].
-    """
-    obs, rewards = np.asarray(obs), np.asarray(rewards)
-    actions = np.asarray(actions)
-    if num_actions is not None:
-        actions = np.eye(num_actions, dtype=np.float32)[actions]
-    if rewards.ndim == obs.ndim - 2:
-        rewards = np.broadcast_to(rewards[..., None], obs.shape[:-1])
-    keep = ~np.asarray(episode_end)[:, :-1]
-
-    def pairs(x: np.ndarray, offset: int) -> np.ndarray:
-        return x[:, offset : x.shape[1] - 1 + offset][keep]
-
-    return AgentTransitions(
-        obs=jnp.asarray(pairs(obs, 0)),
-        actions=jnp.asarray(pairs(actions, 0)),
-        rewards=jnp.asarray(pairs(rewards, 0)),
-        next_obs=jnp.asarray(pairs(obs, 1)),
-    )
 
 
 class AgentVAE(nn.Module):

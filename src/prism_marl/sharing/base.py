@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prism_marl.sharing.grouped import agent_axis, flatten_leading, per_agent
+from prism_marl.sharing.grouped import agent_axis, flat_matmul, flatten_leading, per_agent
 
 Initializer = Callable[..., jax.Array]
 AgentIds = jax.Array | np.ndarray
@@ -124,6 +124,26 @@ class AgentLayer(nn.Module):
         return None
 
 
+class SharedDense(AgentLayer):
+    """One dense layer for every agent: y = x @ W + b, W [D, O], b [O]; ids are ignored.
+
+    FuPS's layer and the default of every strategy's GRU recurrent kernels; it lives here so
+    that the base, which builds that default, imports no strategy module.
+    """
+
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """X [B, D] -> [B, O] (or [P, N, Q, D] -> [P, N, Q, O]): one kernel for all samples."""
+        del ids
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        return flat_matmul(x, kernel) + bias
+
+    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
+        """The shared kernel [D, O] and bias [O], whatever the agent."""
+        del agent
+        return variables["params"]["kernel"], variables["params"]["bias"]
+
+
 @dataclasses.dataclass(frozen=True)
 class SharingStrategy:
     """A parameter-sharing strategy: a frozen, hashable factory of agent-indexed layers.
@@ -175,8 +195,6 @@ class SharingStrategy:
         name: str | None = None,
     ) -> AgentLayer:
         """A layer for a GRU's recurrent kernels: shared by default (see each strategy)."""
-        from prism_marl.sharing.fups import SharedDense
-
         return SharedDense(
             features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
         )

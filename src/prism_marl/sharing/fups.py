@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
-
 from prism_marl.sharing.base import (
     DEFAULT_KERNEL_INIT,
     AgentLayer,
     Initializer,
+    SharedDense,
     SharingStrategy,
-    Variables,
 )
-from prism_marl.sharing.grouped import flat_matmul
-
-
-class SharedDense(AgentLayer):
-    """One dense layer for every agent: y = x @ W + b, W [D, O], b [O]; ids are ignored."""
-
-    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
-        """X [B, D] -> [B, O] (or [B, N, D] -> [B, N, O])."""
-        del ids
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-        bias = self.param("bias", self.bias_init, (self.features,))
-        return flat_matmul(x, kernel) + bias
-
-    def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
-        del agent
-        return variables["params"]["kernel"], variables["params"]["bias"]
 
 
 @dataclasses.dataclass(frozen=True)

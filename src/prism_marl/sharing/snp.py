@@ -16,10 +16,10 @@ from prism_marl.sharing.base import (
     DEFAULT_KERNEL_INIT,
     AgentLayer,
     Initializer,
+    SharedDense,
     SharingStrategy,
     Variables,
 )
-from prism_marl.sharing.fups import SharedDense
 from prism_marl.sharing.grouped import per_agent
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prism_marl.cli import OneLineParser, non_negative_float, positive_int
+from prism_marl.cli.args import OneLineParser, non_negative_float, positive_int
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
 from prism_marl.errors import ConfigError
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides

@@ -1,0 +1,69 @@
+"""``prism-marl bench train|env``: the flags; the benchmarks themselves are ``prism_marl.bench``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prism_marl.bench import DEFAULT_TRAIN_ENVS
+from prism_marl.cli.args import positive_int
+from prism_marl.config import ALGORITHMS
+from prism_marl.presets import PRESETS
+from prism_marl.sharing import STRATEGIES
+
+
+def add_bench_command(commands: Any) -> None:
+    """Add ``bench`` and its flags to the top-level sub-parsers ``commands``."""
+    bench = commands.add_parser(
+        "bench",
+        help="throughput: training per strategy (ratios to FuPS and to the environment "
+        "alone) or environments alone (docs/benchmarks.md)",
+    )
+    bench.add_argument(
+        "what",
+        choices=["train", "env"],
+        help="train: full training chunks per strategy; env: environments under random actions",
+    )
+    bench.add_argument(
+        "--envs",
+        nargs="+",
+        metavar="ID",
+        help=f"environment ids (default: the preset's, else {' '.join(DEFAULT_TRAIN_ENVS)})",
+    )
+    bench.add_argument(
+        "--algos",
+        nargs="+",
+        choices=list(ALGORITHMS),
+        metavar="NAME",
+        help="algorithms (default: the preset's, else mappo)",
+    )
+    bench.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="bench train: time with this training preset's algorithm settings (e.g. "
+        "matd3-mabrax's batch of 1000) instead of the algorithm's defaults",
+    )
+    bench.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        choices=list(STRATEGIES),
+        metavar="NAME",
+        help="strategies to time (FuPS is always added as the reference)",
+    )
+    bench.add_argument("--num-seeds", type=positive_int, default=3, help="seeds vmapped")
+    bench.add_argument("--updates", type=positive_int, default=5, help="updates per chunk")
+    bench.add_argument("--repeats", type=positive_int, default=4, help="timed chunks")
+    bench.add_argument(
+        "--num-envs", type=positive_int, default=96, help="bench env: parallel environments"
+    )
+    bench.add_argument("--steps", type=positive_int, default=256, help="bench env: steps")
+    bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    bench.set_defaults(handler=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """``prism-marl bench``."""
+    from prism_marl.bench import run_bench
+
+    return run_bench(args)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from prism_marl.sharing.base import SharedDense
 from tests.sharing.cases import strategy_cases
 
 IN_FEATURES, OUT_FEATURES = 7, 5
@@ -105,3 +106,13 @@ def test_prism_path_cost_model():
     assert factored_is_cheaper(4096, 2, 256, 256, 8, agent_major=True)
     # Per sample, N = 3: factored 128·64·128 = 1.05M < 3·64³ + 3·128·64² = 2.36M.
     assert factored_is_cheaper(128, 3, 64, 64, 64, agent_major=False)
+
+
+@pytest.mark.parametrize("name", list(strategy_cases(3)))
+def test_layers_come_from_the_declared_layer_class(name):
+    """``dense`` builds ``layer_class``; ``recurrent_dense`` a SharedDense or the same class."""
+    strategy = strategy_cases(3)[name]
+    assert type(strategy.dense(OUT_FEATURES, 3)) is strategy.layer_class
+    recurrent = strategy.recurrent_dense(OUT_FEATURES, 3)
+    expected = SharedDense if strategy.shared_recurrent else strategy.layer_class
+    assert type(recurrent) is expected

@@ -148,14 +148,18 @@ class SharedDense(AgentLayer):
 class SharingStrategy:
     """A parameter-sharing strategy: a frozen, hashable factory of agent-indexed layers.
 
-    Beyond ``dense``, a strategy may provide an auxiliary loss (``aux_loss``), a pure
-    maintenance step inside jit (``maintain``) and a host-side preparation step (``prepare``)
-    that returns a new frozen strategy.
+    A concrete strategy declares its layer (``layer_class``) and the fields it passes to it
+    (``layer_fields``); ``dense`` and ``recurrent_dense`` build every layer from those. Beyond
+    layers, a strategy may provide an auxiliary loss (``aux_loss``), a pure maintenance step
+    inside jit (``maintain``) and a host-side preparation step (``prepare``) that returns a new
+    frozen strategy.
     """
 
     name: ClassVar[str] = ""
     per_agent_kernels: ClassVar[bool] = True
     """Whether agents' kernels differ (networks then lay agents out first, ``AgentsFirst``)."""
+    layer_class: ClassVar[type[AgentLayer]]
+    """The ``AgentLayer`` subclass that ``dense`` builds; every concrete strategy sets it."""
 
     agent_id_input: bool = False
     """Add the one-hot agent id to the network's input (its first layer)."""
@@ -183,8 +187,39 @@ class SharingStrategy:
                 it on their first layer when ``self.agent_id_input``.
             kernel_init: initializer of the equivalent dense kernel.
             name: flax module name.
+
+        Returns:
+            ``layer_class`` with these arguments and ``layer_fields(num_agents)``; called as
+            ``layer(x [..., D], agent_ids) -> [..., O]``.
         """
-        raise NotImplementedError
+        return self.layer_class(
+            features=features,
+            num_agents=num_agents,
+            hidden=hidden,
+            depth=depth,
+            agent_id_input=agent_id_input,
+            kernel_init=kernel_init,
+            name=name,
+            **self.layer_fields(num_agents),
+        )
+
+    def layer_fields(self, num_agents: int) -> dict[str, Any]:
+        """Strategy-specific fields of ``layer_class`` for N agents (none by default).
+
+        Keys are field names of ``layer_class`` beyond those of ``AgentLayer``, e.g. an agent ->
+        group table of length N; values must be hashable (flax module fields).
+        """
+        del num_agents
+        return {}
+
+    @property
+    def shared_recurrent(self) -> bool:
+        """Whether a GRU's recurrent kernels are one plain ``SharedDense`` for all agents.
+
+        True by default: most strategies share the recurrent kernels. False makes
+        ``recurrent_dense`` build them with ``dense`` like any other layer.
+        """
+        return True
 
     def recurrent_dense(
         self,
@@ -194,7 +229,13 @@ class SharingStrategy:
         kernel_init: Initializer = DEFAULT_KERNEL_INIT,
         name: str | None = None,
     ) -> AgentLayer:
-        """A layer for a GRU's recurrent kernels: shared by default (see each strategy)."""
+        """A layer for a GRU's recurrent kernels, [..., H] -> [..., features].
+
+        A ``SharedDense`` when ``shared_recurrent``, otherwise this strategy's own hidden layer
+        at depth 0 (``dense``).
+        """
+        if not self.shared_recurrent:
+            return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
         return SharedDense(
             features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
         )

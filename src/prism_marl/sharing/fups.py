@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
-    AgentLayer,
-    Initializer,
-    SharedDense,
-    SharingStrategy,
-)
+from prism_marl.sharing.base import SharedDense, SharingStrategy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,28 +17,7 @@ class FuPS(SharingStrategy):
 
     name = "fups"
     per_agent_kernels = False
-
-    def dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        hidden: bool = True,
-        depth: int = 0,
-        agent_id_input: bool = False,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """A shared dense layer (see ``SharingStrategy.dense``)."""
-        return SharedDense(
-            features=features,
-            num_agents=num_agents,
-            hidden=hidden,
-            depth=depth,
-            agent_id_input=agent_id_input,
-            kernel_init=kernel_init,
-            name=name,
-        )
+    layer_class = SharedDense
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,6 @@ import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
     AgentLayer,
     AuxOutput,
     Initializer,
@@ -130,6 +129,7 @@ class Kaleidoscope(SharingStrategy):
     """Learnable per-weight masks with a diversity loss and periodic resets."""
 
     name = "kaleidoscope"
+    layer_class = MaskedDense
 
     threshold_init_scale: float = 5.0
     """Thresholds start at −(scale · u + offset), u ~ U(0, 1)."""
@@ -183,31 +183,14 @@ class Kaleidoscope(SharingStrategy):
         num_masks = num_agents if self.num_masks is None else min(self.num_masks, num_agents)
         return tuple(agent % num_masks for agent in range(num_agents))
 
-    def dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        hidden: bool = True,
-        depth: int = 0,
-        agent_id_input: bool = False,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """A shared layer with learnable per-mask thresholds (see ``SharingStrategy.dense``)."""
-        return MaskedDense(
-            features=features,
-            num_agents=num_agents,
-            hidden=hidden,
-            depth=depth,
-            agent_id_input=agent_id_input,
-            kernel_init=kernel_init,
-            mask_of_agent=self.masks_for(num_agents),
-            threshold_scale=self.threshold_init_scale,
-            threshold_offset=self.threshold_init_offset,
-            diversity_base=self.diversity_base,
-            name=name,
-        )
+    def layer_fields(self, num_agents: int) -> dict[str, Any]:
+        """The agent -> mask table and the threshold and diversity settings of ``MaskedDense``."""
+        return {
+            "mask_of_agent": self.masks_for(num_agents),
+            "threshold_scale": self.threshold_init_scale,
+            "threshold_offset": self.threshold_init_offset,
+            "diversity_base": self.diversity_base,
+        }
 
     def diversity(self, variables: Variables) -> dict[str, jax.Array]:
         """Raw diversity D ≥ 0 (L_div = −D), sparsity and mean pairwise mask distance.

@@ -7,14 +7,13 @@ table; NoPS is the identity table (G = N), SePS a clustering of agents (G = K).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import numpy as np
 
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
     AgentLayer,
-    Initializer,
     SharingStrategy,
     Variables,
     iter_named_leaves,
@@ -57,29 +56,6 @@ class GroupedDense(AgentLayer):
         return params["group_kernel"][group], params["group_bias"][group]
 
 
-def grouped_dense(
-    group_of_agent: tuple[int, ...],
-    features: int,
-    *,
-    hidden: bool,
-    depth: int,
-    agent_id_input: bool,
-    kernel_init: Initializer,
-    name: str | None,
-) -> GroupedDense:
-    """Build a ``GroupedDense`` for the given agent -> group table."""
-    return GroupedDense(
-        features=features,
-        num_agents=len(group_of_agent),
-        hidden=hidden,
-        depth=depth,
-        agent_id_input=agent_id_input,
-        kernel_init=kernel_init,
-        group_of_agent=group_of_agent,
-        name=name,
-    )
-
-
 def extra_group_resource(variables: Variables) -> int:
     """Numbers in every group beyond the first: (G − 1)/G of each grouped leaf."""
     total = 0
@@ -95,39 +71,16 @@ class NoPS(SharingStrategy):
     """No sharing: every agent has its own network, recurrent kernels included."""
 
     name = "nops"
+    layer_class = GroupedDense
 
-    def dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        hidden: bool = True,
-        depth: int = 0,
-        agent_id_input: bool = False,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """One dense layer per agent (see ``SharingStrategy.dense``)."""
-        return grouped_dense(
-            tuple(range(num_agents)),
-            features,
-            hidden=hidden,
-            depth=depth,
-            agent_id_input=agent_id_input,
-            kernel_init=kernel_init,
-            name=name,
-        )
+    def layer_fields(self, num_agents: int) -> dict[str, Any]:
+        """The identity agent -> group table: one network per agent."""
+        return {"group_of_agent": tuple(range(num_agents))}
 
-    def recurrent_dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """Separate recurrent kernels per agent: nothing is shared under NoPS."""
-        return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
+    @property
+    def shared_recurrent(self) -> bool:
+        """False: nothing is shared under NoPS, recurrent kernels included."""
+        return False
 
     def additional_resource(self, variables: Variables, num_agents: int) -> int:
         """Every network beyond the first (method.md §3), plus any agent-id weights."""

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
     AgentLayer,
     AuxOutput,
     Initializer,
@@ -143,6 +142,7 @@ class Prism(SharingStrategy):
     """Spectral parameter sharing with per-agent masks on the singular values."""
 
     name = "prism"
+    layer_class = SpectralDense
 
     rank: int | None = None
     """Spectral rank R per layer (capped at min(D, O)); None is full rank."""
@@ -188,44 +188,20 @@ class Prism(SharingStrategy):
             return self.mask_init_mean
         return 1.0 if self.mask == "scale" else 2.0
 
-    def dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        hidden: bool = True,
-        depth: int = 0,
-        agent_id_input: bool = False,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """A spectral layer with per-agent masks (see ``SharingStrategy.dense``)."""
-        return SpectralDense(
-            features=features,
-            num_agents=num_agents,
-            hidden=hidden,
-            depth=depth,
-            agent_id_input=agent_id_input,
-            kernel_init=kernel_init,
-            rank=self.rank,
-            mask_kind=self.mask,
-            mask_init_mean=self.initial_logit,
-            mask_init_noise=self.mask_init_noise,
-            name=name,
-        )
+    def layer_fields(self, num_agents: int) -> dict[str, Any]:
+        """Rank, mask kind and mask initialisation of ``SpectralDense``."""
+        del num_agents
+        return {
+            "rank": self.rank,
+            "mask_kind": self.mask,
+            "mask_init_mean": self.initial_logit,
+            "mask_init_noise": self.mask_init_noise,
+        }
 
-    def recurrent_dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """Spectral recurrent kernels when ``spectral_gru``, shared plain ones otherwise."""
-        if self.spectral_gru:
-            return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
-        return super().recurrent_dense(features, num_agents, kernel_init=kernel_init, name=name)
+    @property
+    def shared_recurrent(self) -> bool:
+        """Plain shared recurrent kernels unless ``spectral_gru``."""
+        return not self.spectral_gru
 
     def regularisers(self, variables: Variables) -> dict[str, jax.Array]:
         """Orthogonality (summed over layers), diversity D (mean over layers), effective ranks.

@@ -14,13 +14,10 @@ import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
-    AgentLayer,
-    Initializer,
     SharingStrategy,
     Variables,
 )
-from prism_marl.sharing.nops import extra_group_resource, grouped_dense
+from prism_marl.sharing.nops import GroupedDense, extra_group_resource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +25,7 @@ class SePS(SharingStrategy):
     """Selective parameter sharing: one network per cluster of agents."""
 
     name = "seps"
+    layer_class = GroupedDense
 
     num_clusters: int | None = None
     """K; None chooses K in 2..N−1 by the lowest Davies–Bouldin index."""
@@ -77,38 +75,14 @@ class SePS(SharingStrategy):
         )
         return self.cluster_of_agent
 
-    def dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        hidden: bool = True,
-        depth: int = 0,
-        agent_id_input: bool = False,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """One dense layer per cluster (see ``SharingStrategy.dense``)."""
-        return grouped_dense(
-            self.groups(num_agents),
-            features,
-            hidden=hidden,
-            depth=depth,
-            agent_id_input=agent_id_input,
-            kernel_init=kernel_init,
-            name=name,
-        )
+    def layer_fields(self, num_agents: int) -> dict[str, Any]:
+        """The agent -> cluster table (``groups``): one network per cluster."""
+        return {"group_of_agent": self.groups(num_agents)}
 
-    def recurrent_dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """Recurrent kernels per cluster: clusters share nothing."""
-        return self.dense(features, num_agents, kernel_init=kernel_init, name=name)
+    @property
+    def shared_recurrent(self) -> bool:
+        """False: clusters share nothing, recurrent kernels included."""
+        return False
 
     @property
     def needs_preparation(self) -> bool:

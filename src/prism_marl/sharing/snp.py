@@ -8,14 +8,12 @@ in the ``buffers`` collection and are never trained. Output layers are not prune
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
-    AgentLayer,
-    Initializer,
     SharedDense,
     SharingStrategy,
     Variables,
@@ -52,6 +50,7 @@ class SNP(SharingStrategy):
 
     name = "snp"
     per_agent_kernels = False  # one shared kernel; only output masks differ
+    layer_class = PrunedDense
 
     prune_ratio: float = 0.3
     """p: probability that a hidden neuron is pruned for an agent."""
@@ -63,28 +62,10 @@ class SNP(SharingStrategy):
             f"must be in [0, 1), got {self.prune_ratio}",
         )
 
-    def dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        hidden: bool = True,
-        depth: int = 0,
-        agent_id_input: bool = False,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """A shared layer with per-agent neuron masks (see ``SharingStrategy.dense``)."""
-        return PrunedDense(
-            features=features,
-            num_agents=num_agents,
-            hidden=hidden,
-            depth=depth,
-            agent_id_input=agent_id_input,
-            kernel_init=kernel_init,
-            prune_ratio=self.prune_ratio,
-            name=name,
-        )
+    def layer_fields(self, num_agents: int) -> dict[str, Any]:
+        """The pruning probability p (see ``SharingStrategy.layer_fields``)."""
+        del num_agents
+        return {"prune_ratio": self.prune_ratio}
 
     def per_agent_leaves(self) -> tuple[str, ...]:
         """Neuron masks (d_out numbers per agent and hidden layer) and any agent-id weights."""

@@ -9,7 +9,7 @@ clusters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -18,9 +18,6 @@ import numpy as np
 import optax
 
 from prism_marl.rl.transitions import AgentTransitions
-
-if TYPE_CHECKING:
-    from prism_marl.sharing.seps import SePS
 
 
 class AgentVAE(nn.Module):
@@ -231,17 +228,35 @@ def choose_clusters(points: np.ndarray, num_clusters: int | None, seed: int) -> 
     return tuple(int(v) for v in labels)
 
 
-def cluster_agents(data: AgentTransitions, key: jax.Array, config: SePS) -> tuple[int, ...]:
-    """SePS preparation: agent -> cluster table from pretraining transitions."""
+def cluster_agents(
+    data: AgentTransitions,
+    key: jax.Array,
+    *,
+    num_clusters: int | None,
+    embedding_size: int,
+    vae_epochs: int,
+    vae_lr: float,
+    vae_batch_size: int,
+    vae_kl_weight: float,
+) -> tuple[int, ...]:
+    """SePS preparation: agent -> cluster table from pretraining transitions.
+
+    Fits the VAE (``agent_embeddings``) on ``data`` ([T, N, ...] per field), then clusters the N
+    agents' embeddings (``choose_clusters``). Plain hyper-parameters rather than the SePS config,
+    so that this module does not depend on the strategy that uses it.
+
+    Returns:
+        A length-N tuple of cluster ids in 0..K−1, relabelled by first appearance.
+    """
     embed_key, seed_key = jax.random.split(key)
     embeddings = agent_embeddings(
         data,
         embed_key,
-        embedding_size=config.embedding_size,
-        epochs=config.vae_epochs,
-        lr=config.vae_lr,
-        batch_size=config.vae_batch_size,
-        kl_weight=config.vae_kl_weight,
+        embedding_size=embedding_size,
+        epochs=vae_epochs,
+        lr=vae_lr,
+        batch_size=vae_batch_size,
+        kl_weight=vae_kl_weight,
     )
     seed = int(jax.random.randint(seed_key, (), 0, 2**31 - 1))
-    return choose_clusters(embeddings, config.num_clusters, seed)
+    return choose_clusters(embeddings, num_clusters, seed)

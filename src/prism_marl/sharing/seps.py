@@ -17,6 +17,7 @@ from prism_marl.sharing.base import (
     SharingStrategy,
     Variables,
 )
+from prism_marl.sharing.clustering import cluster_agents
 from prism_marl.sharing.nops import GroupedDense, extra_group_resource
 
 
@@ -93,12 +94,19 @@ class SePS(SharingStrategy):
         """Cluster agents from pretraining transitions (VAE embeddings, k-means, Davies–Bouldin).
 
         Args:
-            data: ``prism_marl.sharing.clustering.AgentTransitions``.
+            data: ``prism_marl.rl.transitions.AgentTransitions``.
             key: PRNG key.
         """
-        from prism_marl.sharing.clustering import cluster_agents
-
-        clusters = cluster_agents(data, key, self)
+        clusters = cluster_agents(
+            data,
+            key,
+            num_clusters=self.num_clusters,
+            embedding_size=self.embedding_size,
+            vae_epochs=self.vae_epochs,
+            vae_lr=self.vae_lr,
+            vae_batch_size=self.vae_batch_size,
+            vae_kl_weight=self.vae_kl_weight,
+        )
         return dataclasses.replace(self, cluster_of_agent=clusters)
 
     def adopt_pretrained(self, pretrained: Variables, fresh: Variables) -> Variables:

@@ -1,7 +1,7 @@
 """``prism-marl bench``'s choice of settings (the timing itself is exercised in test_cli)."""
 
 from prism_marl.algos.matd3 import MATD3Config
-from prism_marl.bench import bench_algo_config, bench_env_config
+from prism_marl.bench.train import bench_algo_config, bench_env_config
 from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.presets import PRESETS
 

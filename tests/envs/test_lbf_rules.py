@@ -15,9 +15,9 @@ import pytest
 from lbforaging.foraging.environment import ForagingEnv
 from scipy import stats
 
+from prism_marl.bench.lbf import random_policy_returns
 from prism_marl.envs import lbf_rules
 from prism_marl.envs.lbf import MAX_AGENT_LEVEL, LBFEnv, LBFTask
-from prism_marl.envs.lbf_bench import random_policy_returns
 from prism_marl.envs.lbf_rules import LBFRules, LBFState
 from prism_marl.errors import ConfigError
 
@@ -356,7 +356,7 @@ def test_tasks_beyond_lbforagings_capacity_fail_at_configuration(task, capacity)
 
 
 # lbforaging's own random-policy team returns (mean, standard error), measured with
-# `python -m prism_marl.envs.lbf_bench returns --task T --reference-episodes R` (docs/lbf.md).
+# `python -m prism_marl.bench.lbf returns --task T --reference-episodes R` (docs/lbf.md).
 REFERENCE_RETURNS = {"8x8-2p-2f-coop": (0.0037, 0.0003), "10x10-3p-3f": (0.0971, 0.0024)}
 
 

@@ -1,12 +1,12 @@
 """LBF measurements: environment-only throughput per rules, random-policy team returns.
 
-``python -m prism_marl.envs.lbf_bench rates --task 8x8-2p-2f-coop`` times lbforaging's rules
+``python -m prism_marl.bench.lbf rates --task 8x8-2p-2f-coop`` times lbforaging's rules
 against jumanji's (jit, vmap over environments, scan over steps, random valid actions);
-``python -m prism_marl.envs.lbf_bench returns --task 8x8-2p-2f-coop`` measures the team return
+``python -m prism_marl.bench.lbf returns --task 8x8-2p-2f-coop`` measures the team return
 of a random policy over whole episodes, in our rules and, with ``--reference-episodes``, in the
 lbforaging package itself (a test-only dependency). Policies: ``any`` draws each agent's action
 uniformly from all six (lbforaging turns invalid ones into NONE; ``action_space.sample()``),
-``valid`` uniformly from its valid actions.
+``valid`` uniformly from its valid actions (``bench.env.random_actions``).
 """
 
 from __future__ import annotations
@@ -19,30 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prism_marl.bench.env import POLICIES, random_actions, random_rollout
 from prism_marl.envs.lbf import LBFEnv, LBFTask
-
-POLICIES = ("any", "valid")
-
-
-def _random_actions(key: jax.Array, action_mask: jax.Array, policy: str = "valid") -> jax.Array:
-    """Uniform over each agent's valid (or all) actions; action_mask [..., A] -> [...] int32."""
-    allowed = action_mask if policy == "valid" else jnp.ones_like(action_mask)
-    return jax.random.categorical(key, jnp.where(allowed, 0.0, -jnp.inf)).astype(jnp.int32)
-
-
-def _rollout_fn(env: LBFEnv, num_envs: int, steps: int) -> Any:
-    """A jitted rollout: ``steps`` vmapped environment steps under random valid actions."""
-
-    def body(carry: Any, key: jax.Array) -> tuple[Any, None]:
-        state, step = carry
-        k_act, k_env = jax.random.split(key)
-        actions = _random_actions(k_act, step.action_mask)
-        return jax.vmap(env.step)(jax.random.split(k_env, num_envs), state, actions), None
-
-    def rollout(state: Any, step: Any, key: jax.Array) -> Any:
-        return jax.lax.scan(body, (state, step), jax.random.split(key, steps))[0]
-
-    return jax.jit(rollout)
 
 
 def lbf_env_rates(
@@ -55,7 +33,7 @@ def lbf_env_rates(
     runs = {}
     for rules in ("lbforaging", "jumanji"):
         env = LBFEnv(task, rules=rules)
-        rollout = _rollout_fn(env, num_envs, steps)
+        rollout = random_rollout(env, num_envs, steps)
         keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
         carry = jax.jit(jax.vmap(env.reset))(keys)
         carry = jax.block_until_ready(rollout(*carry, jax.random.PRNGKey(1)))
@@ -83,7 +61,7 @@ def random_policy_returns(
         def body(carry: Any, key: jax.Array) -> tuple[Any, jax.Array]:
             state, step, running = carry
             k_act, k_env = jax.random.split(key)
-            actions = _random_actions(k_act, step.action_mask, policy)
+            actions = random_actions(env, k_act, step.action_mask, policy)
             state, step = env.step(k_env, state, actions)
             reward = jnp.where(running, step.team_reward, 0.0)
             return (state, step, running & ~step.episode_end), reward
@@ -141,7 +119,7 @@ def _summary(name: str, returns: np.ndarray) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``rates`` or ``returns`` (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m prism_marl.envs.lbf_bench")
+    parser = argparse.ArgumentParser(prog="python -m prism_marl.bench.lbf")
     parser.add_argument("what", choices=["rates", "returns"])
     parser.add_argument("--task", default="8x8-2p-2f-coop")
     parser.add_argument("--episodes", type=int, default=20000)

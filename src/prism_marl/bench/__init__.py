@@ -1,0 +1,66 @@
+"""Benchmarks: ``prism-marl bench train|env`` and the LBF measurements (``python -m ...bench.lbf``).
+
+``bench.train`` times full training per strategy and reports ratios to FuPS and to the
+environment alone; ``bench.env`` times environments alone (LBF under both rule sets side by
+side) and holds what every benchmark shares (random actions, the jitted random rollout);
+``bench.lbf`` measures LBF's rule sets and random-policy returns against the lbforaging package.
+Results and the commands that produced them: docs/benchmarks.md and docs/lbf.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, bench_env, env_only_rate, random_actions
+from prism_marl.bench.train import bench_train, training_rates
+
+__all__ = [
+    "DEFAULT_TRAIN_ENVS",
+    "bench_env",
+    "bench_train",
+    "env_only_rate",
+    "random_actions",
+    "run_bench",
+    "training_rates",
+]
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    print("| " + " | ".join(columns) + " |")
+    print(
+        "|"
+        + "|".join(
+            "---" if c in ("algo", "env", "strategy", "lbf_rules") else "---:" for c in columns
+        )
+        + "|"
+    )
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            cells.append(f"{value:,.0f}" if column.startswith("steps") else str(value))
+        print("| " + " | ".join(cells) + " |")
+
+
+def run_bench(args: Any) -> int:
+    """``prism-marl bench train|env``: print a markdown table, or JSON rows with ``--json``."""
+    if args.what == "train":
+        rows = bench_train(args)
+        columns = [
+            "algo",
+            "env",
+            "strategy",
+            "num_seeds",
+            "steps_per_second",
+            "ratio_to_fups",
+            "ratio_to_env_only",
+        ]
+    else:
+        rows = bench_env(args)
+        columns = ["env", "lbf_rules", "num_envs", "steps_per_second", "ratio_to_first"]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(rows, columns)
+    return 0

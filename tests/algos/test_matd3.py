@@ -1,4 +1,4 @@
-"""MATD3: replay windows, critic ensemble, losses against hand-built targets, validation, and
+"""MATD3: critic ensemble, losses against hand-built targets, validation, and
 runs through the runner (every strategy, the masked ensemble, determinism and resume)."""
 
 import dataclasses
@@ -13,11 +13,8 @@ from prism_marl.algos.matd3 import (
     MATD3,
     Learner,
     MaskedCriticEnsemble,
-    ReplayBuffer,
     Transition,
     redraw_ensemble_mask,
-    replay_add,
-    replay_sample,
 )
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError
@@ -42,46 +39,6 @@ class StubEnv:
 
 
 TINY = TINY_MATD3
-
-
-def empty_buffer(rows, envs):
-    def zeros(*shape, dtype=jnp.float32):
-        return jnp.zeros((rows, envs, *shape), dtype)
-
-    data = Transition(
-        obs=zeros(N, D),
-        action_mask=zeros(N, A, dtype=bool),
-        global_state=zeros(S),
-        action=zeros(N, A),
-        reward=zeros(),
-        terminated=zeros(dtype=bool),
-        episode_end=zeros(dtype=bool),
-        next_obs=zeros(N, D),
-        next_global_state=zeros(S),
-    )
-    return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
-
-
-def rollout_rows(start, length, envs):
-    """Rows whose reward encodes (time step, env): 100·t + e."""
-    buffer = empty_buffer(length, envs)
-    t = jnp.arange(start, start + length, dtype=jnp.float32)[:, None]
-    reward = 100.0 * t + jnp.arange(envs, dtype=jnp.float32)[None]
-    return buffer.data._replace(reward=reward)
-
-
-def test_replay_wraps_around_and_samples_consecutive_steps_of_one_env():
-    buffer = empty_buffer(rows=10, envs=3)
-    for chunk in range(4):  # 16 rows into 10: the oldest 6 are overwritten
-        buffer = replay_add(buffer, rollout_rows(4 * chunk, 4, 3))
-    assert int(buffer.rows) == 10 and int(buffer.insert) == 6
-    window = replay_sample(buffer, jax.random.PRNGKey(0), 512, 3)
-    reward = np.asarray(window.reward)  # [n, B]
-    steps, envs = reward // 100, reward % 100
-    np.testing.assert_array_equal(np.diff(steps, axis=0), 1)  # consecutive time steps
-    np.testing.assert_array_equal(envs, np.broadcast_to(envs[:1], envs.shape))  # of one env
-    assert steps.min() == 6 and steps.max() == 15  # only the 10 rows still held
-    assert set(steps[0]) == set(range(6, 14))  # every start with two newer rows
 
 
 def test_masked_ensemble_members_share_one_kernel_and_differ_by_masks():

@@ -1,4 +1,4 @@
-"""QMIX / VDN: mixer monotonicity, masked ε-greedy, replay and reward statistics, smoke runs
+"""QMIX / VDN: mixer monotonicity, masked ε-greedy, reward statistics, smoke runs
 over every strategy through the runner, determinism and checkpoint round trip, bad input."""
 
 import dataclasses
@@ -12,9 +12,7 @@ import pytest
 from prism_marl.algos.qmix import (
     QMIXConfig,
     QMixer,
-    Replay,
     RewardStats,
-    _insert,
     _update_reward_stats,
     epsilon,
     epsilon_greedy,
@@ -65,13 +63,6 @@ def test_epsilon_schedule_is_linear_then_flat():
         [1.0, 0.55, 0.1, 0.1],
         rtol=1e-6,
     )
-
-
-def test_replay_insert_wraps_around():
-    replay = Replay(jnp.zeros((3,)), jnp.asarray(2), jnp.asarray(2))
-    replay = _insert(replay, jnp.array([7.0, 8.0]))
-    np.testing.assert_array_equal(replay.data, [8.0, 0.0, 7.0])
-    assert int(replay.position) == 1 and int(replay.filled) == 3
 
 
 def test_reward_statistics_match_numpy():

@@ -1,17 +1,28 @@
-"""Bookkeeping every algorithm shares: merged network variables and episode statistics.
+"""The scaffolding every algorithm shares, so that each algorithm file holds only its own math.
 
-Axis glossary: E envs.
+- merged network variables (one tree with a sub-tree per network) and the actor's sub-tree;
+- environment start-up and episode statistics;
+- the collection scan (act, step every environment, record a row);
+- a gradient step with the sharing strategy's auxiliary loss and auxiliary state;
+- the learning-start gate around a scan of gradient steps;
+- the chunk of updates the runner jits.
+
+Axis glossary: E envs, T steps, K gradient steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
+import optax
 
-from prism_marl.envs.base import EnvStep
+from prism_marl.envs.base import EnvStep, MultiAgentEnv
+from prism_marl.sharing.base import AuxOutput, SharingStrategy
+
+State = TypeVar("State", bound=Any)
 
 
 class EpisodeStats(NamedTuple):
@@ -23,6 +34,12 @@ class EpisodeStats(NamedTuple):
     completed_won: jax.Array  # []
     completed_count: jax.Array  # []
 
+    @classmethod
+    def zeros(cls, num_envs: int) -> EpisodeStats:
+        """No episode started or completed in any of ``num_envs`` environments."""
+        running = jnp.zeros((num_envs,))
+        return cls(running, running, jnp.zeros(()), jnp.zeros(()), jnp.zeros(()))
+
 
 def merge_networks(**networks: Any) -> dict[str, Any]:
     """{"params": {name: ...}, "buffers": {name: ...}} from per-network variables."""
@@ -33,9 +50,134 @@ def merge_networks(**networks: Any) -> dict[str, Any]:
     return merged
 
 
-def select_network(variables: dict[str, Any], name: str) -> dict[str, Any]:
-    """One network's variables out of merged ones."""
+def select_network(variables: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One network's variables out of merged ones: ``{collection: tree[name]}``."""
     return {c: tree[name] for c, tree in variables.items() if name in tree}
+
+
+def only_network(variables: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One network's variables still nested under its name: ``{collection: {name: ...}}``.
+
+    Strategy hooks (auxiliary losses, Kaleidoscope's resets) find their layers anywhere in the
+    tree they get; handing them the actor alone keeps other networks' masked layers (MATD3's
+    critic ensemble) out of their reach.
+    """
+    return {c: {name: tree[name]} for c, tree in variables.items() if name in tree}
+
+
+def start_envs(env: MultiAgentEnv, key: jax.Array, num_envs: int) -> tuple[Any, EnvStep]:
+    """Reset ``num_envs`` environments from one key: (env states, first steps [E, ...])."""
+    return jax.vmap(env.reset)(jax.random.split(key, num_envs))
+
+
+def collect(
+    env: MultiAgentEnv,
+    state: State,
+    length: int,
+    num_envs: int,
+    act: Callable[[State, jax.Array], tuple[jax.Array, Any]],
+    record: Callable[[State, jax.Array, Any, EnvStep], tuple[State, Any]],
+) -> tuple[State, Any]:
+    """``length`` steps of every environment, time-major rows [T, ...].
+
+    ``state`` is a NamedTuple with ``env_state``, ``last_step`` (the observations to act on),
+    ``stats``, ``key`` and ``env_steps``. Each step, ``act(state, key)`` returns the actions
+    [E, ...] and anything the row needs (log-probabilities, next recurrent state); all
+    environments step; ``record(state, actions, extra, step)`` returns the state with its
+    algorithm-specific fields advanced (recurrent state, episode starts) and the step's row,
+    while ``state.last_step`` is still the observation acted on. The environments, the last
+    step, the episode statistics, the key and ``env_steps`` (+ T·E) advance here.
+    """
+
+    def env_step(carry: State, step_key: jax.Array) -> tuple[State, Any]:
+        act_key, env_key = jax.random.split(step_key)
+        action, extra = act(carry, act_key)
+        env_state, step = jax.vmap(env.step)(
+            jax.random.split(env_key, num_envs), carry.env_state, action
+        )
+        carry, row = record(carry, action, extra, step)
+        carry = carry._replace(
+            env_state=env_state, last_step=step, stats=track_episodes(carry.stats, step)
+        )
+        return carry, row
+
+    key, collect_key = jax.random.split(state.key)
+    state, rows = jax.lax.scan(
+        env_step, state._replace(key=key), jax.random.split(collect_key, length)
+    )
+    return state._replace(env_steps=state.env_steps + length * num_envs), rows
+
+
+class LossParts(NamedTuple):
+    """What a loss reports besides its value: RL loss, auxiliary output, own metrics."""
+
+    rl_loss: jax.Array
+    aux: AuxOutput
+    metrics: dict[str, jax.Array]
+
+
+def regularised(
+    strategy: SharingStrategy,
+    variables: Any,
+    aux_state: Any,
+    rl_loss: jax.Array,
+    metrics: dict[str, jax.Array],
+) -> tuple[jax.Array, LossParts]:
+    """L = L_RL + L_aux(θ), and its parts for ``descend``.
+
+    L_aux is the strategy's weighted auxiliary loss on the layers found in ``variables``
+    (method.md §2).
+    """
+    aux = strategy.aux_loss(variables, aux_state)
+    return rl_loss + aux.loss, LossParts(rl_loss, aux, metrics)
+
+
+class Descent(NamedTuple):
+    """The result of one gradient step."""
+
+    params: Any
+    opt_state: Any
+    aux_state: Any
+    metrics: dict[str, jax.Array]
+
+
+def descend(
+    strategy: SharingStrategy,
+    optimizer: optax.GradientTransformation,
+    loss: Callable[..., tuple[jax.Array, LossParts]],
+    params: Any,
+    opt_state: Any,
+    aux_state: Any,
+    *args: Any,
+) -> Descent:
+    """One optimizer step on ∇_params ``loss(params, *args)``; the auxiliary state advances.
+
+    The strategy's auxiliary state advances with the step's RL and auxiliary losses. The
+    metrics are the loss's own plus ``loss/aux`` and the auxiliary metrics.
+    """
+    grads, parts = jax.grad(loss, has_aux=True)(params, *args)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    aux_state = strategy.update_aux_state(aux_state, parts.rl_loss, parts.aux)
+    metrics = {**parts.metrics, "loss/aux": parts.aux.loss, **parts.aux.metrics}
+    return Descent(params, opt_state, aux_state, metrics)
+
+
+def gated_steps(
+    step: Callable[[Any, jax.Array], tuple[Any, dict[str, jax.Array]]],
+    learner: Any,
+    keys: jax.Array,
+    ready: jax.Array,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """K = len(keys) gradient steps (a scan), kept only where ``ready`` (learning started).
+
+    The steps are always computed and dropped when not ready: under vmap over seeds a
+    ``lax.cond`` on a per-seed flag runs both branches anyway, and one static program serves
+    every update. Returns the learner and the steps' mean metrics.
+    """
+    trained, metrics = jax.lax.scan(step, learner, keys)
+    learner = jax.tree_util.tree_map(lambda new, old: jnp.where(ready, new, old), trained, learner)
+    return learner, jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
 
 
 def track_episodes(stats: EpisodeStats, step: EnvStep) -> EpisodeStats:

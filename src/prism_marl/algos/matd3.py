@@ -31,21 +31,27 @@ import optax
 
 from prism_marl.algos.common import (
     EpisodeStats,
+    LossParts,
+    collect,
+    descend,
+    gated_steps,
     merge_networks,
+    only_network,
+    regularised,
     run_updates,
     select_network,
-    track_episodes,
+    start_envs,
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
-from prism_marl.networks.heads import DeterministicHead
+from prism_marl.networks.agents import DeterministicActor
 from prism_marl.networks.plain import dense_stack
-from prism_marl.networks.policy import AgentsFirst
-from prism_marl.networks.torso import ACTIVATIONS, MLPTorso
+from prism_marl.networks.torso import ACTIVATIONS
 from prism_marl.rl.evaluation import evaluate_policy
+from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_windows
 from prism_marl.rl.targets import n_step_returns, smoothed_target_actions
 from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
-from prism_marl.sharing.base import AgentIds, AuxOutput, SharingStrategy, map_layers
+from prism_marl.sharing.base import SharingStrategy, map_layers
 from prism_marl.sharing.kaleidoscope import MaskedDense, threshold_init
 
 # ----------------------------------------------------------------------------------- config
@@ -171,43 +177,6 @@ class MATD3Config:
 # --------------------------------------------------------------------------------- networks
 
 
-class DeterministicActor(nn.Module):
-    """μ_i(o_i) for every agent from one sharing strategy: obs [..., N, D] -> [..., N, A].
-
-    Actions lie in [low, high] on the agent's real dimensions and are 0 on padded ones.
-    """
-
-    strategy: SharingStrategy
-    num_agents: int
-    num_actions: int
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    low: float = -1.0
-    high: float = 1.0
-
-    @nn.compact
-    def __call__(self, obs: jax.Array, agent_ids: AgentIds, action_mask: jax.Array) -> jax.Array:
-        """Actions of every agent."""
-        leading = AgentsFirst.of(self.strategy, obs, agent_ids, self.num_agents)
-        if leading is not None:
-            obs, agent_ids = leading.apply(obs)
-        features = MLPTorso(
-            self.strategy, self.num_agents, self.hidden_sizes, self.activation, name="torso"
-        )(obs, agent_ids)
-        action = DeterministicHead(
-            self.strategy,
-            self.num_agents,
-            self.num_actions,
-            self.low,
-            self.high,
-            depth=len(self.hidden_sizes),
-            name="head",
-        )(features, agent_ids)
-        if leading is not None:
-            action = leading.restore(action)
-        return jnp.where(action_mask, action, 0.0)
-
-
 class QNetwork(nn.Module):
     """A plain MLP x [..., F] -> Q [...]."""
 
@@ -312,17 +281,6 @@ class Transition(NamedTuple):
     next_global_state: jax.Array  # [E, S]
 
 
-class ReplayBuffer(NamedTuple):
-    """Circular buffer of rows, each one step of every env.
-
-    An env's steps are consecutive rows, so n-step windows are row ranges.
-    """
-
-    data: Transition  # leaves [C, E, ...]
-    insert: jax.Array  # [] next row to write
-    rows: jax.Array  # [] rows written so far, at most C
-
-
 class Learner(NamedTuple):
     """What gradient steps change."""
 
@@ -343,7 +301,7 @@ class TrainState(NamedTuple):
     aux_state: Any
     env_state: Any
     last_step: EnvStep
-    replay: ReplayBuffer
+    replay: Replay  # of Transition rows [C, E, ...]: an env's steps are consecutive rows
     stats: EpisodeStats
     key: jax.Array
     env_steps: jax.Array
@@ -428,7 +386,7 @@ class MATD3:
         """Fresh networks, targets, optimizers, an empty buffer and environments for one seed."""
         cfg, spec = self.config, self.spec
         actor_key, critic_key, env_key, key = jax.random.split(key, 4)
-        env_state, first = jax.vmap(self.env.reset)(jax.random.split(env_key, cfg.num_envs))
+        env_state, first = start_envs(self.env, env_key, cfg.num_envs)
         actor_vars = self.actor.init(actor_key, first.obs, self.agent_ids, first.action_mask)
         joint = jnp.zeros((cfg.num_envs, spec.num_agents * spec.num_actions))
         critic_vars = self.critic.init(critic_key, first.global_state, joint)
@@ -444,10 +402,6 @@ class MATD3:
             next_obs=first.obs,
             next_global_state=first.global_state,
         )
-        empty = jax.tree_util.tree_map(
-            lambda x: jnp.zeros((cfg.buffer_rows, *x.shape), x.dtype), template
-        )
-        zeros = jnp.zeros((cfg.num_envs,))
         return TrainState(
             variables=variables,
             targets=variables,
@@ -456,8 +410,8 @@ class MATD3:
             aux_state=self.strategy.init_aux_state(),
             env_state=env_state,
             last_step=first,
-            replay=ReplayBuffer(empty, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)),
-            stats=EpisodeStats(zeros, zeros, jnp.zeros(()), jnp.zeros(()), jnp.zeros(())),
+            replay=empty_replay(template, cfg.buffer_rows),
+            stats=EpisodeStats.zeros(cfg.num_envs),
             key=key,
             env_steps=jnp.zeros((), jnp.int32),
             updates=jnp.zeros((), jnp.int32),
@@ -493,15 +447,14 @@ class MATD3:
         self, state: TrainState, length: int, uniform: jax.Array
     ) -> tuple[TrainState, Transition]:
         """``length`` exploring steps of every env; transitions [T, E, ...]."""
-        cfg = self.config
 
-        def env_step(carry: TrainState, step_key: jax.Array) -> tuple[TrainState, Transition]:
-            act_key, env_key = jax.random.split(step_key)
+        def act(carry: TrainState, key: jax.Array) -> tuple[jax.Array, None]:
+            return self.explore(carry.variables, carry.last_step, key, uniform), None
+
+        def record(
+            carry: TrainState, action: jax.Array, extra: None, step: EnvStep
+        ) -> tuple[TrainState, Transition]:
             last = carry.last_step
-            action = self.explore(carry.variables, last, act_key, uniform)
-            env_state, step = jax.vmap(self.env.step)(
-                jax.random.split(env_key, cfg.num_envs), carry.env_state, action
-            )
             transition = Transition(
                 obs=last.obs,
                 action_mask=last.action_mask,
@@ -513,16 +466,9 @@ class MATD3:
                 next_obs=step.final_obs,
                 next_global_state=step.final_global_state,
             )
-            carry = carry._replace(
-                env_state=env_state, last_step=step, stats=track_episodes(carry.stats, step)
-            )
             return carry, transition
 
-        key, rollout_key = jax.random.split(state.key)
-        state, batch = jax.lax.scan(
-            env_step, state._replace(key=key), jax.random.split(rollout_key, length)
-        )
-        return state._replace(env_steps=state.env_steps + length * cfg.num_envs), batch
+        return collect(self.env, state, length, self.config.num_envs, act, record)
 
     # ----------------------------------------------------------------------------- update
 
@@ -572,10 +518,10 @@ class MATD3:
 
     def actor_loss(
         self, actor_params: Any, learner: Learner, batch: Transition
-    ) -> tuple[jax.Array, tuple[jax.Array, AuxOutput]]:
+    ) -> tuple[jax.Array, LossParts]:
         """−mean_B Q(s, μ(o)) (Q_1, or the ensemble mean) + the strategy's auxiliary loss.
 
-        Batch leaves [B, ...]. Returns (loss, (RL loss, aux)).
+        Batch leaves [B, ...]. The auxiliary loss sees the actor alone.
         """
         variables = learner.variables
         full = {**variables, "params": {**variables["params"], "actor": actor_params}}
@@ -583,11 +529,13 @@ class MATD3:
         q = self.q_values(variables, batch.global_state, actions)
         q_pi = jnp.mean(q, -1) if self.config.critic_ensemble else q[..., 0]
         rl_loss = -jnp.mean(q_pi)
-        aux = self.strategy.aux_loss(_actor_only(full), learner.aux_state)
-        return rl_loss + aux.loss, (rl_loss, aux)
+        actor = only_network(full, "actor")
+        return regularised(
+            self.strategy, actor, learner.aux_state, rl_loss, {"loss/actor": rl_loss}
+        )
 
     def critic_steps(
-        self, learner: Learner, replay: ReplayBuffer, key: jax.Array
+        self, learner: Learner, replay: Replay, key: jax.Array
     ) -> tuple[Learner, dict[str, jax.Array]]:
         """A block's policy-delay critic gradient steps, each on its own batch of windows.
 
@@ -599,7 +547,7 @@ class MATD3:
         steps, batch = cfg.policy_delay, cfg.batch_size
         sample_key, noise_key = jax.random.split(key)
         # One draw of P·B windows is P independent uniform batches of B.
-        windows = replay_sample(replay, sample_key, steps * batch, cfg.n_step)
+        windows = replay_windows(replay, sample_key, steps * batch, cfg.n_step)
         targets = self.td_targets(learner.targets, windows, noise_key).reshape(steps, batch)
         firsts = jax.tree_util.tree_map(lambda x: x[0].reshape(steps, batch, *x.shape[2:]), windows)
 
@@ -623,29 +571,32 @@ class MATD3:
         return learner, jax.tree_util.tree_map(lambda m: jnp.mean(m, 0), metrics)
 
     def actor_step(
-        self, learner: Learner, replay: ReplayBuffer, key: jax.Array
+        self, learner: Learner, replay: Replay, key: jax.Array
     ) -> tuple[Learner, dict[str, jax.Array]]:
         """One actor gradient step, the auxiliary state's update and the Polyak targets."""
         batch = jax.tree_util.tree_map(
-            lambda x: x[0], replay_sample(replay, key, self.config.batch_size, 1)
+            lambda x: x[0], replay_windows(replay, key, self.config.batch_size, 1)
         )
         params = learner.variables["params"]
-        grads, (rl_loss, aux) = jax.grad(self.actor_loss, has_aux=True)(
-            params["actor"], learner, batch
+        actor, opt_state, aux_state, metrics = descend(
+            self.strategy,
+            self.actor_optimizer(),
+            self.actor_loss,
+            params["actor"],
+            learner.actor_opt_state,
+            learner.aux_state,
+            learner,
+            batch,
         )
-        updates, opt_state = self.actor_optimizer().update(
-            grads, learner.actor_opt_state, params["actor"]
-        )
-        actor = optax.apply_updates(params["actor"], updates)
         variables = {**learner.variables, "params": {**params, "actor": actor}}
         learner = Learner(
             variables=variables,
             targets=polyak(learner.targets, variables, self.config.tau),
             actor_opt_state=opt_state,
             critic_opt_state=learner.critic_opt_state,
-            aux_state=self.strategy.update_aux_state(learner.aux_state, rl_loss, aux),
+            aux_state=aux_state,
         )
-        return learner, {"loss/actor": rl_loss, "loss/aux": aux.loss, **aux.metrics}
+        return learner, metrics
 
     def update(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         """Collect E·T steps into the buffer, then the gradient steps, then maintenance.
@@ -672,13 +623,10 @@ class MATD3:
             state.critic_opt_state,
             state.aux_state,
         )
-        after, metrics = jax.lax.scan(
-            block, before, jax.random.split(learn_key, cfg.gradient_steps // cfg.policy_delay)
-        )
-        # Under vmap a cond on the (per-seed) step count would run both branches anyway.
         ready = state.env_steps >= cfg.learning_starts
-        learner = jax.tree_util.tree_map(lambda a, b: jnp.where(ready, a, b), after, before)
-        metrics = jax.tree_util.tree_map(lambda m: jnp.where(ready, jnp.mean(m, 0), 0.0), metrics)
+        blocks = jax.random.split(learn_key, cfg.gradient_steps // cfg.policy_delay)
+        learner, metrics = gated_steps(block, before, blocks, ready)
+        metrics = jax.tree_util.tree_map(lambda m: jnp.where(ready, m, 0.0), metrics)
         variables = self.maintain(learner.variables, maintain_key, steps_before, state.env_steps)
         state = state._replace(
             variables=variables,
@@ -705,8 +653,9 @@ class MATD3:
         re-draws one mask, round-robin, when an interval boundary was crossed.
         """
         strategy_key, ensemble_key = jax.random.split(key)
+        actor_only = only_network(variables, "actor")
         actor = self.strategy.maintain(
-            _actor_only(variables), strategy_key, step_before, step_after, self.total_steps
+            actor_only, strategy_key, step_before, step_after, self.total_steps
         )
         params = {**variables["params"], "actor": actor["params"]["actor"]}
         interval = self.config.ensemble_reset_interval
@@ -773,35 +722,6 @@ class MATD3:
         return evaluate_policy(self, variables, key, num_episodes, greedy)
 
 
-# ----------------------------------------------------------------------------------- replay
-
-
-def replay_add(buffer: ReplayBuffer, batch: Transition) -> ReplayBuffer:
-    """Write T rows [T, E, ...] at the insert position, overwriting the oldest (T <= C)."""
-    capacity = buffer.data.reward.shape[0]
-    length = batch.reward.shape[0]
-    rows = (buffer.insert + jnp.arange(length)) % capacity
-    data = jax.tree_util.tree_map(lambda store, new: store.at[rows].set(new), buffer.data, batch)
-    return ReplayBuffer(
-        data, (buffer.insert + length) % capacity, jnp.minimum(buffer.rows + length, capacity)
-    )
-
-
-def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int, n: int) -> Transition:
-    """B uniform windows of n consecutive steps of one env: leaves [n, B, ...].
-
-    A window starts at a row whose age (rows since it was written) is at least n − 1, so all
-    its n rows hold data written after it, i.e. the same env's following steps.
-    """
-    capacity, num_envs = buffer.data.reward.shape
-    row_key, env_key = jax.random.split(key)
-    age = jax.random.randint(row_key, (batch_size,), n - 1, jnp.maximum(buffer.rows, n))
-    start = (buffer.insert - 1 - age) % capacity
-    env = jax.random.randint(env_key, (batch_size,), 0, num_envs)
-    rows = (start[None] + jnp.arange(n)[:, None]) % capacity
-    return jax.tree_util.tree_map(lambda x: x[rows, env[None]], buffer.data)
-
-
 # ---------------------------------------------------------------------------------- helpers
 
 
@@ -811,15 +731,6 @@ def polyak(targets: dict[str, Any], variables: dict[str, Any], tau: float) -> di
         lambda t, o: (1.0 - tau) * t + tau * o, targets["params"], variables["params"]
     )
     return {**variables, "params": params}
-
-
-def _actor_only(variables: Mapping[str, Any]) -> dict[str, Any]:
-    """The actor's collections alone, still nested under "actor".
-
-    Strategy hooks (aux losses, Kaleidoscope's resets) find their layers anywhere in the tree;
-    restricting them to the actor keeps the critic ensemble's masked layers out.
-    """
-    return {c: {"actor": tree["actor"]} for c, tree in variables.items() if "actor" in tree}
 
 
 def _adam(lr: float, max_grad_norm: float | None) -> optax.GradientTransformation:

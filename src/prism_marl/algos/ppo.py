@@ -18,17 +18,21 @@ import optax
 
 from prism_marl.algos.common import (
     EpisodeStats,
+    LossParts,
+    collect,
+    descend,
     merge_networks,
+    regularised,
     run_updates,
     select_network,
-    track_episodes,
+    start_envs,
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
+from prism_marl.networks.agents import Policy
 from prism_marl.networks.policy import (
     AgentCritic,
     CentralCritic,
-    Policy,
     greedy_action,
     log_prob_and_entropy,
     sample_action,
@@ -37,7 +41,7 @@ from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
 from prism_marl.rl.returns import generalized_advantages, next_state_values
 from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
-from prism_marl.sharing.base import AuxOutput, SharingStrategy
+from prism_marl.sharing.base import SharingStrategy
 
 # ----------------------------------------------------------------------------------- config
 
@@ -230,8 +234,7 @@ class PPO:
         """Fresh networks, optimizer and environments for one seed."""
         spec, cfg = self.spec, self.config
         actor_key, critic_key, env_key, key = jax.random.split(key, 4)
-        env_keys = jax.random.split(env_key, cfg.num_envs)
-        env_state, first = jax.vmap(self.env.reset)(env_keys)
+        env_state, first = start_envs(self.env, env_key, cfg.num_envs)
         hidden = jnp.zeros((cfg.num_envs, spec.num_agents, self.policy.hidden_size))
         starts = jnp.ones((cfg.num_envs,), bool)
         actor_vars = self.policy.init(
@@ -247,7 +250,6 @@ class PPO:
         else:
             critic_vars = self.critic.init(critic_key, first.obs, self.agent_ids)
         variables = merge_networks(actor=actor_vars, critic=critic_vars)
-        zeros = jnp.zeros((cfg.num_envs,))
         return TrainState(
             variables=variables,
             opt_state=self.optimizer().init(variables["params"]),
@@ -256,7 +258,7 @@ class PPO:
             last_step=first,
             hidden=hidden,
             starts=starts,
-            stats=EpisodeStats(zeros, zeros, jnp.zeros(()), jnp.zeros(()), jnp.zeros(())),
+            stats=EpisodeStats.zeros(cfg.num_envs),
             key=key,
             env_steps=jnp.zeros((), jnp.int32),
             updates=jnp.zeros((), jnp.int32),
@@ -269,8 +271,7 @@ class PPO:
         cfg, spec = self.config, self.spec
         actor_vars = select_network(state.variables, "actor")
 
-        def env_step(carry: TrainState, step_key: jax.Array) -> tuple[TrainState, Rollout]:
-            act_key, env_key = jax.random.split(step_key)
+        def act(carry: TrainState, key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
             last = carry.last_step
             hidden, output = self.policy.apply(
                 actor_vars,
@@ -281,11 +282,17 @@ class PPO:
                 last.action_mask[None],
             )
             output = jax.tree_util.tree_map(lambda x: x[0], output)
-            action, log_prob = sample_action(output, act_key, last.action_mask, spec.action_kind)
+            action, log_prob = sample_action(output, key, last.action_mask, spec.action_kind)
+            return action, (hidden, log_prob)
+
+        def record(
+            carry: TrainState,
+            action: jax.Array,
+            extra: tuple[jax.Array, jax.Array],
+            step: EnvStep,
+        ) -> tuple[TrainState, Rollout]:
+            (hidden, log_prob), last = extra, carry.last_step
             value = self.values(carry.variables, last.obs, last.global_state)
-            env_state, step = jax.vmap(self.env.step)(
-                jax.random.split(env_key, cfg.num_envs), carry.env_state, action
-            )
             final_value = self.values(carry.variables, step.final_obs, step.final_global_state)
             reward = step.reward if cfg.individual_rewards else step.team_reward
             if not self.centralised and not cfg.individual_rewards:
@@ -303,26 +310,11 @@ class PPO:
                 episode_end=step.episode_end,
                 final_value=final_value,
             )
-            carry = carry._replace(
-                env_state=env_state,
-                last_step=step,
-                hidden=hidden,
-                starts=step.episode_end,
-                stats=track_episodes(carry.stats, step),
-            )
-            return carry, transition
+            return carry._replace(hidden=hidden, starts=step.episode_end), transition
 
-        key, rollout_key = jax.random.split(state.key)
-        state = state._replace(key=key)
         start_hidden = state.hidden
-        state, rollout = jax.lax.scan(
-            env_step, state, jax.random.split(rollout_key, cfg.rollout_length)
-        )
-        return (
-            state._replace(env_steps=state.env_steps + cfg.steps_per_update),
-            rollout,
-            start_hidden,
-        )
+        state, rollout = collect(self.env, state, cfg.rollout_length, cfg.num_envs, act, record)
+        return state, rollout, start_hidden
 
     # ----------------------------------------------------------------------------- update
 
@@ -335,7 +327,7 @@ class PPO:
         hidden: jax.Array,
         advantages: jax.Array,
         targets: jax.Array,
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    ) -> tuple[jax.Array, LossParts]:
         """PPO loss on one minibatch of whole sequences, plus the strategy's auxiliary loss."""
         cfg, spec = self.config, self.spec
         full = {**variables, "params": params}
@@ -361,16 +353,13 @@ class PPO:
         value_loss = clipped_value_loss(values, batch.value, targets, cfg.value_clip)
         entropy_mean = jnp.mean(entropy)
         rl_loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
-        aux = self.strategy.aux_loss(full, aux_state)
         metrics = {
             "loss/policy": policy_loss,
             "loss/value": value_loss,
             "loss/entropy": entropy_mean,
             "loss/clip_fraction": clip_fraction,
-            "loss/aux": aux.loss,
-            **aux.metrics,
         }
-        return rl_loss + aux.loss, {"rl_loss": rl_loss, **metrics}
+        return regularised(self.strategy, full, aux_state, rl_loss, metrics)
 
     def update(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         """One PPO update: rollout, GAE, epochs of minibatch steps, strategy maintenance."""
@@ -388,25 +377,23 @@ class PPO:
             rollout.reward, rollout.value, next_values, terminated, ends, cfg.gamma, cfg.gae_lambda
         )
         optimizer = self.optimizer()
-        grad_fn = jax.grad(self.loss, has_aux=True)
 
         def minibatch_step(carry, indices):
             variables, opt_state, aux_state = carry
             take = lambda x: jnp.take(x, indices, axis=1)  # noqa: E731  (env axis of [T, E, ...])
-            grads, metrics = grad_fn(
+            params, opt_state, aux_state, metrics = descend(
+                self.strategy,
+                optimizer,
+                self.loss,
                 variables["params"],
+                opt_state,
+                aux_state,
                 variables,
                 aux_state,
                 jax.tree_util.tree_map(take, rollout),
                 jnp.take(start_hidden, indices, axis=0),
                 take(advantages),
                 take(targets),
-            )
-            updates, opt_state = optimizer.update(grads, opt_state, variables["params"])
-            params = optax.apply_updates(variables["params"], updates)
-            rl_loss = metrics.pop("rl_loss")
-            aux_state = self.strategy.update_aux_state(
-                aux_state, rl_loss, AuxOutput(metrics["loss/aux"], metrics)
             )
             return ({**variables, "params": params}, opt_state, aux_state), metrics
 

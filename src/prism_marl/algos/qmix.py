@@ -24,20 +24,25 @@ import optax
 
 from prism_marl.algos.common import (
     EpisodeStats,
+    LossParts,
+    collect,
+    descend,
+    gated_steps,
     merge_networks,
+    regularised,
     run_updates,
     select_network,
-    track_episodes,
+    start_envs,
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
-from prism_marl.networks.heads import CategoricalHead
+from prism_marl.networks.agents import AgentQNetwork
 from prism_marl.networks.plain import dense_stack
-from prism_marl.networks.torso import GRUTorso
 from prism_marl.rl.evaluation import evaluate_policy
+from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_sample
 from prism_marl.rl.returns import td_lambda_returns
 from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
-from prism_marl.sharing.base import AuxOutput, SharingStrategy
+from prism_marl.sharing.base import SharingStrategy
 
 # ----------------------------------------------------------------------------------- config
 
@@ -144,42 +149,6 @@ def epsilon_greedy(
 # --------------------------------------------------------------------------------- networks
 
 
-class AgentQNetwork(nn.Module):
-    """Per-agent recurrent Q-network from the sharing strategy: dense -> GRU -> dense -> Q [A].
-
-    Time-major: (hidden [B, H], obs [T, B, D], ids, resets [T, B], mask [T, B, A]) ->
-    (hidden after every step [T, B, H], Q [T, B, A] with invalid actions at a large negative
-    value); B may be several axes (sequences, agents).
-    """
-
-    strategy: SharingStrategy
-    num_agents: int
-    num_actions: int
-    hidden_size: int = 64
-
-    @nn.compact
-    def __call__(
-        self,
-        hidden: jax.Array,
-        obs: jax.Array,
-        agent_ids: Any,
-        resets: jax.Array,
-        action_mask: jax.Array,
-    ) -> tuple[jax.Array, jax.Array]:
-        """Hidden states and Q-values over the time axis."""
-        _, hiddens = GRUTorso(
-            self.strategy,
-            self.num_agents,
-            self.hidden_size,
-            self.hidden_size,
-            name="torso",
-        )(hidden, obs, agent_ids, resets)
-        q_values = CategoricalHead(
-            self.strategy, self.num_agents, self.num_actions, depth=2, scale=0.01, name="head"
-        )(hiddens, agent_ids, action_mask)
-        return hiddens, q_values
-
-
 class QMixer(nn.Module):
     """Monotonic mixing network (Rashid et al., 2018, §4.2).
 
@@ -242,14 +211,6 @@ class Sequences(NamedTuple):
     hidden: jax.Array  # [C, N, H] agents' recurrent state before the first step
 
 
-class Replay(NamedTuple):
-    """A circular replay of sequences."""
-
-    data: Sequences
-    position: jax.Array  # [] next slot to write
-    filled: jax.Array  # [] filled slots
-
-
 class RewardStats(NamedTuple):
     """Running mean and variance of rewards (parallel Welford update)."""
 
@@ -279,7 +240,7 @@ class QMIXState(NamedTuple):
     last_step: EnvStep
     hidden: jax.Array  # [E, N, H]
     starts: jax.Array  # [E]
-    replay: Replay
+    replay: Replay  # of Sequences
     reward_stats: RewardStats
     stats: EpisodeStats
     key: jax.Array
@@ -366,7 +327,7 @@ class QLearner:
         """Fresh networks, targets, optimizer, empty replay and environments for one seed."""
         spec, cfg = self.spec, self.config
         net_key, mix_key, env_key, key = jax.random.split(key, 4)
-        env_state, first = jax.vmap(self.env.reset)(jax.random.split(env_key, cfg.num_envs))
+        env_state, first = start_envs(self.env, env_key, cfg.num_envs)
         hidden = self.initial_carry(cfg.num_envs)
         starts = jnp.ones((cfg.num_envs,), bool)
         net_vars = self.network.init(
@@ -377,7 +338,6 @@ class QLearner:
         )
         variables = merge_networks(actor=net_vars, mixer=mixer_vars)
         variables["params"].setdefault("mixer", {})
-        zeros = jnp.zeros((cfg.num_envs,))
         return QMIXState(
             variables=variables,
             target_params=variables["params"],
@@ -389,7 +349,7 @@ class QLearner:
             starts=starts,
             replay=self._empty_replay(),
             reward_stats=RewardStats(jnp.zeros(()), jnp.ones(()), jnp.full((), 1e-4)),
-            stats=EpisodeStats(zeros, zeros, jnp.zeros(()), jnp.zeros(()), jnp.zeros(())),
+            stats=EpisodeStats.zeros(cfg.num_envs),
             key=key,
             env_steps=jnp.zeros((), jnp.int32),
             updates=jnp.zeros((), jnp.int32),
@@ -398,23 +358,23 @@ class QLearner:
 
     def _empty_replay(self) -> Replay:
         spec, cfg = self.spec, self.config
-        c, t, n = cfg.buffer_size, cfg.segment_length, spec.num_agents
+        t, n = cfg.segment_length, spec.num_agents
         f32 = jnp.float32
-        data = Sequences(
-            obs=jnp.zeros((c, t, n, spec.obs_size), f32),
-            action_mask=jnp.zeros((c, t, n, spec.num_actions), bool),
-            state=jnp.zeros((c, t, spec.state_size), f32),
-            starts=jnp.zeros((c, t), bool),
-            action=jnp.zeros((c, t, n), jnp.int32),
-            reward=jnp.zeros((c, t), f32),
-            terminated=jnp.zeros((c, t), bool),
-            episode_end=jnp.zeros((c, t), bool),
-            next_obs=jnp.zeros((c, t, n, spec.obs_size), f32),
-            next_mask=jnp.zeros((c, t, n, spec.num_actions), bool),
-            next_state=jnp.zeros((c, t, spec.state_size), f32),
-            hidden=jnp.zeros((c, n, cfg.hidden_size), f32),
+        sequence = Sequences(
+            obs=jnp.zeros((t, n, spec.obs_size), f32),
+            action_mask=jnp.zeros((t, n, spec.num_actions), bool),
+            state=jnp.zeros((t, spec.state_size), f32),
+            starts=jnp.zeros((t,), bool),
+            action=jnp.zeros((t, n), jnp.int32),
+            reward=jnp.zeros((t,), f32),
+            terminated=jnp.zeros((t,), bool),
+            episode_end=jnp.zeros((t,), bool),
+            next_obs=jnp.zeros((t, n, spec.obs_size), f32),
+            next_mask=jnp.zeros((t, n, spec.num_actions), bool),
+            next_state=jnp.zeros((t, spec.state_size), f32),
+            hidden=jnp.zeros((n, cfg.hidden_size), f32),
         )
-        return Replay(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        return empty_replay(sequence, cfg.buffer_size)
 
     # ----------------------------------------------------------------------------- acting
 
@@ -449,15 +409,16 @@ class QLearner:
         cfg = self.config
         eps = epsilon(cfg, state.env_steps)
 
-        def env_step(carry: QMIXState, step_key: jax.Array) -> tuple[QMIXState, Sequences]:
-            act_key, env_key = jax.random.split(step_key)
-            last = carry.last_step
+        def act(carry: QMIXState, key: jax.Array) -> tuple[jax.Array, jax.Array]:
             hidden, action = self.act(
-                carry.variables, carry.hidden, last, carry.starts, act_key, False, eps
+                carry.variables, carry.hidden, carry.last_step, carry.starts, key, False, eps
             )
-            env_state, step = jax.vmap(self.env.step)(
-                jax.random.split(env_key, cfg.num_envs), carry.env_state, action
-            )
+            return action, hidden
+
+        def record(
+            carry: QMIXState, action: jax.Array, hidden: jax.Array, step: EnvStep
+        ) -> tuple[QMIXState, Sequences]:
+            last = carry.last_step
             row = Sequences(
                 obs=last.obs,
                 action_mask=last.action_mask,
@@ -472,23 +433,12 @@ class QLearner:
                 next_state=step.final_global_state,
                 hidden=carry.hidden,
             )
-            carry = carry._replace(
-                env_state=env_state,
-                last_step=step,
-                hidden=hidden,
-                starts=step.episode_end,
-                stats=track_episodes(carry.stats, step),
-            )
-            return carry, row
+            return carry._replace(hidden=hidden, starts=step.episode_end), row
 
-        key, collect_key = jax.random.split(state.key)
-        state, rows = jax.lax.scan(
-            env_step, state._replace(key=key), jax.random.split(collect_key, cfg.segment_length)
-        )
+        state, rows = collect(self.env, state, cfg.segment_length, cfg.num_envs, act, record)
         # [T, E, ...] -> [E, T, ...]; the stored hidden is the one before the first step.
         sequences = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)
-        sequences = sequences._replace(hidden=rows.hidden[0])
-        return state._replace(env_steps=state.env_steps + cfg.steps_per_update), sequences
+        return state, sequences._replace(hidden=rows.hidden[0])
 
     # ----------------------------------------------------------------------------- update
 
@@ -555,7 +505,7 @@ class QLearner:
         batch: Sequences,
         rewards: jax.Array,
         target_next_q: jax.Array,
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    ) -> tuple[jax.Array, LossParts]:
         """Mean squared TD error of Q_tot(s_t, a_t) against G_t, plus the strategy's aux loss.
 
         The online unroll serves both the loss and the double-Q choice of next actions.
@@ -570,23 +520,19 @@ class QLearner:
         chosen = jnp.take_along_axis(q_values, action, axis=-1)[..., 0]
         q_tot = self._mix({"params": params["mixer"]}, chosen, _time_major(batch.state))
         td_loss = jnp.mean(jnp.square(q_tot - targets))
-        aux = self.strategy.aux_loss(full, learner.aux_state)
         metrics = {
             "loss/td": td_loss,
-            "loss/aux": aux.loss,
             "q/taken_mean": jnp.mean(q_tot),
             "q/target_mean": jnp.mean(targets),
-            **aux.metrics,
         }
-        return td_loss + aux.loss, {"rl_loss": td_loss, **metrics}
+        return regularised(self.strategy, full, learner.aux_state, td_loss, metrics)
 
     def gradient_step(
         self, learner: Learner, replay: Replay, stats: RewardStats, key: jax.Array
     ) -> tuple[Learner, dict[str, jax.Array]]:
         """One double-Q TD(λ) step on ``batch_size`` sampled sequences; hard target copies."""
         cfg = self.config
-        indices = jax.random.randint(key, (cfg.batch_size,), 0, jnp.maximum(replay.filled, 1))
-        batch = jax.tree_util.tree_map(lambda x: x[indices], replay.data)
+        batch: Sequences = replay_sample(replay, key, cfg.batch_size)
         rewards = batch.reward
         if cfg.standardise_rewards:
             rewards = (rewards - stats.mean) / jnp.sqrt(stats.var + 1e-8)
@@ -594,14 +540,17 @@ class QLearner:
         target = {**learner.variables, "params": learner.target_params}
         target_hiddens, _ = self._unroll(target, batch)
         target_next_q = jax.lax.stop_gradient(self._next_q(target, target_hiddens, batch))
-        grads, metrics = jax.grad(self.loss, has_aux=True)(
-            params, learner, batch, rewards, target_next_q
-        )
-        updates, opt_state = self.optimizer().update(grads, learner.opt_state, params)
-        params = optax.apply_updates(params, updates)
-        rl_loss = metrics.pop("rl_loss")
-        aux_state = self.strategy.update_aux_state(
-            learner.aux_state, rl_loss, AuxOutput(metrics["loss/aux"], metrics)
+        params, opt_state, aux_state, metrics = descend(
+            self.strategy,
+            self.optimizer(),
+            self.loss,
+            params,
+            learner.opt_state,
+            learner.aux_state,
+            learner,
+            batch,
+            rewards,
+            target_next_q,
         )
         grad_steps = learner.grad_steps + 1
         copy = grad_steps % cfg.target_update_interval == 0
@@ -622,28 +571,25 @@ class QLearner:
         cfg = self.config
         steps_before = state.env_steps
         state, sequences = self.collect(state)
-        replay = _insert(state.replay, sequences)
+        replay = replay_add(state.replay, sequences)
         reward_stats = _update_reward_stats(state.reward_stats, sequences.reward)
         key, step_key, maintain_key = jax.random.split(state.key, 3)
         learner = Learner(
             state.variables, state.target_params, state.opt_state, state.aux_state,
             state.grad_steps,
         )  # fmt: skip
-        trained, metrics = jax.lax.scan(
+        warm = replay.filled >= cfg.learning_starts
+        learner, metrics = gated_steps(
             lambda current, k: self.gradient_step(current, replay, reward_stats, k),
             learner,
             jax.random.split(step_key, cfg.gradient_steps),
-        )
-        warm = replay.filled >= cfg.learning_starts
-        learner = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(warm, new, old), trained, learner
+            warm,
         )
         variables = dict(
             self.strategy.maintain(
                 learner.variables, maintain_key, steps_before, state.env_steps, self.total_steps
             )
         )
-        metrics = jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
         metrics["train/epsilon"] = epsilon(cfg, state.env_steps)
         metrics["train/learning"] = warm.astype(jnp.float32)
         state = state._replace(
@@ -708,11 +654,6 @@ def _time_major(x: jax.Array) -> jax.Array:
     return jnp.swapaxes(x, 0, 1)
 
 
-def _batch_major(x: jax.Array) -> jax.Array:
-    """[T, B, ...] -> [B, T, ...]."""
-    return jnp.swapaxes(x, 0, 1)
-
-
 def _final_mask(step: EnvStep) -> jax.Array:
     """Action mask of each step's real next observation, [E, N, A].
 
@@ -720,17 +661,6 @@ def _final_mask(step: EnvStep) -> jax.Array:
     anyway, and a truncated one maximises over every action.
     """
     return jnp.where(step.episode_end[:, None, None], True, step.action_mask)
-
-
-def _insert(replay: Replay, sequences: Any) -> Replay:
-    """Write E sequences (any tree of [E, ...] arrays matching the replay) circularly."""
-    capacity = jax.tree_util.tree_leaves(replay.data)[0].shape[0]
-    count = jax.tree_util.tree_leaves(sequences)[0].shape[0]
-    slots = (replay.position + jnp.arange(count)) % capacity
-    data = jax.tree_util.tree_map(lambda buf, new: buf.at[slots].set(new), replay.data, sequences)
-    return Replay(
-        data, (replay.position + count) % capacity, jnp.minimum(replay.filled + count, capacity)
-    )
 
 
 def _update_reward_stats(stats: RewardStats, rewards: jax.Array) -> RewardStats:

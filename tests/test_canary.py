@@ -15,29 +15,37 @@ import numpy as np
 import optax
 import pytest
 
-from prism_marl.networks import MLPActor
+from prism_marl.networks import Policy
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
 
 NUM_AGENTS = 4
 OBS = jnp.ones((NUM_AGENTS, 16))
 IDS = jnp.arange(NUM_AGENTS)
+# The policy is time-major and feed-forward here: one step, no recurrent state, every action.
+POLICY_INPUTS = (
+    jnp.zeros((NUM_AGENTS, 1)),
+    OBS[None],
+    IDS,
+    jnp.zeros((1, NUM_AGENTS), bool),
+    jnp.ones((1, NUM_AGENTS, NUM_AGENTS), bool),
+)
 SEEDS = 9
 STEPS = 600
 
 
 def expected_reward(network, variables):
-    probs = jax.nn.softmax(network.apply(variables, OBS, IDS))
+    probs = jax.nn.softmax(network.apply(variables, *POLICY_INPUTS)[1][0])
     return jnp.mean(probs[IDS, IDS])
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def train(strategy, keys):
-    network = MLPActor(strategy, NUM_AGENTS, NUM_AGENTS, hidden_sizes=(64,))
+    network = Policy(strategy, NUM_AGENTS, NUM_AGENTS, hidden_sizes=(64,))
     optimizer = optax.adam(0.01)
 
     def one_seed(key):
-        variables = network.init(key, OBS, IDS)
+        variables = network.init(key, *POLICY_INPUTS)
 
         def loss_fn(params, variables, aux_state):
             full = {**variables, "params": params}
@@ -73,7 +81,7 @@ def prepared_seps():
         rewards=jnp.asarray(actions == np.arange(NUM_AGENTS), jnp.float32),
         next_obs=jnp.zeros((steps, *OBS.shape)),
     )
-    return SePS(num_clusters=NUM_AGENTS).prepare(data, jax.random.key(1))
+    return SePS(num_clusters=NUM_AGENTS).prepare(data, jax.random.key(1)).strategy
 
 
 def median_reward(strategy):

@@ -19,8 +19,8 @@ import numpy as np
 import optax
 
 from prism_marl.errors import ConfigError, require
-from prism_marl.networks.actor import MLPActor, RecurrentActor
-from prism_marl.sharing import STRATEGIES, SePS, SharingStrategy, count_leaves
+from prism_marl.networks.agents import Policy
+from prism_marl.sharing import STRATEGIES, SharingStrategy, count_leaves
 
 DEFAULT_AGENT_COUNTS = tuple(2**k for k in range(1, 11))
 LBF_8X8_2P_2F_OBS = 12  # lbforaging's vector observation: (x, y, level) per food and agent.
@@ -67,40 +67,42 @@ class Resources(NamedTuple):
     flops: float
 
 
-def accounting_strategy(strategy: SharingStrategy, num_agents: int, seps_clusters: int) -> Any:
-    """SePS needs clusters to be counted: K = min(seps_clusters, N), agent i in cluster i mod K."""
-    if isinstance(strategy, SePS) and strategy.cluster_of_agent is None:
-        clusters = max(1, min(strategy.num_clusters or seps_clusters, num_agents))
-        return dataclasses.replace(
-            strategy, cluster_of_agent=tuple(i % clusters for i in range(num_agents))
-        )
-    return strategy
+def accounting_strategy(
+    strategy: SharingStrategy, num_agents: int, seps_clusters: int
+) -> SharingStrategy:
+    """``strategy`` as it would run with N agents (``SharingStrategy.accounting_form``).
+
+    ``seps_clusters`` is the number of groups assumed where a strategy's grouping of agents only
+    comes from preparation (SePS: K = min(seps_clusters, N), agent i in cluster i mod K).
+    """
+    return strategy.accounting_form(num_agents, seps_clusters)
 
 
 def build_network(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> nn.Module:
-    """The actor network for ``shape`` built from ``strategy``."""
-    if shape.recurrent:
-        return RecurrentActor(
-            strategy,
-            num_agents,
-            shape.output_size,
-            input_size=shape.hidden_sizes[0],
-            hidden_size=shape.hidden_sizes[1],
-        )
-    return MLPActor(strategy, num_agents, shape.output_size, shape.hidden_sizes)
+    """The agent network that trains (``networks.agents.Policy``, categorical) for ``shape``."""
+    return Policy(
+        strategy,
+        num_agents,
+        shape.output_size,
+        "discrete",
+        shape.hidden_sizes,
+        recurrent=shape.recurrent,
+    )
 
 
-def example_inputs(shape: NetworkShape, num_agents: int) -> tuple[jax.Array, ...]:
-    """Arguments of one forward step of all N agents (after the variables).
+def example_inputs(shape: NetworkShape, num_agents: int) -> tuple[Any, ...]:
+    """Arguments of one forward step of all N agents, after the variables, as training passes.
 
-    MLP: (obs [N, D], ids [N]); GRU: (hidden [N, H], obs [1, N, D], ids [N], resets [1, N]).
+    (hidden [N, H], obs [1, N, D], static ids [N], resets [1, N], action mask [1, N, A]).
     """
-    ids = jnp.arange(num_agents)
-    if shape.recurrent:
-        hidden = jnp.zeros((num_agents, shape.hidden_sizes[1]))
-        obs = jnp.zeros((1, num_agents, shape.input_size))
-        return hidden, obs, ids, jnp.zeros((1, num_agents), bool)
-    return jnp.zeros((num_agents, shape.input_size)), ids
+    hidden = shape.hidden_sizes[-1] if shape.recurrent else 1
+    return (
+        jnp.zeros((num_agents, hidden)),
+        jnp.zeros((1, num_agents, shape.input_size)),
+        np.arange(num_agents),
+        jnp.zeros((1, num_agents), bool),
+        jnp.ones((1, num_agents, shape.output_size), bool),
+    )
 
 
 def variable_shapes(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> Any:

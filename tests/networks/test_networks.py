@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prism_marl.networks import DeterministicHead, MLPActor, RecurrentActor
+from prism_marl.networks import DeterministicHead, Policy
 from prism_marl.networks.heads import (
     MASKED_LOGIT,
     categorical_entropy,
@@ -28,11 +28,12 @@ def case(name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_mlp_actor_masks_actions(name):
-    actor = MLPActor(case(name), N, A, hidden_sizes=(8, 8))
-    obs = jax.random.normal(jax.random.key(0), (2, N, D))
-    mask = jnp.array([True, False, True, True])
-    variables = actor.init(jax.random.key(1), obs, jnp.arange(N), mask)
-    logits = actor.apply(variables, obs, jnp.arange(N), mask)
+    actor = Policy(case(name), N, A, hidden_sizes=(8, 8))
+    obs = jax.random.normal(jax.random.key(0), (1, 2, N, D))
+    mask = jnp.broadcast_to(jnp.array([True, False, True, True]), (1, 2, N, A))
+    inputs = (jnp.zeros((2, N, 1)), obs, np.arange(N), jnp.zeros((1, 2, N), bool), mask)
+    variables = actor.init(jax.random.key(1), *inputs)
+    logits = actor.apply(variables, *inputs)[1][0]
     assert logits.shape == (2, N, A)
     np.testing.assert_array_equal(logits[..., 1], MASKED_LOGIT)
     assert np.all(np.asarray(logits[..., [0, 2, 3]]) > MASKED_LOGIT / 2)
@@ -40,19 +41,20 @@ def test_mlp_actor_masks_actions(name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_recurrent_actor_resets_hidden_state(name):
-    actor = RecurrentActor(case(name), N, A, input_size=8, hidden_size=6)
+    actor = Policy(case(name), N, A, hidden_sizes=(8, 6), recurrent=True)
     obs = jax.random.normal(jax.random.key(0), (3, 2, N, D))
     ids = jnp.arange(N)
     h0 = jnp.zeros((2, N, 6))
     resets = jnp.zeros((3, 2, N), bool).at[2].set(True)
-    variables = actor.init(jax.random.key(1), h0, obs, ids, resets)
-    hidden, logits = actor.apply(variables, h0, obs, ids, resets)
+    mask = jnp.ones((3, 2, N, A), bool)
+    variables = actor.init(jax.random.key(1), h0, obs, ids, resets, mask)
+    hidden, logits = actor.apply(variables, h0, obs, ids, resets, mask)
     assert hidden.shape == (2, N, 6) and logits.shape == (3, 2, N, A)
     # Step 2 starts a new episode: it must equal running that step alone from zeros.
-    _, alone = actor.apply(variables, h0, obs[2:], ids, resets[2:])
+    _, alone = actor.apply(variables, h0, obs[2:], ids, resets[2:], mask[2:])
     np.testing.assert_allclose(logits[2], alone[0], atol=1e-5)
     # Without the reset, history matters.
-    _, carried = actor.apply(variables, h0, obs, ids, jnp.zeros_like(resets))
+    _, carried = actor.apply(variables, h0, obs, ids, jnp.zeros_like(resets), mask)
     assert not np.allclose(carried[2], alone[0], atol=1e-4)
 
 
@@ -62,8 +64,9 @@ def test_recurrent_kernels_follow_the_strategy():
     resets = jnp.zeros((1, 1, N), bool)
 
     def recurrent_params(strategy):
-        actor = RecurrentActor(strategy, N, A, input_size=8, hidden_size=6)
-        params = actor.init(jax.random.key(0), h0, obs, jnp.arange(N), resets)["params"]
+        actor = Policy(strategy, N, A, hidden_sizes=(8, 6), recurrent=True)
+        mask = jnp.ones((1, 1, N, A), bool)
+        params = actor.init(jax.random.key(0), h0, obs, jnp.arange(N), resets, mask)["params"]
         return params["torso"]["gru"]["cell"]["recurrent_kernels"]
 
     assert recurrent_params(NoPS())["group_kernel"].shape == (N, 6, 18)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prism_marl.networks.policy import AgentCritic, Policy
+from prism_marl.networks.agents import Policy
+from prism_marl.networks.policy import AgentCritic
 from tests.sharing.cases import strategy_cases
 
 N, D, A, T, E = 3, 5, 4, 2, 6

@@ -58,9 +58,9 @@ def planted_transitions(groups, steps=2000, obs_size=4, num_actions=3, seed=0):
 def test_seps_recovers_planted_clusters():
     groups = (0, 1, 2, 0, 1, 2)
     strategy = SePS()
-    assert strategy.needs_preparation
-    prepared = strategy.prepare(planted_transitions(groups), jax.random.key(0))
-    assert not prepared.needs_preparation
+    assert strategy.preparation_steps
+    prepared = strategy.prepare(planted_transitions(groups), jax.random.key(0)).strategy
+    assert not prepared.preparation_steps
     assert prepared.cluster_of_agent == (0, 1, 2, 0, 1, 2)
 
 

@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from prism_marl.errors import ConfigError
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, Kaleidoscope, NoPS, Prism, SePS
 from prism_marl.sharing.kaleidoscope import keep_masks
 
@@ -125,6 +127,33 @@ def test_seps_adopts_pretrained_network_in_every_cluster():
     np.testing.assert_array_equal(
         adopted["params"]["group_kernel"][1], fresh["params"]["group_kernel"][1]
     )
+
+
+def test_strategies_without_preparation_keep_themselves_and_their_variables():
+    strategy = FuPS()
+    assert strategy.preparation_steps == 0
+    data = AgentTransitions(jnp.zeros((2, N, D)), jnp.zeros((2, N, 1)), jnp.zeros((2, N)), None)
+    preparation = strategy.prepare(data, jax.random.key(0))
+    assert preparation.strategy is strategy
+    _, variables = init(strategy)
+    assert preparation.adopt(variables, None) is variables
+    assert strategy.accounting_form(5, 3) is strategy
+
+
+def test_seps_accounting_form_is_round_robin_until_prepared():
+    assert SePS().accounting_form(5, 3).cluster_of_agent == (0, 1, 2, 0, 1)
+    assert SePS(num_clusters=2).accounting_form(5, 3).cluster_of_agent == (0, 1, 0, 1, 0)
+    assert SePS().accounting_form(2, 3).cluster_of_agent == (0, 1)
+    prepared = SePS(cluster_of_agent=(0, 0, 1))
+    assert prepared.accounting_form(3, 2) is prepared
+    assert SePS(pretrain_steps=5).preparation_steps == 5
+    assert prepared.preparation_steps == 0
+
+
+def test_seps_needs_pretraining_steps():
+    """0 steps would mean no preparation: one cluster for the whole run."""
+    with pytest.raises(ConfigError, match="pretrain-steps"):
+        SePS(pretrain_steps=0)
 
 
 def test_snp_masks_are_buffers_and_pruned_neurons_get_no_gradient():

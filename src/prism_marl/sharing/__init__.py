@@ -6,7 +6,13 @@ Command-line names: nops, fups, fups-id, seps, snp, kaleidoscope, prism.
 from __future__ import annotations
 
 from prism_marl.errors import ConfigError
-from prism_marl.sharing.base import AgentLayer, AuxOutput, SharingStrategy, count_leaves
+from prism_marl.sharing.base import (
+    AgentLayer,
+    AuxOutput,
+    Preparation,
+    SharingStrategy,
+    count_leaves,
+)
 from prism_marl.sharing.fups import FuPS, FuPSID
 from prism_marl.sharing.kaleidoscope import Kaleidoscope
 from prism_marl.sharing.nops import NoPS
@@ -34,6 +40,7 @@ __all__ = [
     "FuPSID",
     "Kaleidoscope",
     "NoPS",
+    "Preparation",
     "Prism",
     "SNP",
     "SePS",

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.grouped import agent_axis, flat_matmul, flatten_leading, per_agent
 
 Initializer = Callable[..., jax.Array]
@@ -34,6 +35,28 @@ class AuxOutput(NamedTuple):
 
     loss: jax.Array
     metrics: dict[str, jax.Array]
+
+
+class Preparation(NamedTuple):
+    """The result of ``SharingStrategy.prepare``: the prepared strategy and how to carry over.
+
+    Attributes:
+        strategy: the frozen strategy training continues with; its layers may have other
+            shapes than the unprepared strategy's.
+        adopt: ``adopt(pretrained, fresh) -> variables`` for ONE seed (``jax.vmap`` it over
+            seeds): ``pretrained`` are the variables trained under the unprepared strategy,
+            ``fresh`` freshly initialised variables of ``strategy``; the result has ``fresh``'s
+            tree and shapes, and training continues from it. Pure and jit-safe.
+    """
+
+    strategy: SharingStrategy
+    adopt: Callable[[Variables, Variables], Variables]
+
+
+def keep_pretrained(pretrained: Variables, fresh: Variables) -> Variables:
+    """The default ``Preparation.adopt``: continue from the trained variables unchanged."""
+    del fresh
+    return pretrained
 
 
 class AgentLayer(nn.Module):
@@ -151,8 +174,9 @@ class SharingStrategy:
     A concrete strategy declares its layer (``layer_class``) and the fields it passes to it
     (``layer_fields``); ``dense`` and ``recurrent_dense`` build every layer from those. Beyond
     layers, a strategy may provide an auxiliary loss (``aux_loss``), a pure maintenance step
-    inside jit (``maintain``) and a host-side preparation step (``prepare``) that returns a new
-    frozen strategy.
+    inside jit (``maintain``) and a host-side preparation step (``prepare``, after
+    ``preparation_steps`` of training) that returns a new frozen strategy and the mapping of
+    trained variables onto it (``Preparation``).
     """
 
     name: ClassVar[str] = ""
@@ -267,13 +291,41 @@ class SharingStrategy:
         return variables
 
     @property
-    def needs_preparation(self) -> bool:
-        """Whether ``prepare`` must run on pretraining data before the main training."""
-        return False
+    def preparation_steps(self) -> int:
+        """Environment steps per seed to train before ``prepare`` runs; 0: no preparation.
 
-    def prepare(self, data: Any, key: jax.Array) -> SharingStrategy:
-        """Host-side preparation from pretraining data; returns a new frozen strategy."""
+        A prepared strategy (``prepare(...).strategy``) must report 0, so that preparation runs
+        once.
+        """
+        return 0
+
+    def prepare(self, data: AgentTransitions, key: jax.Array) -> Preparation:
+        """Host-side preparation from the transitions of the first ``preparation_steps``.
+
+        Args:
+            data: every seed's per-agent transitions ([T, N, ...] per field), pooled.
+            key: PRNG key.
+
+        Returns:
+            The strategy training continues with, and how one seed's variables carry over to
+            it. By default this strategy itself, keeping the trained variables.
+        """
         del data, key
+        return Preparation(self, keep_pretrained)
+
+    def accounting_form(self, num_agents: int, groups: int) -> SharingStrategy:
+        """This strategy as it would run with N agents, for counting resources before any data.
+
+        Args:
+            num_agents: N.
+            groups: how many groups to assume where the grouping of agents would come from
+                preparation (SePS's clusters), capped by the strategy at N.
+
+        Returns:
+            A strategy whose ``dense`` builds the layers of a prepared run; this strategy
+            itself by default.
+        """
+        del num_agents, groups
         return self
 
     def per_agent_leaves(self) -> tuple[str, ...]:

@@ -13,10 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.errors import require
-from prism_marl.sharing.base import (
-    SharingStrategy,
-    Variables,
-)
+from prism_marl.rl.transitions import AgentTransitions
+from prism_marl.sharing.base import Preparation, SharingStrategy, Variables
 from prism_marl.sharing.clustering import cluster_agents
 from prism_marl.sharing.nops import GroupedDense, extra_group_resource
 
@@ -31,7 +29,7 @@ class SePS(SharingStrategy):
     num_clusters: int | None = None
     """K; None chooses K in 2..N−1 by the lowest Davies–Bouldin index."""
     pretrain_steps: int = 200_000
-    """Environment steps of FuPS training whose transitions feed the clustering."""
+    """Environment steps (≥ 1) of one-cluster training before the clustering runs."""
     copy_init: bool = True
     """Start every cluster's network from the pretrained one (else only cluster 0 keeps it)."""
     embedding_size: int = 10
@@ -53,7 +51,13 @@ class SePS(SharingStrategy):
             "sharing.num-clusters",
             f"must be a positive integer or None, got {self.num_clusters}",
         )
-        require(self.pretrain_steps >= 0, "sharing.pretrain-steps", "must be >= 0")
+        # 0 would mean "no preparation" (``preparation_steps``): one cluster forever.
+        require(
+            self.pretrain_steps >= 1,
+            "sharing.pretrain-steps",
+            "must be >= 1 (clusters come from pretraining; use fups for no clustering, or "
+            "sharing.cluster-of-agent for fixed clusters)",
+        )
         require(self.embedding_size >= 1, "sharing.embedding-size", "must be >= 1")
         require(self.vae_epochs >= 1, "sharing.vae-epochs", "must be >= 1")
         require(self.vae_batch_size >= 1, "sharing.vae-batch-size", "must be >= 1")
@@ -86,16 +90,19 @@ class SePS(SharingStrategy):
         return False
 
     @property
-    def needs_preparation(self) -> bool:
-        """True until the clusters are known."""
-        return self.cluster_of_agent is None
+    def preparation_steps(self) -> int:
+        """``pretrain_steps`` until the clusters are known, then 0."""
+        return self.pretrain_steps if self.cluster_of_agent is None else 0
 
-    def prepare(self, data: Any, key: jax.Array) -> SePS:
+    def prepare(self, data: AgentTransitions, key: jax.Array) -> Preparation:
         """Cluster agents from pretraining transitions (VAE embeddings, k-means, Davies–Bouldin).
 
         Args:
-            data: ``prism_marl.rl.transitions.AgentTransitions``.
+            data: every seed's per-agent pretraining transitions, [T, N, ...] per field.
             key: PRNG key.
+
+        Returns:
+            This strategy with ``cluster_of_agent`` set, and its ``adopt_pretrained``.
         """
         clusters = cluster_agents(
             data,
@@ -107,14 +114,30 @@ class SePS(SharingStrategy):
             vae_batch_size=self.vae_batch_size,
             vae_kl_weight=self.vae_kl_weight,
         )
-        return dataclasses.replace(self, cluster_of_agent=clusters)
+        prepared = dataclasses.replace(self, cluster_of_agent=clusters)
+        return Preparation(prepared, prepared.adopt_pretrained)
+
+    def accounting_form(self, num_agents: int, groups: int) -> SePS:
+        """Round-robin clusters when unprepared: agent i in cluster i mod K.
+
+        K = min(num_clusters, N), with ``groups`` standing in for a None ``num_clusters``.
+        Clusters only exist after pretraining; counting resources needs a table of some size.
+        """
+        if self.cluster_of_agent is not None:
+            return self
+        wanted = groups if self.num_clusters is None else self.num_clusters
+        clusters = max(1, min(wanted, num_agents))
+        return dataclasses.replace(
+            self, cluster_of_agent=tuple(i % clusters for i in range(num_agents))
+        )
 
     def adopt_pretrained(self, pretrained: Variables, fresh: Variables) -> Variables:
-        """Variables for the prepared strategy from the one-cluster pretrained variables.
+        """Variables for the prepared strategy from the one-cluster pretrained ones (one seed).
 
-        Every grouped leaf of ``pretrained`` has a leading axis of 1; with ``copy_init`` it is
-        copied to all K clusters, otherwise only cluster 0 takes it and the others keep
-        ``fresh`` values. Other leaves are taken from ``pretrained``.
+        This is ``prepare``'s ``Preparation.adopt``. Every grouped leaf of ``pretrained`` has
+        a leading axis of 1; with ``copy_init`` it is copied to all K clusters, otherwise only
+        cluster 0 takes it and the others keep ``fresh`` values. Other leaves are taken from
+        ``pretrained``.
         """
 
         def adopt(old: jax.Array, new: jax.Array) -> jax.Array:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +11,20 @@ import numpy as np
 
 from prism_marl.envs.base import RenderFrame
 from prism_marl.errors import ConfigError
-from prism_marl.programs import init_seeds
-from prism_marl.run import Trainer, seed_keys
+from prism_marl.run import Trainer
+
+# The keys of ``prism-marl eval``'s episodes (``Trainer.evaluate_policies``): a chunk index no
+# run reaches, so they differ from every evaluation during training.
+EVAL_CHUNK = 99_999
 
 
 def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:
     """The run's trainer and its last checkpointed state (all seeds)."""
     trainer = Trainer.from_run_dir(run_dir, progress=False)
-    template = init_seeds(trainer.algo)(seed_keys(trainer.config))
-    manager = trainer._checkpointer()
-    restored = trainer._restore(manager, template)
-    manager.close()
-    if restored is None:
+    state = trainer.restore_latest()
+    if state is None:
         raise ConfigError(f"run_dir: {run_dir} has no checkpoint to evaluate")
-    return trainer, restored[1]
+    return trainer, state
 
 
 def evaluate_run(
@@ -37,8 +36,7 @@ def evaluate_run(
     one greedy episode of seed 0.
     """
     trainer, state = load_trained(run_dir)
-    trainer.config = dataclasses.replace(trainer.config, eval_greedy=greedy)
-    returns, won = trainer._evaluate(state, 99_999, episodes)
+    returns, won = trainer.evaluate_policies(state, episodes, chunk=EVAL_CHUNK, greedy=greedy)
     returns, won = np.asarray(returns), np.asarray(won)
     result: dict[str, Any] = {
         "run_dir": str(run_dir),

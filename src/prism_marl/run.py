@@ -194,6 +194,20 @@ class Trainer:
         restored = manager.restore(chunk, args=ocp.args.StandardRestore(target))
         return chunk, restored["state"], float(restored["wall_seconds"])
 
+    def restore_latest(self) -> Any | None:
+        """The state of all seeds at the run's last checkpoint, or None when it has none.
+
+        Reads ``run_dir`` without training (a finished or interrupted run, e.g. through
+        ``from_run_dir``); ``run`` resumes through the same restore.
+        """
+        template = init_seeds(self.algo)(seed_keys(self.config))
+        manager = self._checkpointer()
+        try:
+            restored = self._restore(manager, template)
+        finally:
+            manager.close()
+        return None if restored is None else restored[1]
+
     # -------------------------------------------------------------------------- training
 
     def run(self, max_chunks: int | None = None) -> dict[str, Any] | None:
@@ -248,7 +262,7 @@ class Trainer:
         if not records:
             # The untrained policy's evaluation anchors every learning curve at step 0.
             with self._phase("evaluation at step 0"):
-                returns, won = self._evaluate(state, -1, self.config.eval_episodes)
+                returns, won = self.evaluate_policies(state, self.config.eval_episodes, chunk=-1)
                 jax.block_until_ready(returns)
             records = self._records(0, 0.0, 0.0, {}, returns, won)
         write_jsonl(self.run_dir / METRICS_FILE, records)
@@ -274,7 +288,9 @@ class Trainer:
                         f"(step {chunk * self.plan.chunk_steps:,}) is kept in {self.run_dir}"
                     )
                 with self._phase(f"evaluation after chunk {chunk}"):
-                    returns, won = self._evaluate(state, chunk, self.config.eval_episodes)
+                    returns, won = self.evaluate_policies(
+                        state, self.config.eval_episodes, chunk=chunk
+                    )
                     jax.block_until_ready(returns)
                 session_steps += self.plan.chunk_steps
                 done_steps = (chunk + 1) * self.plan.chunk_steps
@@ -304,11 +320,21 @@ class Trainer:
             fns["chunk"] = train_chunks(self.algo, self.plan.updates_per_chunk)
         return fns["chunk"](state)
 
-    def _evaluate(self, state: Any, chunk: int, episodes: int):
+    def evaluate_policies(
+        self, state: Any, episodes: int, *, chunk: int, greedy: bool | None = None
+    ) -> tuple[Any, Any]:
+        """Play ``episodes`` whole episodes with every seed's policy in ``state``.
+
+        Returns ``(returns, won)``, each [num_seeds, episodes]. ``greedy`` defaults to the
+        run's ``eval_greedy``. ``chunk`` picks the episodes' keys (``PRNGKey(chunk + 1)``
+        folded with each seed): training passes the chunk just trained, -1 before the first,
+        so equal arguments replay equal episodes.
+        """
+        greedy = self.config.eval_greedy if greedy is None else greedy
         fns = self.__dict__.setdefault("_compiled", {})
-        name = f"eval_{episodes}"
+        name = f"eval_{episodes}_{greedy}"
         if name not in fns:
-            fns[name] = evaluations(self.algo, episodes, self.config.eval_greedy)
+            fns[name] = evaluations(self.algo, episodes, greedy)
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(chunk + 1), i))(
             jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
         )
@@ -375,7 +401,7 @@ class Trainer:
 
     def _finish(self, state: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
         episodes = self.config.final_eval_episodes
-        returns, won = self._evaluate(state, self.plan.num_chunks + 10_000, episodes)
+        returns, won = self.evaluate_policies(state, episodes, chunk=self.plan.num_chunks + 10_000)
         returns, won = np.asarray(returns), np.asarray(won)
         finals = [float(np.mean(returns[s])) for s in range(self.config.num_seeds)]
         low, high = bootstrap_ci(finals)

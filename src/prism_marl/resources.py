@@ -67,15 +67,13 @@ class Resources(NamedTuple):
     flops: float
 
 
-def accounting_strategy(
-    strategy: SharingStrategy, num_agents: int, seps_clusters: int
-) -> SharingStrategy:
+def accounting_strategy(strategy: SharingStrategy, num_agents: int, groups: int) -> SharingStrategy:
     """``strategy`` as it would run with N agents (``SharingStrategy.accounting_form``).
 
-    ``seps_clusters`` is the number of groups assumed where a strategy's grouping of agents only
-    comes from preparation (SePS: K = min(seps_clusters, N), agent i in cluster i mod K).
+    ``groups`` is the number of agent groups assumed where a strategy's grouping only comes
+    from its preparation step (SePS: K = min(groups, N) clusters, agent i in cluster i mod K).
     """
-    return strategy.accounting_form(num_agents, seps_clusters)
+    return strategy.accounting_form(num_agents, groups)
 
 
 def build_network(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> nn.Module:
@@ -122,11 +120,11 @@ def measure(
     shape: NetworkShape,
     num_agents: int,
     *,
-    seps_clusters: int = 3,
+    groups: int = 3,
     with_flops: bool = True,
 ) -> Resources:
     """Count parameters, additional resource, Adam state bytes and FLOPs per agent-step."""
-    strategy = accounting_strategy(strategy, num_agents, seps_clusters)
+    strategy = accounting_strategy(strategy, num_agents, groups)
     variables = variable_shapes(strategy, shape, num_agents)
     parameters = count_leaves(variables["params"])
     additional = strategy.additional_resource(variables, num_agents)
@@ -175,7 +173,7 @@ def solve_width(
     num_agents: int,
     target: int,
     *,
-    seps_clusters: int = 3,
+    groups: int = 3,
     max_width: int = 1 << 14,
 ) -> tuple[int, int]:
     """Hidden width whose trainable-parameter count is nearest ``target`` (ties: narrower).
@@ -186,7 +184,7 @@ def solve_width(
     Returns:
         (width, parameter count at that width).
     """
-    strategy = accounting_strategy(strategy, num_agents, seps_clusters)
+    strategy = accounting_strategy(strategy, num_agents, groups)
 
     def count(width: int) -> int:
         return parameter_count(strategy, shape.with_width(width), num_agents)

@@ -22,6 +22,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from prism_marl.algos import Algorithm, make_algorithm
+from prism_marl.algos.common import select_network
 from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
@@ -74,7 +75,7 @@ class Plan:
 
 
 def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) -> Algorithm:
-    """The algorithm object for a run (with an explicit strategy during SePS's phases)."""
+    """The algorithm object for a run (with an explicit strategy after a preparation step)."""
     plan = Plan.of(config)
     return make_algorithm(
         config.algo,
@@ -229,23 +230,27 @@ class Trainer:
                 f"run-dir: cannot write to {self.run_dir} ({error.strerror or error})"
             ) from error
         watching = self.watchdog.watching() if self.watchdog else contextlib.nullcontext()
-        manager = self._checkpointer()
-        progress = Progress(
-            self.plan.num_chunks * self.plan.chunk_steps, self.config.num_seeds, self.progress
-        )
-        try:
-            with watching:
-                return self._train(manager, progress, max_chunks)
-        finally:
-            progress.close()
-            manager.close()
+        # Everything opened for this session (checkpointer, progress bar, TensorBoard writer)
+        # closes here, however the session ends.
+        with contextlib.ExitStack() as closing, watching:
+            manager = self._checkpointer()
+            closing.callback(manager.close)
+            progress = Progress(
+                self.plan.num_chunks * self.plan.chunk_steps, self.config.num_seeds, self.progress
+            )
+            closing.callback(progress.close)
+            return self._train(manager, progress, closing, max_chunks)
 
     def _phase(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Label a phase for the stall watchdog (a no-op without one)."""
         return self.watchdog.phase(name) if self.watchdog else contextlib.nullcontext()
 
     def _train(
-        self, manager: ocp.CheckpointManager, progress: Progress, max_chunks: int | None
+        self,
+        manager: ocp.CheckpointManager,
+        progress: Progress,
+        closing: contextlib.ExitStack,
+        max_chunks: int | None,
     ) -> dict[str, Any] | None:
         with self._phase("init"):
             state = init_seeds(self.algo)(seed_keys(self.config))
@@ -270,44 +275,41 @@ class Trainer:
         from tensorboardX import SummaryWriter
 
         writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=done_steps + 1)
+        closing.callback(writer.close)
         session_start = progress.start = time.time()
         session_steps = 0
-        try:
-            for chunk in range(start_chunk, self.plan.num_chunks):
-                if max_chunks is not None and chunk - start_chunk >= max_chunks:
-                    return None
-                with self._phase(f"preparation before chunk {chunk}"):
-                    state = self._maybe_prepare(state, chunk, manager)
-                with self._phase(f"chunk {chunk}"):
-                    state, metrics = self._chunk_fn(state)
-                    bad = non_finite_losses(metrics)
-                if bad:
-                    raise TrainingDivergedError(
-                        f"non-finite {', '.join(bad)} in the chunk ending at env step "
-                        f"{(chunk + 1) * self.plan.chunk_steps:,}; the last good checkpoint "
-                        f"(step {chunk * self.plan.chunk_steps:,}) is kept in {self.run_dir}"
-                    )
-                with self._phase(f"evaluation after chunk {chunk}"):
-                    returns, won = self.evaluate_policies(
-                        state, self.config.eval_episodes, chunk=chunk
-                    )
-                    jax.block_until_ready(returns)
-                session_steps += self.plan.chunk_steps
-                done_steps = (chunk + 1) * self.plan.chunk_steps
-                wall = wall_before + time.time() - session_start
-                elapsed = max(time.time() - session_start, 1e-9)
-                sps = session_steps * self.config.num_seeds / elapsed
-                new = self._records(done_steps, wall, sps, metrics, returns, won)
-                records.extend(new)
-                write_jsonl(self.run_dir / METRICS_FILE, records)
-                self._tensorboard(writer, new, done_steps)
-                with self._phase(f"checkpoint after chunk {chunk}"):
-                    self._save(manager, chunk, state, wall)
-                progress.update(
-                    done_steps, session_steps, float(np.mean([r["eval_return"] for r in new]))
+        for chunk in range(start_chunk, self.plan.num_chunks):
+            if max_chunks is not None and chunk - start_chunk >= max_chunks:
+                return None
+            with self._phase(f"preparation before chunk {chunk}"):
+                state = self._maybe_prepare(state, chunk, manager)
+            with self._phase(f"chunk {chunk}"):
+                state, metrics = self._chunk_fn(state)
+                bad = non_finite_losses(metrics)
+            if bad:
+                raise TrainingDivergedError(
+                    f"non-finite {', '.join(bad)} in the chunk ending at env step "
+                    f"{(chunk + 1) * self.plan.chunk_steps:,}; the last good checkpoint "
+                    f"(step {chunk * self.plan.chunk_steps:,}) is kept in {self.run_dir}"
                 )
-        finally:
-            writer.close()
+            with self._phase(f"evaluation after chunk {chunk}"):
+                returns, won = self.evaluate_policies(state, self.config.eval_episodes, chunk=chunk)
+                jax.block_until_ready(returns)
+            session_steps += self.plan.chunk_steps
+            done_steps = (chunk + 1) * self.plan.chunk_steps
+            wall = wall_before + time.time() - session_start
+            elapsed = max(time.time() - session_start, 1e-9)
+            sps = session_steps * self.config.num_seeds / elapsed
+            new = self._records(done_steps, wall, sps, metrics, returns, won)
+            records.extend(new)
+            write_jsonl(self.run_dir / METRICS_FILE, records)
+            self._tensorboard(writer, new, done_steps)
+            with self._phase(f"checkpoint after chunk {chunk}"):
+                self._save(manager, chunk, state, wall)
+            progress.update(
+                done_steps, session_steps, float(np.mean([r["eval_return"] for r in new]))
+            )
+        writer.close()
         progress.close()
         with self._phase("final evaluation"):
             return self._finish(state, records)
@@ -370,7 +372,7 @@ class Trainer:
         )
         writer.flush()
 
-    # ------------------------------------------------------------------------ SePS phase
+    # ----------------------------------------------------------------------- preparation
 
     def _maybe_prepare(self, state: Any, chunk: int, manager: Any) -> Any:
         """Before ``chunk``: prepare the strategy once its ``preparation_steps`` are trained.
@@ -406,7 +408,7 @@ class Trainer:
         finals = [float(np.mean(returns[s])) for s in range(self.config.num_seeds)]
         low, high = bootstrap_ci(finals)
         variables = jax.tree_util.tree_map(lambda x: x[0], state.variables)
-        actor = {c: tree["actor"] for c, tree in variables.items() if "actor" in tree}
+        actor = select_network(variables, "actor")
         summary: dict[str, Any] = {
             "algo": self.config.algo,
             "sharing": self.config.sharing.name,

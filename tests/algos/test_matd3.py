@@ -117,7 +117,8 @@ def test_critic_target_is_the_min_and_actor_uses_q1_or_the_mean(ensemble):
     np.testing.assert_allclose(td_target, target, rtol=1e-5)
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
-    total, (rl_loss, aux) = algo.actor_loss(learner.variables["params"]["actor"], learner, first)
+    total, parts = algo.actor_loss(learner.variables["params"]["actor"], learner, first)
+    rl_loss, aux = parts.rl_loss, parts.aux
     q_pi = algo.q_values(
         learner.variables,
         first.global_state,

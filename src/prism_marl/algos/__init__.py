@@ -2,7 +2,8 @@
 
 Each algorithm is a frozen object built from (environment, sharing strategy, hyper-parameters,
 total steps) with pure ``init`` / ``train_chunk`` / ``evaluate`` functions that the runner jits
-and vmaps over seeds, and two host-side hooks for SePS's preparation phase.
+and vmaps over seeds, and two host-side hooks for a strategy's preparation step
+(``SharingStrategy.preparation_steps``, ``prepare``).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Algorithm(Protocol):
         ...
 
     def agent_transitions(self, states: Any) -> AgentTransitions:
-        """Host side, all seeds: per-agent transitions for SePS's clustering."""
+        """Host side, all seeds: per-agent transitions for the strategy's ``prepare``."""
         ...
 
     def with_variables(self, states: Any, variables: Any) -> Any:

@@ -429,7 +429,7 @@ class PPO:
         """``num_updates`` updates; returns the mean metrics and the completed-episode stats."""
         return run_updates(self.update, state, num_updates)
 
-    # ------------------------------------------------------------------ SePS preparation
+    # ------------------------------------------------------------------- preparation hooks
 
     def agent_transitions(self, states: TrainState) -> AgentTransitions:
         """Host side, all seeds: per-agent pairs from one fresh rollout of every seed."""
@@ -444,7 +444,7 @@ class PPO:
         )
 
     def with_variables(self, states: TrainState, variables: dict[str, Any]) -> TrainState:
-        """Host side, all seeds: new variables (SePS's clusters) and a fresh optimizer."""
+        """Host side, all seeds: new variables (a prepared strategy's) and a fresh optimizer."""
         opt_state = jax.vmap(self.optimizer().init)(variables["params"])
         return states._replace(variables=variables, opt_state=opt_state)
 

@@ -80,7 +80,7 @@ def run_resources(args: argparse.Namespace) -> int:
     if args.budget is not None:
         return print_budget(args, shape, strategies, budget_target, solve_width)
     rows = [
-        measure(strategy, shape, n, seps_clusters=args.seps_clusters)
+        measure(strategy, shape, n, groups=args.seps_clusters)
         for strategy in strategies
         for n in args.agents
     ]
@@ -109,7 +109,7 @@ def print_budget(args, shape, strategies, budget_target, solve_width) -> int:
     for n in args.agents:
         target = budget_target(args.budget, shape, n)
         for strategy in strategies:
-            width, count = solve_width(strategy, shape, n, target, seps_clusters=args.seps_clusters)
+            width, count = solve_width(strategy, shape, n, target, groups=args.seps_clusters)
             results.append(
                 {
                     "strategy": strategy.name,

@@ -109,24 +109,16 @@ class Policy(nn.Module):
         depth = 2 if self.recurrent else len(self.hidden_sizes)
         # Without hidden layers the head is the first layer: it takes the agent id input.
         first_layer = not self.recurrent and not self.hidden_sizes
-        if self.action_kind == "discrete":
-            output: Any = CategoricalHead(
-                self.strategy,
-                self.num_agents,
-                self.num_actions,
-                depth=depth,
-                first_layer=first_layer,
-                name="head",
-            )(features, agent_ids, action_mask)
-        else:
-            output = GaussianHead(
-                self.strategy,
-                self.num_agents,
-                self.num_actions,
-                depth=depth,
-                first_layer=first_layer,
-                name="head",
-            )(features, agent_ids)
+        discrete = self.action_kind == "discrete"
+        head: Any = (CategoricalHead if discrete else GaussianHead)(
+            self.strategy,
+            self.num_agents,
+            self.num_actions,
+            depth=depth,
+            first_layer=first_layer,
+            name="head",
+        )
+        output = head(features, agent_ids, action_mask) if discrete else head(features, agent_ids)
         if leading is not None:
             output = leading.restore(output)
         return hidden, output

@@ -1,6 +1,8 @@
-"""``prism-marl bench``'s choice of settings (the timing itself is exercised in test_cli)."""
+"""``prism-marl bench``: its choice of settings, the layer benchmark's cases and FLOP floor (the
+training timing itself is exercised in test_cli)."""
 
 from prism_marl.algos.matd3 import MATD3Config
+from prism_marl.bench.layers import bench_layers, flop_floor
 from prism_marl.bench.train import bench_algo_config, bench_env_config
 from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.presets import PRESETS
@@ -22,3 +24,30 @@ def test_a_preset_sets_the_switches_of_its_own_environment_only():
     )
     assert bench_env_config("smax:3m", "matd3-mabrax") == EnvConfig(id="smax:3m")
     assert bench_env_config("smax:3m", None) == EnvConfig(id="smax:3m")
+
+
+def test_layer_flop_floor_matches_the_hand_derived_bounds():
+    # Full rank: min(2, 1 + N·R/B).
+    assert flop_floor(num_agents=2, width=64, rank=64, batch=4096) == 1.0 + 128 / 4096
+    assert flop_floor(num_agents=32, width=256, rank=256, batch=4096) == 2.0  # 1 + 2 capped
+    # Lower rank: R·(D + O)/(D·O) = 2R/width.
+    assert flop_floor(num_agents=8, width=256, rank=64, batch=4096) == 0.5
+    assert flop_floor(num_agents=8, width=64, rank=32, batch=4096) == 1.0
+
+
+def test_bench_layers_times_every_strategy_and_prism_at_three_ranks():
+    rows = bench_layers(["prism", "nops", "seps"], agents=[2], widths=[8], batch=16, rounds=1)
+    assert all(
+        list(r)
+        == ["strategy", "num_agents", "width", "rank", "seconds"] + ["ratio_to_fups", "flop_floor"]
+        for r in rows
+    )
+    cases = [(r["strategy"], r["rank"]) for r in rows]
+    assert cases == [("fups", None), ("prism", 8), ("prism", 4), ("prism", 2)] + [
+        ("nops", None),
+        ("seps", None),
+    ]
+    assert rows[0]["ratio_to_fups"] == 1.0 and all(r["seconds"] > 0 for r in rows)
+    floors = {r["rank"]: r["flop_floor"] for r in rows if r["strategy"] == "prism"}
+    assert floors == {8: 2.0, 4: 1.0, 2: 0.5}  # N·R/B = 1 at full rank: capped at 2
+    assert all(r["flop_floor"] is None for r in rows if r["strategy"] != "prism")

@@ -1,7 +1,8 @@
-"""Benchmarks: ``prism-marl bench train|env`` and the LBF measurements (``python -m ...bench.lbf``).
+"""Benchmarks: ``prism-marl bench train|env|layers``, LBF measurements (``python -m ...bench.lbf``).
 
 ``bench.train`` times full training per strategy and reports ratios to FuPS and to the
-environment alone; ``bench.env`` times environments alone (LBF under both rule sets side by
+environment alone; ``bench.layers`` one agent-indexed layer per strategy against FuPS and the
+FLOP model's floor; ``bench.env`` times environments alone (LBF under both rule sets side by
 side) and holds what every benchmark shares (random actions, the jitted random rollout);
 ``bench.lbf`` measures LBF's rule sets and random-policy returns against the lbforaging package.
 Results and the commands that produced them: docs/benchmarks.md and docs/lbf.md.
@@ -13,11 +14,14 @@ import json
 from typing import Any
 
 from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, bench_env, env_only_rate, random_actions
+from prism_marl.bench.layers import bench_layers
 from prism_marl.bench.train import bench_train, training_rates
+from prism_marl.errors import require
 
 __all__ = [
     "DEFAULT_TRAIN_ENVS",
     "bench_env",
+    "bench_layers",
     "bench_train",
     "env_only_rate",
     "random_actions",
@@ -39,13 +43,36 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         cells = []
         for column in columns:
             value = row.get(column, "")
-            cells.append(f"{value:,.0f}" if column.startswith("steps") else str(value))
+            if column.startswith("steps"):
+                cells.append(f"{value:,.0f}")
+            elif column == "seconds":
+                cells.append(f"{value * 1e3:.3f} ms")
+            else:
+                cells.append("" if value is None else str(value))
         print("| " + " | ".join(cells) + " |")
 
 
 def run_bench(args: Any) -> int:
-    """``prism-marl bench train|env``: print a markdown table, or JSON rows with ``--json``."""
-    if args.what == "train":
+    """``prism-marl bench train|env|layers``: a markdown table, or JSON rows with ``--json``."""
+    if args.what == "layers":
+        require(
+            all(args.batch % n == 0 for n in args.agents),
+            "batch",
+            f"must be a multiple of every agent count {args.agents}, got {args.batch}",
+        )
+        rows = bench_layers(
+            args.strategies, args.agents, args.widths, args.batch, rounds=args.repeats
+        )
+        columns = [
+            "strategy",
+            "num_agents",
+            "width",
+            "rank",
+            "seconds",
+            "ratio_to_fups",
+            "flop_floor",
+        ]
+    elif args.what == "train":
         rows = bench_train(args)
         columns = [
             "algo",

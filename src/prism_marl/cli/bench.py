@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from prism_marl.bench import DEFAULT_TRAIN_ENVS
+from prism_marl.bench.layers import DEFAULT_AGENTS, DEFAULT_BATCH, DEFAULT_WIDTHS
 from prism_marl.cli.args import positive_int
 from prism_marl.config import ALGORITHMS
 from prism_marl.presets import PRESETS
@@ -17,12 +18,13 @@ def add_bench_command(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="throughput: training per strategy (ratios to FuPS and to the environment "
-        "alone) or environments alone (docs/benchmarks.md)",
+        "alone), environments alone, or one layer per strategy (docs/benchmarks.md)",
     )
     bench.add_argument(
         "what",
-        choices=["train", "env"],
-        help="train: full training chunks per strategy; env: environments under random actions",
+        choices=["train", "env", "layers"],
+        help="train: full training chunks per strategy; env: environments under random "
+        "actions; layers: one agent-indexed layer per strategy, forward and backward",
     )
     bench.add_argument(
         "--envs",
@@ -58,6 +60,26 @@ def add_bench_command(commands: Any) -> None:
         "--num-envs", type=positive_int, default=96, help="bench env: parallel environments"
     )
     bench.add_argument("--steps", type=positive_int, default=256, help="bench env: steps")
+    bench.add_argument(
+        "--agents",
+        type=positive_int,
+        nargs="+",
+        default=list(DEFAULT_AGENTS),
+        help="bench layers: agent counts N (default: 2 8 32)",
+    )
+    bench.add_argument(
+        "--widths",
+        type=positive_int,
+        nargs="+",
+        default=list(DEFAULT_WIDTHS),
+        help="bench layers: layer widths, inputs = outputs (default: 64 256)",
+    )
+    bench.add_argument(
+        "--batch",
+        type=positive_int,
+        default=DEFAULT_BATCH,
+        help="bench layers: agent-steps per call, a multiple of every N (default: 4096)",
+    )
     bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     bench.set_defaults(handler=run_bench_command)
 

@@ -9,10 +9,15 @@ calls in flight on a 2-core machine no thread is left to run the pieces, and the
 at 0% CPU forever (docs/decisions/0014-no-batched-lapack.md). One matrix per call runs inline.
 ``batched_lapack_calls`` finds the calls that would split, in a program's lowered text; the
 test suite holds every program of every strategy × algorithm × family to none.
+
+The builders are memoised per algorithm object (and ``run.build_algorithm`` returns one object
+per distinct setting), so trainers of equal settings in one process (a resumed run, evaluation
+after training, repeated runs) trace and compile each program once.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -27,6 +32,7 @@ _BATCH_DIMS = re.compile(r'num_batch_dims = "(\d+)"')
 _TENSOR = re.compile(r"tensor<[^>]*>")
 
 
+@functools.lru_cache(maxsize=32)
 def init_seeds(algo: Algorithm) -> Callable[[jax.Array], Any]:
     """``keys [S, 2] -> state`` with a leading seed axis: ``algo.init`` per seed, in sequence.
 
@@ -37,11 +43,13 @@ def init_seeds(algo: Algorithm) -> Callable[[jax.Array], Any]:
     return jax.jit(lambda keys: jax.lax.map(algo.init, keys))
 
 
+@functools.lru_cache(maxsize=32)
 def train_chunks(algo: Algorithm, num_updates: int) -> Callable[[Any], tuple[Any, Any]]:
     """``state -> (state, metrics)``: ``num_updates`` updates of every seed (vmapped)."""
     return jax.jit(jax.vmap(lambda state: algo.train_chunk(state, num_updates)))
 
 
+@functools.lru_cache(maxsize=32)
 def evaluations(algo: Algorithm, episodes: int, greedy: bool) -> Callable[[Any, jax.Array], Any]:
     """``(variables, keys [S, 2]) -> (returns [S, episodes], won [S, episodes])`` (vmapped)."""
     return jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes, greedy)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -75,15 +76,30 @@ class Plan:
 
 
 def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) -> Algorithm:
-    """The algorithm object for a run (with an explicit strategy after a preparation step)."""
+    """The algorithm object for a run (with an explicit strategy after a preparation step).
+
+    Equal settings give the same object within a process, so that ``programs``' memoised
+    builders hand trainers of equal settings the programs already compiled.
+    """
     plan = Plan.of(config)
-    return make_algorithm(
+    setting = (
         config.algo,
-        make_env(config.env),
+        config.env,
         strategy or config.sharing,
         config.algo_config,
         plan.num_chunks * plan.chunk_steps,
     )
+    try:
+        return _algorithm(*setting)
+    except TypeError:  # an unhashable setting (a list where a tuple belongs): build afresh
+        return _algorithm.__wrapped__(*setting)
+
+
+@functools.lru_cache(maxsize=16)
+def _algorithm(
+    name: str, env: Any, strategy: SharingStrategy, algo_config: Any, total_steps: int
+) -> Algorithm:
+    return make_algorithm(name, make_env(env), strategy, algo_config, total_steps)
 
 
 def non_finite_losses(metrics: dict[str, Any]) -> list[str]:

@@ -28,6 +28,10 @@ class Algorithm(Protocol):
     per update), which the runner's chunk plan uses.
     """
 
+    def __hash__(self) -> int:
+        """Algorithms are frozen dataclasses: hashable, so their programs can be memoised."""
+        ...
+
     @property
     def env(self) -> MultiAgentEnv:
         """The environment."""

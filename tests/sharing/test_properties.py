@@ -9,6 +9,7 @@ from prism_marl.errors import ConfigError
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, Kaleidoscope, NoPS, Prism, SePS
 from prism_marl.sharing.kaleidoscope import keep_masks
+from prism_marl.sharing.spectral import mask_values, mean_pairwise_distance
 
 N, D, O = 4, 6, 5
 X = jax.random.normal(jax.random.key(7), (N, D))
@@ -58,6 +59,33 @@ def test_prism_diversity_zero_for_identical_masks_and_hand_value():
     out = strategy.aux_loss({"params": params}, ())
     assert float(out.metrics["prism/mask_distance"]) == pytest.approx(4 / 6, abs=1e-6)
     assert float(out.loss) == pytest.approx(-4 / 6, abs=1e-6)
+
+
+@pytest.mark.parametrize("diversity_on", ["masks", "spectra"])
+def test_prism_scale_mask_diversity_bounded_for_large_masks(diversity_on):
+    strategy = Prism(mask="scale", lambda_orth=0.0, lambda_div=0.3, diversity_on=diversity_on)
+    _, variables = init(strategy)
+    params = dict(variables["params"])
+    logits = jax.random.normal(jax.random.key(3), (N, O))
+    distances = []
+    for c in (1.0, 1e3):
+        params["mask_logits"] = c * logits
+        out = strategy.aux_loss({"params": params}, ())
+        assert -strategy.lambda_div <= float(out.loss) <= 0.0
+        distances.append(float(out.metrics["prism/mask_distance"]))
+    assert distances[1] == pytest.approx(distances[0], rel=1e-5)
+
+
+@pytest.mark.parametrize("mask", ["sigmoid", "hard"])
+@pytest.mark.parametrize("diversity_on", ["masks", "spectra"])
+def test_prism_bounded_masks_keep_the_plain_distance(mask, diversity_on):
+    strategy = Prism(mask=mask, diversity_on=diversity_on)
+    _, variables = init(strategy)
+    p = variables["params"]
+    masks = mask_values(p["mask_logits"], mask)
+    weights = p["s"] if diversity_on == "spectra" else None
+    expected = mean_pairwise_distance(masks, weights)
+    assert float(strategy.regularisers(variables)["diversity"]) == float(expected)
 
 
 def test_prism_effective_rank_metric_per_agent():

@@ -51,6 +51,63 @@ def test_spectral_distance_weights_by_singular_values():
     assert float(mean_pairwise_distance(masks, s)) == pytest.approx(0.75)
 
 
+def test_scale_invariant_distance_hand_values():
+    # Sizes ‖m‖₁ = 2, 2, 1. Pairs: (0,1) 2/4, (0,2) 3/3, (1,2) 3/3 -> mean 5/6.
+    masks = jnp.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
+    assert float(mean_pairwise_distance(masks, scale_invariant=True)) == pytest.approx(5 / 6)
+    # Spectra: w = |s| = (3, 1); w ⊙ m = (3, 2) and (3, 0), sizes 5 and 3, weighted diff 2.
+    pair = jnp.array([[1.0, 2.0], [1.0, 0.0]])
+    for s in (jnp.array([3.0, 1.0]), jnp.array([-3.0, 1.0])):
+        assert float(mean_pairwise_distance(pair, s, scale_invariant=True)) == pytest.approx(0.25)
+    assert float(mean_pairwise_distance(jnp.zeros((3, 4)), scale_invariant=True)) == 0.0
+    assert float(mean_pairwise_distance(jnp.ones((1, 4)), scale_invariant=True)) == 0.0
+
+
+@pytest.mark.parametrize("spectra", [False, True])
+def test_scale_invariant_distance_bounded_for_any_sign_and_scale(spectra):
+    for seed in range(8):
+        key_m, key_s, key_c = jax.random.split(jax.random.key(seed), 3)
+        num_agents = 2 + seed % 4
+        scale = 10.0 ** jax.random.uniform(key_c, minval=-3, maxval=4)
+        masks = scale * jax.random.normal(key_m, (num_agents, 6))
+        s = jax.random.normal(key_s, (6,)) if spectra else None
+        value = float(mean_pairwise_distance(masks, s, scale_invariant=True))
+        assert 0.0 <= value <= 1.0 + 1e-6
+    # The bound is attained by opposite masks, m_1 = −m_0.
+    opposite = jnp.array([[0.3, -2.0, 1.0], [-0.3, 2.0, -1.0]])
+    assert float(mean_pairwise_distance(opposite, scale_invariant=True)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("spectra", [False, True])
+def test_scale_invariant_distance_ignores_common_rescaling(spectra):
+    masks = jax.random.normal(jax.random.key(1), (4, 5))
+    s = jnp.array([3.0, 2.0, 1.0, 0.5, 0.1]) if spectra else None
+    base = float(mean_pairwise_distance(masks, s, scale_invariant=True))
+    for c in (1e-3, 0.5, 7.0, 1e4):
+        scaled = float(mean_pairwise_distance(c * masks, s, scale_invariant=True))
+        assert scaled == pytest.approx(base, rel=1e-5)
+
+
+@pytest.mark.parametrize("spectra", [False, True])
+def test_diversity_gradient_does_not_push_scale_masks_outward(spectra):
+    masks = jax.random.normal(jax.random.key(2), (4, 5))
+    s = jnp.array([3.0, 2.0, 1.0, 0.5, 0.1]) if spectra else None
+
+    def loss(m, invariant):
+        return -mean_pairwise_distance(m, s, scale_invariant=invariant)
+
+    # d/dc L(c·m) at c = 1 is ⟨∇L, m⟩: zero when L is scale-invariant, so a gradient step has
+    # no component along m. The plain form is 1-homogeneous (⟨∇L, m⟩ = L < 0), which is the
+    # outward push that made `scale` masks unbounded.
+    grad = jax.grad(loss)(masks, True)
+    assert float(jnp.linalg.norm(grad)) > 1e-3
+    assert abs(float(jnp.vdot(grad, masks))) < 1e-5 * float(
+        jnp.linalg.norm(grad) * jnp.linalg.norm(masks)
+    )
+    plain = jax.grad(loss)(masks, False)
+    assert float(jnp.vdot(plain, masks)) == pytest.approx(float(loss(masks, False)), rel=1e-5)
+
+
 def test_effective_rank_bounds():
     assert float(effective_rank(jnp.ones(8))) == pytest.approx(8.0, rel=1e-5)
     assert float(effective_rank(jnp.array([5.0, 0.0, 0.0]))) == pytest.approx(1.0)

@@ -207,7 +207,8 @@ class Prism(SharingStrategy):
         """Orthogonality (summed over layers), diversity D (mean over layers), effective ranks.
 
         Returns a dict with ``orth`` (scalar), ``diversity`` (scalar, mean pairwise mask
-        distance in [0, 1]) and ``effective_rank_per_agent`` ([N], mean over layers).
+        distance in [0, 1], in its scale-invariant form for ``scale`` masks) and
+        ``effective_rank_per_agent`` ([N], mean over layers).
         """
         layers = find_layers(variables["params"], _LAYER_KEYS)
         if not layers:
@@ -218,7 +219,11 @@ class Prism(SharingStrategy):
         for layer in layers:
             masks = mask_values(layer["mask_logits"], self.mask)
             weights = layer["s"] if self.diversity_on == "spectra" else None
-            distances.append(mean_pairwise_distance(masks, weights))
+            # Scale masks are unbounded, so their distance must not grow with their size
+            # (docs/decisions/0017); sigmoid and hard masks keep the plain form.
+            distances.append(
+                mean_pairwise_distance(masks, weights, scale_invariant=self.mask == "scale")
+            )
             ranks.append(effective_rank(layer["s"] * masks))
         return {
             "orth": jnp.asarray(orth),

@@ -70,16 +70,34 @@ def orthogonality_penalty(u: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(u.T @ u - eye)) + jnp.sum(jnp.square(v.T @ v - eye))
 
 
-def mean_pairwise_distance(masks: jax.Array, singular_values: jax.Array | None = None) -> jax.Array:
-    """Mean pairwise L1 distance between agents' masks, D ∈ [0, 1] for masks in [0, 1].
+def mean_pairwise_distance(
+    masks: jax.Array,
+    singular_values: jax.Array | None = None,
+    *,
+    scale_invariant: bool = False,
+) -> jax.Array:
+    """Mean pairwise L1 distance between agents' masks, D ∈ [0, 1].
 
-    D = 2 / (N(N−1)) Σ_{i<j} ‖m_i − m_j‖₁ / R, or, when ``singular_values`` s is given, the
-    spectral variant with ‖s ⊙ (m_i − m_j)‖₁ / ‖s‖₁ in place of ‖m_i − m_j‖₁ / R.
-    Zero when N = 1.
+    D = 2 / (N(N−1)) Σ_{i<j} d_ij with weights w = 1, or w = |s| when ``singular_values`` s
+    is given (the spectra variant). Default form, for masks in [0, 1]:
+
+        d_ij = ‖w ⊙ (m_i − m_j)‖₁ / ‖w‖₁        (‖w‖₁ = R when w = 1)
+
+    ``scale_invariant`` form, for unconstrained masks (Prism's ``scale`` kind):
+
+        d_ij = ‖w ⊙ (m_i − m_j)‖₁ / (‖w ⊙ m_i‖₁ + ‖w ⊙ m_j‖₁)
+
+    with the denominator floored at ε = 1e-12 (two zero masks are at distance 0). By the
+    triangle inequality d_ij ∈ [0, 1] for masks of any sign and size, and D(c·m) = D(m) for
+    every c > 0. The default form grows linearly with the masks' scale, so for unconstrained
+    masks −λ·D is unbounded below and the optimiser could lower the loss by inflating the
+    masks alone; the invariant form leaves it only the masks' directions to move. Zero when
+    N = 1.
 
     Args:
         masks: [N, R].
         singular_values: optional [R].
+        scale_invariant: use the scale-invariant form.
 
     Returns:
         scalar.
@@ -88,7 +106,13 @@ def mean_pairwise_distance(masks: jax.Array, singular_values: jax.Array | None =
     if num_agents < 2:
         return jnp.zeros((), masks.dtype)
     diff = jnp.abs(masks[:, None, :] - masks[None, :, :])
-    if singular_values is None:
+    if scale_invariant:
+        weights = jnp.ones((rank,), masks.dtype) if singular_values is None else singular_values
+        weights = jnp.abs(weights)
+        sizes = jnp.sum(jnp.abs(masks) * weights, axis=-1)  # [N]
+        denominator = jnp.maximum(sizes[:, None] + sizes[None, :], 1e-12)
+        per_pair = jnp.sum(diff * weights, axis=-1) / denominator
+    elif singular_values is None:
         per_pair = jnp.sum(diff, axis=-1) / rank
     else:
         weights = jnp.abs(singular_values)

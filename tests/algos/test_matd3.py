@@ -2,6 +2,7 @@
 runs through the runner (every strategy, the masked ensemble, determinism and resume)."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -172,16 +173,11 @@ def tiny_config(run_dir, **changes):
 read = read_metrics
 
 
-# The fast tier's MATD3 smoke run is FuPS; `make test-all` adds SePS (its preparation hook),
-# Prism (the resume test) and Kaleidoscope (with the critic ensemble). NoPS, FuPS+ID and SNP
-# reach MATD3 only through the layer interface: the lowering and start-up tests of
-# tests/test_programs.py trace them, and a full MaBrax smoke run each costs CI 2 minutes.
-SMOKE = [
-    pytest.param(FuPS()),
-    pytest.param(
-        SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1), marks=pytest.mark.slow(minutes=5)
-    ),
-]
+# The fast tier's MATD3 smoke run is FuPS; `make test-all` adds SePS (its preparation hook,
+# inside the resume test) and Kaleidoscope (with the critic ensemble). Prism, NoPS, FuPS+ID and
+# SNP reach MATD3 only through the layer interface: the lowering and start-up tests of
+# tests/test_programs.py trace them, and a full MaBrax run each costs CI 2 minutes.
+SMOKE = [pytest.param(FuPS())]
 
 
 @pytest.mark.parametrize("strategy", SMOKE, ids=[p.values[0].name for p in SMOKE])
@@ -211,15 +207,25 @@ def test_kaleidoscope_with_the_masked_critic_ensemble(tmp_path):
     assert summary["additional"] > 0  # the actor's thresholds; the critic's are not counted
 
 
-@pytest.mark.slow(minutes=4.5)
-def test_same_seed_same_metrics_and_resume_continues_exactly(tmp_path):
-    config = tiny_config(tmp_path / "full", sharing=Prism(rank=4), num_seeds=2)
+@pytest.mark.slow(minutes=5)
+def test_seps_prepares_and_resume_continues_exactly(tmp_path):
+    """SePS through MATD3's preparation hook (clusters after 16 steps; checkpoints and
+    config.json switch to the clustered strategy), same seed same metrics, and a run killed
+    after its preparation resumes to the uninterrupted run's results. One run each for what
+    were two tests: MaBrax compiles dominate CI's time (decision 0015)."""
+    seps = SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1)
+    config = tiny_config(tmp_path / "full", sharing=seps, num_seeds=2)
     summary = Trainer(config, progress=False).run()
+    prepared = json.loads((tmp_path / "full" / "config.json").read_text())["sharing"]
+    assert prepared["type"] == "seps" and len(prepared["cluster_of_agent"]) == 3, prepared
     killed = dataclasses.replace(config, run_dir=str(tmp_path / "killed"))
     assert Trainer(killed, progress=False).run(max_chunks=2) is None
     full, partial = stable(read(tmp_path / "full")), stable(read(tmp_path / "killed"))
     assert partial == full[:6]  # same seed, same metrics: step 0 and two chunks, two seeds
     assert full[2]["seed"] == 0 and full[2]["loss/critic"] != full[3]["loss/critic"]
+    for record in full[2:]:
+        for key in ("loss/critic", "loss/actor", "q/mean", "train/return"):
+            assert np.isfinite(record[key]), key
     resumed = resume(tmp_path / "killed", progress=False)
     assert stable(read(tmp_path / "killed")) == full
     assert resumed["final_returns"] == summary["final_returns"]

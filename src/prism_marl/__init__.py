@@ -18,4 +18,12 @@ import jax as _jax  # noqa: E402
 # no faster, decision 0014) and keeps a stalled phase attributable to the call that stalled.
 _jax.config.update("jax_cpu_enable_async_dispatch", False)
 
+# Opt-in persistent compilation cache: processes that build the same programs (a sweep's runs
+# and their retries, a resumed run) compile once. The size limit turns on jax's file lock, so
+# that concurrent processes never read a half-written entry.
+if _os.environ.get("PRISM_MARL_XLA_CACHE"):
+    _jax.config.update("jax_compilation_cache_dir", _os.environ["PRISM_MARL_XLA_CACHE"])
+    _jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    _jax.config.update("jax_compilation_cache_max_size", 8 * 2**30)
+
 __version__ = "0.1.0"

@@ -9,7 +9,12 @@ MaMuJoCo; EPyMARL's QMIX on LBF).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
+from prism_marl.errors import ConfigError, require
+from prism_marl.sharing import STRATEGIES
 
 PRESETS: dict[str, dict[str, Any]] = {
     "lbf": {
@@ -103,3 +108,48 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+def build_run_config(
+    *,
+    sharing: str = "prism",
+    sharing_fields: dict[str, Any] | None = None,
+    algo: str | None = None,
+    preset: str | None = None,
+    run_fields: dict[str, Any] | None = None,
+    env_fields: dict[str, Any] | None = None,
+    algo_fields: dict[str, Any] | None = None,
+) -> RunConfig:
+    """A RunConfig from a preset and explicit values; explicit values win over the preset's.
+
+    The one place where ``prism-marl train``'s flags and an experiment file's entries become a
+    run: unknown names (strategy, algorithm, preset, field) raise ``ConfigError`` naming the
+    valid ones.
+    """
+    require(
+        sharing in STRATEGIES,
+        "sharing",
+        f"unknown strategy {sharing!r}; valid: {', '.join(STRATEGIES)}",
+    )
+    require(
+        preset is None or preset in PRESETS,
+        "preset",
+        f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}",
+    )
+    chosen: dict[str, Any] = PRESETS.get(preset or "", {})
+    algo = algo or chosen.get("run", {}).get("algo", "mappo")
+    require(
+        algo in ALGORITHMS, "algo", f"unknown algorithm {algo!r}; valid: {', '.join(ALGORITHMS)}"
+    )
+    run = {**chosen.get("run", {}), **(run_fields or {}), "algo": algo}
+    unknown = sorted(set(run) - {f.name for f in dataclasses.fields(RunConfig)})
+    if unknown:
+        valid = ", ".join(f.name for f in dataclasses.fields(RunConfig) if f.init)
+        raise ConfigError(f"run: unknown field(s) {unknown}; valid: {valid}")
+    algo_values = {**chosen.get("algo", {}), **(algo_fields or {})}
+    return RunConfig(
+        sharing=build_dataclass(STRATEGIES[sharing], dict(sharing_fields or {})),
+        env=build_dataclass(EnvConfig, {**chosen.get("env", {}), **(env_fields or {})}),
+        algo_config=build_dataclass(ALGORITHMS[algo], algo_values),
+        **run,
+    )

@@ -37,6 +37,7 @@ from prism_marl.results import (
     write_json,
     write_jsonl,
 )
+from prism_marl.runlock import run_lock
 from prism_marl.sharing.base import SharingStrategy, count_leaves
 from prism_marl.watchdog import Watchdog
 
@@ -238,17 +239,18 @@ class Trainer:
                 f"run-dir: {self.run_dir} already holds a run; resume it with "
                 "`prism-marl train --resume` or choose another directory"
             )
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
-        except OSError as error:
-            raise ConfigError(
-                f"run-dir: cannot write to {self.run_dir} ({error.strerror or error})"
-            ) from error
         watching = self.watchdog.watching() if self.watchdog else contextlib.nullcontext()
-        # Everything opened for this session (checkpointer, progress bar, TensorBoard writer)
-        # closes here, however the session ends.
+        # Everything opened for this session (the run's lock, checkpointer, progress bar,
+        # TensorBoard writer) closes here, however the session ends.
         with contextlib.ExitStack() as closing, watching:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                closing.enter_context(run_lock(self.run_dir))
+                write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
+            except OSError as error:
+                raise ConfigError(
+                    f"run-dir: cannot write to {self.run_dir} ({error.strerror or error})"
+                ) from error
             manager = self._checkpointer()
             closing.callback(manager.close)
             progress = Progress(

@@ -26,6 +26,27 @@ from collections.abc import Callable, Iterator
 
 EXIT_STALLED = 4
 """Exit status of a run the watchdog ended."""
+PARENT_PID_VARIABLE = "PRISM_MARL_PARENT_PID"
+"""Set by a launcher (the sweep) to its pid: the child ends when that process does."""
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """End this process when its launcher dies, if the launcher asked for it (Linux).
+
+    Reads ``PRISM_MARL_PARENT_PID``; arms ``PR_SET_PDEATHSIG`` (SIGKILL from the kernel when
+    the launching thread ends) and exits at once if the launcher already died before that.
+    Elsewhere a no-op: the run directory's lock still keeps a retry off an orphan's run.
+    """
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        os._exit(EXIT_STALLED)
 
 
 @dataclasses.dataclass

@@ -13,12 +13,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prism_marl.cli.args import EXIT_BAD_INPUT, EXIT_DIVERGED, OneLineParser
+from prism_marl.cli.args import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_LOCKED, OneLineParser
 from prism_marl.cli.bench import add_bench_command
 from prism_marl.cli.resources import add_resources_command
-from prism_marl.errors import ConfigError, TrainingDivergedError
+from prism_marl.cli.sweep import add_sweep_command
+from prism_marl.errors import ConfigError, RunLockedError, TrainingDivergedError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "build_parser", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "EXIT_LOCKED", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("eval", help="greedy evaluation (and a GIF) of a trained run (eval -h)")
     add_resources_command(commands)
     add_bench_command(commands)
+    add_sweep_command(commands)
     return parser
 
 
@@ -55,3 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDivergedError as error:
         print(f"\nprism-marl: training stopped: {error}", file=sys.stderr)
         return EXIT_DIVERGED
+    except RunLockedError as error:
+        print(f"prism-marl: error: {error}", file=sys.stderr)
+        return EXIT_LOCKED

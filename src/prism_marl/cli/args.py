@@ -10,6 +10,7 @@ from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_LOCKED = 5
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -8,7 +8,6 @@ every field of the chosen strategy, algorithm and environment is a further flag
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import time
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from prism_marl.cli.args import OneLineParser, non_negative_float, positive_int
-from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
+from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig
 from prism_marl.errors import ConfigError
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
-from prism_marl.presets import PRESETS
+from prism_marl.presets import PRESETS, build_run_config
 from prism_marl.sharing import STRATEGIES
 
 RUN_FIELDS = (
@@ -118,26 +117,25 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namesp
     args = build_train_parser(sharing, algo).parse_args(argv)
     if args.resume:
         return None, args
-    run = {**preset.get("run", {})}
-    run.update({k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None})
-    if args.algo:
-        run["algo"] = args.algo
+    run = {k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None}
     if args.eval_greedy is not None:
         run["eval_greedy"] = args.eval_greedy
-    env_fields = {**preset.get("env", {}), **overrides(args, "env")}
+    env_fields = overrides(args, "env")
     if args.env:
         env_fields["id"] = args.env
-    algo_fields = {**preset.get("algo", {}), **overrides(args, "algo")}
-    defaults = RunConfig()
     if "run_dir" not in run:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        env_name = env_fields.get("id", defaults.env.id).replace(":", "_").replace("|", "-")
-        run["run_dir"] = f"runs/{run.get('algo', defaults.algo)}_{sharing}_{env_name}_{stamp}"
-    config = RunConfig(
-        sharing=build_dataclass(STRATEGIES[sharing], overrides(args, "sharing")),
-        env=dataclasses.replace(EnvConfig(), **env_fields),
-        algo_config=dataclasses.replace(ALGORITHMS[algo](), **algo_fields),
-        **run,
+        env_id = env_fields.get("id", preset.get("env", {}).get("id", EnvConfig().id))
+        env_name = env_id.replace(":", "_").replace("|", "-")
+        run["run_dir"] = f"runs/{algo}_{sharing}_{env_name}_{stamp}"
+    config = build_run_config(
+        sharing=sharing,
+        sharing_fields=overrides(args, "sharing"),
+        algo=algo,
+        preset=selection.preset,
+        run_fields=run,
+        env_fields=env_fields,
+        algo_fields=overrides(args, "algo"),
     )
     return config, args
 
@@ -145,7 +143,9 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namesp
 def run_train(argv: list[str]) -> int:
     """``prism-marl train``: validate everything before any file is written, then train."""
     from prism_marl.run import Trainer
-    from prism_marl.watchdog import Watchdog
+    from prism_marl.watchdog import Watchdog, die_with_parent
+
+    die_with_parent()
 
     config, args = parse_train_args(argv)
     progress = not args.no_progress

@@ -119,6 +119,13 @@ class RunConfig:
         require(self.eval_interval >= 1, "eval-interval", "must be >= 1")
         require(self.eval_episodes >= 1, "eval-episodes", "must be >= 1")
         require(self.final_eval_episodes >= 1, "final-eval-episodes", "must be >= 1")
+        # A preparation step past the run's end would leave the strategy unprepared (SePS: one
+        # cluster, FuPS in disguise) without a word.
+        require(
+            self.sharing.preparation_steps < self.total_steps,
+            "sharing.pretrain-steps",
+            f"must be below total-steps ({self.total_steps}); got {self.sharing.preparation_steps}",
+        )
 
 
 def to_dict(value: Any) -> Any:

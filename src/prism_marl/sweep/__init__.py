@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from prism_marl.config import to_dict
 from prism_marl.errors import ConfigError
 from prism_marl.results import read_jsonl, write_json
-from prism_marl.sweep.experiment import PlannedRun, load_experiment
+from prism_marl.sweep.experiment import PlannedRun, hidden_width, load_experiment
 from prism_marl.sweep.index import IndexEntry, load_index, save_index
 from prism_marl.sweep.launch import Job, Outcome
 
@@ -140,7 +140,10 @@ def dry_run(runs: list[PlannedRun], results: Path, out: TextIO) -> int:
     index = load_index(results)
     total = 0.0
     width = max((len(r.run_id) for r in runs), default=10)
-    out.write(f"{'run':<{width}}  {'seeds':>5}  {'steps/seed':>11}  {'estimate':>8}  status\n")
+    out.write(
+        f"{'run':<{width}}  {'seeds':>5}  {'steps/seed':>11}  {'width':>5}  {'estimate':>8}  "
+        "status\n"
+    )
     for run in runs:
         seconds = estimate_seconds(run, measured)
         entry = index.get(run.run_id)
@@ -149,7 +152,7 @@ def dry_run(runs: list[PlannedRun], results: Path, out: TextIO) -> int:
             total += seconds
         out.write(
             f"{run.run_id:<{width}}  {run.config.num_seeds:>5}  {run.config.total_steps:>11,}  "
-            f"{_duration(seconds):>8}  {status}\n"
+            f"{hidden_width(run.config):>5}  {_duration(seconds):>8}  {status}\n"
         )
     basis = "finished runs' rates" if measured else "sweep.THROUGHPUT's rates"
     out.write(f"{len(runs)} runs; about {_duration(total)} left on one worker ({basis})\n")

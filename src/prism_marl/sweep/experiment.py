@@ -28,6 +28,7 @@ per environment family) and, per scale (``quick``, ``full``), seeds and budgets:
     backbones = ["mappo"]
     methods = ["prism", "fups"]
     run = { eval_episodes = 32 }             # optional RunConfig fields
+    method_fields = { seps = { pretrain_steps = 50_000 } }  # optional, per method name
 
 Every run gets one RunConfig built through ``presets.build_run_config``, the path
 ``prism-marl train`` takes, so an entry means what the same flags mean. Everything (keys,
@@ -55,7 +56,16 @@ SCALES = ("quick", "full")
 TOP_KEYS = ("name", "description", "tasks", "budgets", "backbones", "methods", "scales")
 BACKBONE_KEYS = ("name", "algo", "presets", "algo_fields")
 METHOD_KEYS = ("name", "sharing", "fields", "rank_fraction")
-SCALE_KEYS = ("seeds", "steps", "evaluations", "tasks", "backbones", "methods", "run")
+SCALE_KEYS = (
+    "seeds",
+    "steps",
+    "evaluations",
+    "tasks",
+    "backbones",
+    "methods",
+    "run",
+    "method_fields",
+)
 BUDGETS = ("full", "half")
 
 
@@ -147,7 +157,11 @@ class Experiment:
     scales: dict[str, dict[str, Any]]
 
     def runs(self, scale: str) -> list[PlannedRun]:
-        """Every run of ``scale``, each with its RunConfig (run_dir relative to the results)."""
+        """Every run of ``scale``, each with its RunConfig (run_dir relative to the results).
+
+        Builds and checks every config of the scale (strategy fields, presets, tasks, widths
+        for budgets): a mistake raises ``ConfigError`` before any run starts.
+        """
         check = _Checker(self.path)
         if scale not in self.scales:
             raise check.fail("scales", f"no [scales.{scale}]; valid: {', '.join(self.scales)}")
@@ -165,6 +179,10 @@ class Experiment:
                     raise check.fail(
                         f"scales.{scale}.steps", f"no budget for family {family!r} ({task})"
                     )
+                try:
+                    _env_spec(EnvConfig(id=task))  # an unknown task fails before any run
+                except ConfigError as error:
+                    raise check.fail("tasks", str(error)) from None
                 for method in methods:
                     for budget in self.budgets or (None,):
                         planned.append(self._run(check, scale, backbone, task, method, budget))
@@ -186,7 +204,10 @@ class Experiment:
         try:
             config = build_run_config(
                 sharing=method["sharing"],
-                sharing_fields=method.get("fields", {}),
+                sharing_fields={
+                    **method.get("fields", {}),
+                    **table.get("method_fields", {}).get(method["name"], {}),
+                },
                 algo=backbone["algo"],
                 preset=backbone["presets"][family],
                 run_fields=run_fields,
@@ -278,7 +299,10 @@ def _with_budget(config: RunConfig, budget: str) -> tuple[RunConfig, int]:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read and check an experiment file (see the module docstring for its form)."""
+    """Read an experiment file and check its keys and names (see the module docstring).
+
+    Values (strategy fields, tasks, budgets) are checked by ``Experiment.runs``, per scale.
+    """
     path = Path(path)
     check = _Checker(str(path))
     try:
@@ -323,7 +347,9 @@ def load_experiment(path: str | Path) -> Experiment:
         check.names(
             table.get("backbones", []), [b["name"] for b in backbones], f"{where}.backbones"
         )
-        check.names(table.get("methods", []), [m["name"] for m in methods], f"{where}.methods")
+        method_names = [m["name"] for m in methods]
+        check.names(table.get("methods", []), method_names, f"{where}.methods")
+        check.names(list(table.get("method_fields", {})), method_names, f"{where}.method_fields")
     experiment = Experiment(
         path=str(path),
         name=str(data["name"]),
@@ -334,18 +360,7 @@ def load_experiment(path: str | Path) -> Experiment:
         methods=tuple(methods),
         scales=dict(data["scales"]),
     )
-    for scale in experiment.scales:
-        runs = experiment.runs(scale)  # builds every config: fields and values checked here
-        for run in runs:
-            _check_task(check, run)
     return experiment
-
-
-def _check_task(check: _Checker, run: PlannedRun) -> None:
-    try:
-        _env_spec(run.config.env)
-    except ConfigError as error:
-        raise check.fail("tasks", str(error)) from None
 
 
 __all__ = ["SCALES", "Experiment", "PlannedRun", "config_hash", "load_experiment"]

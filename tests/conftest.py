@@ -28,6 +28,8 @@ def pytest_configure(config):
         cache_dir = tempfile.mkdtemp(prefix="prism-marl-xla-")
         os.environ[CACHE_VARIABLE] = cache_dir
         atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    # Training processes the tests start (CLI and sweep subprocesses) share it too.
+    os.environ["PRISM_MARL_XLA_CACHE"] = cache_dir
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     # A size limit turns on jax's file lock around reads and writes, so that one worker never

@@ -72,7 +72,8 @@ def add_sweep_command(commands: Any) -> None:
     sweep.add_argument(
         "--no-xla-cache",
         action="store_true",
-        help="do not share compiled programs between runs through RESULTS/.xla-cache",
+        help="do not share compiled programs between runs through RESULTS/.xla-cache "
+        "(or $PRISM_MARL_XLA_CACHE when set)",
     )
     sweep.set_defaults(handler=run_sweep_command)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -184,7 +185,12 @@ def _record_outcome(entry: IndexEntry, outcome: Outcome, results: Path) -> None:
     entry.status = status  # type: ignore[assignment]
 
 
-def run_sweep(path: str, options: SweepOptions, out: TextIO = sys.stdout) -> int:
+def _xla_cache(results: Path) -> str:
+    """The compilation cache the runs share: the caller's PRISM_MARL_XLA_CACHE, if set."""
+    return os.environ.get("PRISM_MARL_XLA_CACHE") or str((results / ".xla-cache").absolute())
+
+
+def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> int:
     """Run (or continue) the sweep of experiment file ``path``; 0 when every run finished."""
     experiment = load_experiment(path)
     runs = select(experiment.runs(options.scale), options.only)
@@ -192,7 +198,7 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO = sys.stdout) -> int
         raise ConfigError(f"--only: no run of {path} ({options.scale}) matches {options.only!r}")
     results = Path(options.results or f"results/{experiment.name}-{options.scale}")
     if options.dry_run:
-        return dry_run(runs, results, out)
+        return dry_run(runs, results, out or sys.stdout)
     results.mkdir(parents=True, exist_ok=True)
     write_json(
         results / "sweep.json",
@@ -213,7 +219,7 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO = sys.stdout) -> int
             run.run_id,
             to_dict(run.config),
             stall_timeout=options.stall_timeout,
-            xla_cache=str((results / ".xla-cache").absolute()) if options.xla_cache else None,
+            xla_cache=_xla_cache(results) if options.xla_cache else None,
         )
     save_index(results, index)
     return _drive(experiment.name, runs, jobs, index, options, results)

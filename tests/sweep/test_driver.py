@@ -1,0 +1,153 @@
+"""The sweep driver: retries by exit status, the index, idempotence, and a real local sweep."""
+
+import json
+
+import numpy as np
+import pytest
+
+from prism_marl.cli import main
+from prism_marl.results import read_jsonl
+from prism_marl.sweep import SweepOptions, run_sweep
+from prism_marl.sweep.launch import Outcome
+from tests.conftest import read_metrics, stable
+from tests.sweep.conftest import tiny_experiment
+
+
+class ScriptedExecutor:
+    """Ends each attempt with the next exit code scripted for its run (no training)."""
+
+    slots = 1
+
+    def __init__(self, results, codes):
+        self.results, self.started = results, []
+        self.codes = {name: list(values) for name, values in codes.items()}
+
+    def start(self, job):
+        self.started.append(job.run_id)
+        return (job.run_id, len(self.started))
+
+    def wait(self, handles, timeout):
+        run_id, _ = handles[0]
+        code = self.codes[run_id.split("__")[0]].pop(0)
+        if code == 0:  # a finished run leaves its summary
+            (self.results / run_id).mkdir(parents=True, exist_ok=True)
+            (self.results / run_id / "summary.json").write_text("{}")
+        return [(handles[0], Outcome(run_id, code, 1.5, f"exit {code}" if code else ""))]
+
+    def close(self):
+        pass
+
+
+def scripted_sweep(tmp_path, monkeypatch, codes, retries=2):
+    import prism_marl.sweep as sweep
+
+    results = tmp_path / "results"
+    executor = ScriptedExecutor(results, codes)
+    monkeypatch.setattr(sweep, "_make_executor", lambda options, where: executor)
+    path = tiny_experiment(tmp_path / "tiny.toml")
+    status = run_sweep(str(path), SweepOptions(results=str(results), retries=retries))
+    index = {r["run_id"].split("__")[0]: r for r in read_jsonl(results / "index.jsonl")}
+    return status, index, executor
+
+
+@pytest.mark.parametrize(
+    ("fups_codes", "status", "attempts"),
+    [
+        ([1, 4, 0], "finished", 3),  # a crash and a stall are retried
+        ([1, 1, 1], "failed", 3),  # until the attempts run out (1 + retries)
+        ([2], "failed", 1),  # bad input fails the same way every time
+        ([3], "diverged", 1),  # a diverged run would diverge again from its checkpoint
+        ([5, 0], "finished", 2),  # locked by an orphan that has since died
+    ],
+)
+def test_retries_follow_the_exit_status(tmp_path, monkeypatch, fups_codes, status, attempts):
+    code, index, _ = scripted_sweep(tmp_path, monkeypatch, {"fups": fups_codes, "prism": [0]})
+    entry = index["fups"]
+    assert (entry["status"], entry["attempts"]) == (status, attempts)
+    assert entry["exit_code"] == fups_codes[attempts - 1]
+    assert entry["wall_seconds"] == pytest.approx(1.5 * attempts)
+    assert entry["last_error"] == ("" if status == "finished" else f"exit {fups_codes[-1]}")
+    assert index["prism"]["status"] == "finished"
+    assert code == (0 if status == "finished" else 1)
+    assert entry["origin"]["method"] == "fups" and entry["origin"]["num_seeds"] == 2
+
+
+def test_a_second_sweep_only_runs_what_did_not_finish(tmp_path, monkeypatch):
+    _, index, _ = scripted_sweep(tmp_path, monkeypatch, {"fups": [1], "prism": [0]}, retries=0)
+    assert (index["fups"]["status"], index["prism"]["status"]) == ("failed", "finished")
+    _, index, executor = scripted_sweep(tmp_path, monkeypatch, {"fups": [0], "prism": []})
+    assert [s.split("__")[0] for s in executor.started] == ["fups"]
+    assert index["fups"]["attempts"] == 2 and index["prism"]["attempts"] == 1
+
+
+def test_bad_input_exits_2_on_one_line_and_writes_nothing(tmp_path, capsys):
+    path = tiny_experiment(tmp_path / "bad.toml", **{'sharing = "fups"': 'sharing = "shared"'})
+    results = tmp_path / "results"
+    assert main(["sweep", str(path), "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"prism-marl: error: {path}: methods[0].sharing: unknown name")
+    assert "\n" not in err and not results.exists()
+    assert main(["sweep", str(tiny_experiment(tmp_path / "t.toml")), "--only", "qmix"]) == 2
+    assert "--only: no run" in capsys.readouterr().err
+
+
+def test_dry_run_lists_runs_and_writes_nothing(tmp_path, capsys):
+    path = tiny_experiment(tmp_path / "tiny.toml")
+    results = tmp_path / "results"
+    assert main(["sweep", str(path), "--dry-run", "--results", str(results)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("fups__mappo__lbf-8x8-2p-2f-coop__quick__")
+    assert lines[2].split()[1:4] == ["2", "64", "16"] and lines[2].endswith("new")
+    assert lines[-1].startswith("2 runs; about") and not results.exists()
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The tiny experiment swept by the local executor, in separate training processes."""
+    root = tmp_path_factory.mktemp("sweep")
+    path = tiny_experiment(root / "tiny.toml")
+    results = root / "results"
+    status = main(["sweep", str(path), "--results", str(results), "--workers", "2"])
+    return status, path, results
+
+
+def test_local_sweep_trains_every_run_in_its_own_process(local_sweep):
+    status, _, results = local_sweep
+    assert status == 0
+    index = read_jsonl(results / "index.jsonl")
+    assert [(r["status"], r["attempts"], r["exit_code"]) for r in index] == [("finished", 1, 0)] * 2
+    for record in index:
+        run = results / record["run_id"]
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["sharing"] == record["origin"]["sharing"] and summary["num_seeds"] == 2
+        assert np.all(np.isfinite(summary["final_returns"]))
+        assert [r["env_steps"] for r in read_metrics(run)] == [0, 0, 32, 32, 64, 64]
+        assert "final return (mean)" in (run / "train.log").read_text()  # its printed summary
+        assert json.loads((run / "config.json").read_text())["total_steps"] == 64
+    assert json.loads((results / "sweep.json").read_text())["scale"] == "quick"
+
+
+def test_sweeping_again_skips_finished_runs(local_sweep, capsys):
+    _, path, results = local_sweep
+    before = (results / "index.jsonl").read_text()
+    metrics = {p: p.read_text() for p in results.glob("*/metrics.jsonl")}
+    assert main(["sweep", str(path), "--results", str(results)]) == 0
+    assert (results / "index.jsonl").read_text() == before
+    assert {p: p.read_text() for p in results.glob("*/metrics.jsonl")} == metrics
+    assert "2/2 finished" in capsys.readouterr().err
+
+
+def test_sweep_runs_match_a_run_trained_in_process(local_sweep, tmp_path):
+    """A sweep's run is the run `prism-marl train` would make of the same config."""
+    from prism_marl.run import Trainer
+    from prism_marl.sweep.experiment import load_experiment
+
+    _, path, results = local_sweep
+    planned = load_experiment(path).runs("quick")[1]
+    import dataclasses
+
+    config = dataclasses.replace(planned.config, run_dir=str(tmp_path / "direct"))
+    Trainer(config, progress=False).run()
+    assert stable(read_metrics(tmp_path / "direct")) == stable(
+        read_metrics(results / planned.run_id)
+    )

@@ -1,0 +1,150 @@
+"""Experiment files: expansion into runs, names and hashes, budgets, and bad input."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from prism_marl.errors import ConfigError
+from prism_marl.resources import parameter_count
+from prism_marl.sharing import NoPS
+from prism_marl.sweep import select
+from prism_marl.sweep.experiment import config_hash, load_experiment, network_shape
+from tests.sweep.conftest import tiny_experiment
+
+EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.toml"))
+
+
+def test_runs_are_methods_times_tasks_with_the_files_settings(tiny_file):
+    runs = load_experiment(tiny_file).runs("quick")
+    assert [r.method for r in runs] == ["fups", "prism"]
+    for run in runs:
+        config = run.config
+        assert (config.num_seeds, config.total_steps, config.eval_interval) == (2, 64, 32)
+        assert config.algo_config.num_envs == 2 and config.algo_config.lr == 5e-4  # preset lr
+        assert config.eval_episodes == 2 and config.env.id == "lbf:8x8-2p-2f-coop"
+        assert (
+            run.run_id == f"{run.method}__mappo__lbf-8x8-2p-2f-coop__quick__{run.config_hash[:8]}"
+        )
+        assert config.run_dir == run.run_id
+    assert runs[1].config.sharing.rank == 4  # a quarter of the width 16
+
+
+def test_the_hash_covers_the_whole_config_and_nothing_else(tiny_file):
+    run = load_experiment(tiny_file).runs("quick")[0]
+    assert config_hash(dataclasses.replace(run.config, run_dir="elsewhere")) == run.config_hash
+    changed = dataclasses.replace(run.config, seed=1)
+    assert config_hash(changed) != run.config_hash
+    # One changed field in the file: a new run id, never the old directory.
+    other = tiny_experiment(tiny_file.parent / "b.toml", steps=96)
+    assert {r.run_id for r in load_experiment(other).runs("quick")}.isdisjoint(
+        r.run_id for r in load_experiment(tiny_file).runs("quick")
+    )
+    assert len(run.config_hash) == 12
+
+
+def test_only_selects_by_glob_or_word(tiny_file):
+    runs = load_experiment(tiny_file).runs("quick")
+    assert [r.method for r in select(runs, "prism")] == ["prism"]
+    assert [r.method for r in select(runs, "fups__*")] == ["fups"]
+    assert select(runs, "qmix") == []
+
+
+BUDGETS = {
+    'tasks = ["lbf:8x8-2p-2f-coop"]': 'tasks = ["lbf:8x8-2p-2f-coop"]\nbudgets = ["full", "half"]'
+}
+
+
+def test_half_budget_widths_match_half_of_nops_parameters(tmp_path):
+    path = tiny_experiment(tmp_path / "budget.toml", **BUDGETS)
+    runs = {(r.method, r.budget): r for r in load_experiment(path).runs("quick")}
+    assert set(runs) == {(m, b) for m in ("fups", "prism") for b in ("full", "half")}
+    nops_full = parameter_count(
+        NoPS(), network_shape(runs["fups", "full"].config).with_width(16), 2
+    )
+    # NoPS's count at the backbone's width (16); FuPS matches it with a wider shared network.
+    for budget, target in (("full", nops_full), ("half", nops_full // 2)):
+        run = runs["fups", budget]
+        assert run.config.algo_config.hidden_sizes == (run.width, run.width)
+        count = parameter_count(run.config.sharing, network_shape(run.config), 2)
+        wider = parameter_count(
+            run.config.sharing,
+            network_shape(run.config).with_width(run.width + 1),
+            2,
+        )
+        assert abs(count - target) <= abs(wider - target), (budget, count, target)
+    # With two agents half of NoPS is one network of the backbone's width: FuPS's own.
+    assert runs["fups", "half"].width == 16 < runs["fups", "full"].width
+
+
+BAD = [
+    (
+        {'[[methods]]\nname = "fups"': '[[methods]]\ncolour = 1\nname = "fups"'},
+        "methods[0].colour: unknown key; valid: name, sharing, fields, rank_fraction",
+    ),
+    (
+        {'sharing = "fups"': 'sharing = "shared"'},
+        "methods[0].sharing: unknown name 'shared'; valid: nops, fups, fups-id",
+    ),
+    ({'algo = "mappo"': 'algo = "ppo"'}, "backbones[0].algo: unknown name 'ppo'; valid: mappo"),
+    (
+        {'presets = { lbf = "lbf" }': 'presets = { lbf = "lbf-fast" }'},
+        "backbones[0].presets: unknown name 'lbf-fast'; valid: lbf, smax",
+    ),
+    (
+        {'tasks = ["lbf:8x8-2p-2f-coop"]': 'tasks = ["atari:pong"]'},
+        "tasks: env: unknown environment",
+    ),
+    ({'tasks = ["lbf:8x8-2p-2f-coop"]': 'tasks = ["lbf:8x8-9p"]'}, "tasks: "),
+    (
+        {"rank_fraction = 0.25": "fields = { rank = 4, colour = 2 }"},
+        "methods.prism on lbf:8x8-2p-2f-coop with mappo: config: unknown field(s) ['colour']",
+    ),
+    ({"seeds = 2": "seeds = 2\ncolour = 1"}, "scales.quick.colour: unknown key; valid: seeds"),
+    ({"seeds = 2": "seeds = 0"}, "num-seeds: must be >= 1"),
+    ({'name = "tiny"': 'name = "tiny"\nfigures = 2'}, "file.figures: unknown key; valid: name"),
+    ({"[scales.quick]": "[scales.fast]"}, "scales.fast: unknown key; valid: quick, full"),
+]
+
+
+@pytest.mark.parametrize(("replace", "message"), BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_bad_input_names_the_file_the_key_and_the_valid_values(tmp_path, replace, message):
+    path = tiny_experiment(tmp_path / "bad.toml", **replace)
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path).runs("quick")
+    text = str(caught.value)
+    assert text.startswith(f"{path}: ") and message in text, text
+    assert "\n" not in text
+
+
+def test_not_toml_is_one_line(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("name = \n")
+    with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML"):
+        load_experiment(path)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_bundled_experiments_expand_at_the_quick_scale(path):
+    """Every bundled file builds its quick runs: all seven strategies in Figures 2 and 3, at
+    least one task per family of the file, at least 3 seeds, SePS clustering within budget."""
+    experiment = load_experiment(path)
+    quick = experiment.runs("quick")
+    assert all(r.config.num_seeds >= 3 for r in quick)
+    families = {t.split(":")[0] for t in experiment.tasks}
+    if experiment.name.startswith("figure"):
+        assert {r.task.split(":")[0] for r in quick} == families
+    if experiment.name in ("figure2", "figure3"):
+        assert {r.config.sharing.name for r in quick} == {
+            "nops",
+            "fups",
+            "fups-id",
+            "seps",
+            "snp",
+            "kaleidoscope",
+            "prism",
+        }
+    full = experiment.scales["full"]
+    assert full["seeds"] == 5
+    assert all(full["steps"][f] == {"lbf": 2_000_000}.get(f, 10_000_000) for f in full["steps"])
+    assert len({r.run_id for r in quick}) == len(quick)

@@ -1,0 +1,84 @@
+"""The Ray executor on a real local Ray (``ray.init(num_cpus=2)``): the same results as the
+local executor, finished runs' files sent back when the results directory is not shared, and a
+sweep that completes when a Ray worker is killed mid-run."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from prism_marl.cli import main
+from prism_marl.results import read_jsonl
+from tests.conftest import read_metrics, stable
+from tests.sweep.conftest import tiny_experiment
+
+pytestmark = pytest.mark.slow(minutes=2.5)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def sweep(path, results, *extra):
+    return main(["sweep", str(path), "--results", str(results), "--executor", "ray", *extra])
+
+
+def test_ray_sweep_matches_the_local_executor(ray_cluster, tmp_path):
+    path = tiny_experiment(tmp_path / "tiny.toml")
+    local = tmp_path / "local"
+    assert main(["sweep", str(path), "--results", str(local), "--workers", "2"]) == 0
+    shared, returned = tmp_path / "shared", tmp_path / "returned"
+    assert sweep(path, shared, "--only", "fups", "--cpus-per-run", "1") == 0
+    assert sweep(path, returned, "--only", "prism", "--no-shared-results") == 0
+    for results, method in ((shared, "fups"), (returned, "prism")):
+        (entry,) = read_jsonl(results / "index.jsonl")
+        assert (entry["status"], entry["attempts"]) == ("finished", 1)
+        run_id = entry["run_id"]
+        assert run_id.startswith(method)
+        assert stable(read_metrics(results / run_id)) == stable(read_metrics(local / run_id))
+        assert (results / run_id / "summary.json").exists()
+        assert (results / run_id / "checkpoints").is_dir()
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stream:
+        return int(stream.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_killed_worker_is_retried_and_its_run_resumes(ray_cluster, tmp_path):
+    path = tiny_experiment(tmp_path / "long.toml", steps=3200, evaluations=50)
+    results = tmp_path / "results"
+    killed: list[int] = []
+
+    def kill_the_worker_after_a_checkpoint():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for run in results.glob("prism__*"):
+                steps = [p for p in (run / "checkpoints").glob("*") if p.name.isdigit()]
+                holder = (run / ".lock").read_text().split("@")[0] if steps else ""
+                if holder.strip():
+                    worker = parent_of(int(holder))
+                    os.kill(worker, signal.SIGKILL)
+                    killed.append(worker)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_worker_after_a_checkpoint)
+    killer.start()
+    status = sweep(path, results, "--only", "prism")
+    killer.join()
+    assert killed, "no worker was killed"
+    (entry,) = read_jsonl(results / "index.jsonl")
+    assert (status, entry["status"]) == (0, "finished")
+    run = results / entry["run_id"]
+    # Two attempts in the run's log, and the metrics of one uninterrupted run: every
+    # evaluation point once per seed, the ones before the kill kept from the first attempt.
+    assert (run / "train.log").read_text().count("=== attempt") == 2
+    steps = [r["env_steps"] for r in read_metrics(run)]
+    assert steps == [s for s in range(0, 3201, 64) for _ in range(2)]

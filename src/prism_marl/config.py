@@ -168,6 +168,9 @@ def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig from ``to_dict``'s output (config.json)."""
+    missing = [k for k in ("algo", "sharing", "env", "algo_config") if k not in data]
+    if missing or not isinstance(data.get("sharing"), dict):
+        raise ConfigError(f"config: not a prism-marl run config (missing {missing or 'sharing'})")
     sharing = data["sharing"]
     if sharing.get("type") not in STRATEGIES:
         raise ConfigError(f"config: unknown sharing type {sharing.get('type')!r}")

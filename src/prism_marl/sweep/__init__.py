@@ -235,7 +235,12 @@ def _drive(
 ) -> int:
     """Run ``jobs`` on the executor until each finished or used its attempts."""
     ids = {run.run_id for run in runs}
-    estimates = {run.run_id: estimate_seconds(run, measured_rates(results)) for run in runs}
+
+    def estimates() -> dict[str, float]:
+        rates = measured_rates(results)  # refined as runs finish
+        return {run.run_id: estimate_seconds(run, rates) for run in runs}
+
+    expected = estimates()
     queue = list(jobs)
     attempts = dict.fromkeys(jobs, 0)
     running: dict[Any, str] = {}
@@ -260,7 +265,8 @@ def _drive(
                 if retry and attempts[run_id] <= options.retries:
                     queue.append(run_id)
                 save_index(results, index)
-            _show(progress, index, ids, running, queue, estimates, executor.slots)
+                expected = estimates()
+            _show(progress, index, ids, running, queue, expected, executor.slots)
     finally:
         progress.close()
         executor.close()
@@ -281,9 +287,7 @@ def _show(progress, index, ids, running, queue, estimates, slots) -> None:
     failed = [i for i in ids if index[i].status in ("failed", "stalled", "diverged", "locked")]
     failed = [i for i in failed if i not in queue and i not in running.values()]
     todo = [i for i in ids if i not in done and i not in failed]
-    walls = [index[i].wall_seconds for i in done if index[i].wall_seconds > 0]
-    per_run = {i: (sum(walls) / len(walls) if walls else estimates[i]) for i in todo}
-    progress.show(len(done), len(failed), len(running), sum(per_run.values()) / slots)
+    progress.show(len(done), len(failed), len(running), sum(estimates[i] for i in todo) / slots)
 
 
 def read_index(results: str | Path) -> list[dict[str, Any]]:

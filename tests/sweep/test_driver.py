@@ -80,6 +80,12 @@ def test_a_second_sweep_only_runs_what_did_not_finish(tmp_path, monkeypatch):
     assert index["fups"]["attempts"] == 2 and index["prism"]["attempts"] == 1
 
 
+def test_a_diverged_run_is_not_run_again(tmp_path, monkeypatch):
+    _, index, _ = scripted_sweep(tmp_path, monkeypatch, {"fups": [3], "prism": [0]})
+    _, index, executor = scripted_sweep(tmp_path, monkeypatch, {"fups": [], "prism": []})
+    assert executor.started == [] and index["fups"]["status"] == "diverged"
+
+
 def test_bad_input_exits_2_on_one_line_and_writes_nothing(tmp_path, capsys):
     path = tiny_experiment(tmp_path / "bad.toml", **{'sharing = "fups"': 'sharing = "shared"'})
     results = tmp_path / "results"

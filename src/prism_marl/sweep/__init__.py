@@ -213,6 +213,7 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> in
             entry = index[run.run_id] = IndexEntry(run.run_id, run.config_hash, origin=run.record())
         if finished:
             entry.status = "finished"
+        if entry.status in FINAL:
             continue
         entry.status = "pending"
         jobs[run.run_id] = Job(

@@ -35,17 +35,18 @@ SMALLER = {
     "matd3": {"num_envs": 4, "rollout_length": 4, "buffer_size": 256, "batch_size": 16,
               "learning_starts": 16},
 }  # fmt: skip
+# Every algorithm file on every family it plays, each program built once: IPPO is MAPPO's
+# programs with per-agent critics (lowered on LBF and SMAX; on MaBrax its programs differ from
+# MAPPO's only by the critic, at 3 MaBrax minutes of CI) and VDN is QMIX's with a mixer that
+# has no parameters (decision 0015).
 PAIRS = [
     ("mappo", "lbf"),
     ("mappo", "smax"),
     ("mappo", "mabrax"),
     ("ippo", "lbf"),
     ("ippo", "smax"),
-    ("ippo", "mabrax"),
     ("qmix", "lbf"),
     ("qmix", "smax"),
-    ("vdn", "lbf"),
-    ("vdn", "smax"),
     ("matd3", "mabrax"),
 ]
 SEEDS = 3
@@ -83,13 +84,15 @@ def test_batched_lapack_calls_are_found_and_single_matrices_pass():
     ]
 
 
-def lowered_programs(built, state) -> dict:
-    """The three programs a run executes, lowered (traced, not compiled)."""
-    return {
+def lowered_programs(built, state, evaluation=True) -> dict:
+    """The programs a run executes, lowered (traced, not compiled)."""
+    programs = {
         "init": init_seeds(built).lower(keys()),
         "train chunk": train_chunks(built, 1).lower(state),
-        "evaluation": evaluations(built, 2, True).lower(state.variables, keys()),
     }
+    if evaluation:
+        programs["evaluation"] = evaluations(built, 2, True).lower(state.variables, keys())
+    return programs
 
 
 def batched_calls(algo, family, name, programs) -> dict:
@@ -105,14 +108,20 @@ def batched_calls(algo, family, name, programs) -> dict:
 @pytest.mark.slow(minutes=1)
 @pytest.mark.parametrize(("algo", "family"), PAIRS, ids=[f"{a}-{f}" for a, f in PAIRS])
 def test_no_program_holds_a_batched_lapack_call(algo, family):
-    """Every strategy but Prism, whose programs the start-up test below lowers and runs."""
+    """Every strategy but Prism, whose programs the start-up test below lowers and runs.
+
+    Initialisers (QR, SVD) and Kaleidoscope's resets are where LAPACK calls come from: init
+    and training chunks. Evaluation only applies the networks, which no strategy does with a
+    factorisation; the start-up test lowers Prism's evaluation too.
+    """
     found = {}
     for name in STRATEGIES:
         if name == "prism":
             continue
         built = algorithm(algo, family, name)
         state = jax.eval_shape(init_seeds(built), keys())
-        found.update(batched_calls(algo, family, name, lowered_programs(built, state)))
+        programs = lowered_programs(built, state, evaluation=False)
+        found.update(batched_calls(algo, family, name, programs))
     assert not found, found
 
 

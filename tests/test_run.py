@@ -44,7 +44,7 @@ read = read_metrics
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "full"
-    config = tiny_config(run_dir, total_steps=192)
+    config = tiny_config(run_dir, total_steps=192, diversity_episodes=2)
     summary = Trainer(config, progress=False).run()
     return config, run_dir, summary
 
@@ -57,6 +57,9 @@ def test_results_files(finished_run):
     assert {r["seed"] for r in records} == {0, 1}
     assert [r["env_steps"] for r in records if r["seed"] == 0] == [0, 64, 128, 192]
     assert "loss/policy" not in records[0] and "eval_return" in records[0]
+    # Behavioural diversity at every evaluation, step 0 included: a total variation in [0, 1],
+    # above 0 where Prism's masks start apart (noisy initial logits).
+    assert all(0.0 < r["eval/snd"] <= 1.0 for r in records), [r["eval/snd"] for r in records]
     for key in (
         "eval_return",
         "loss/policy",
@@ -88,6 +91,11 @@ def test_results_files(finished_run):
     assert len(run0["absolute_metrics"]["return"]) == config.final_eval_episodes
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    # Prism's final masks, every spectral layer (rank 4 here): [seed][agent][value] in [0, 1].
+    masks = json.loads((run_dir / "agent_masks.json").read_text())
+    assert len(masks) >= 3 and all(np.shape(m) == (2, 2, 4) for m in masks.values()), masks
+    assert all(0.0 <= v <= 1.0 for m in masks.values() for v in np.ravel(m))
+    assert (run_dir / "agent_masks.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(run_dir.glob(".*.tmp"))
 
 

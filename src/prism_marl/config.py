@@ -92,6 +92,10 @@ class RunConfig:
     """Greedy evaluation episodes per seed at each evaluation."""
     final_eval_episodes: int = 320
     """Evaluation episodes per seed for the final (absolute) evaluation."""
+    diversity_episodes: int = 8
+    """Greedy episodes per seed over which each evaluation measures SND, the agents' behavioural
+    diversity (``rl/diversity.py``; logged as eval/snd where agents share an observation
+    layout); 0 turns it off."""
     eval_greedy: bool = True
     """Evaluate the greedy policy (argmax / mean); False samples actions as in training."""
     seed: int = 0
@@ -119,6 +123,7 @@ class RunConfig:
         require(self.eval_interval >= 1, "eval-interval", "must be >= 1")
         require(self.eval_episodes >= 1, "eval-episodes", "must be >= 1")
         require(self.final_eval_episodes >= 1, "final-eval-episodes", "must be >= 1")
+        require(self.diversity_episodes >= 0, "diversity-episodes", "must be >= 0")
         # A preparation step past the run's end would leave the strategy unprepared (SePS: one
         # cluster, FuPS in disguise) without a word.
         require(

@@ -1,4 +1,4 @@
-"""The jitted programs a run executes, built in one place: init, training chunk, evaluation.
+"""The jitted programs a run executes, built in one place: init, chunk, evaluation, diversity.
 
 Seeds are a leading axis on every state. Training chunks and evaluations ``vmap`` over it;
 initialisation maps over it one seed at a time (``lax.map``) instead. Why: under ``vmap`` an
@@ -53,6 +53,14 @@ def train_chunks(algo: Algorithm, num_updates: int) -> Callable[[Any], tuple[Any
 def evaluations(algo: Algorithm, episodes: int, greedy: bool) -> Callable[[Any, jax.Array], Any]:
     """``(variables, keys [S, 2]) -> (returns [S, episodes], won [S, episodes])`` (vmapped)."""
     return jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes, greedy)))
+
+
+@functools.lru_cache(maxsize=32)
+def diversities(algo: Algorithm, episodes: int) -> Callable[[Any, jax.Array], Any]:
+    """``(variables, keys [S, 2]) -> SND [S]`` over ``episodes`` greedy episodes (vmapped)."""
+    from prism_marl.rl.diversity import system_neural_diversity
+
+    return jax.jit(jax.vmap(lambda v, k: system_neural_diversity(algo, v, k, episodes)))
 
 
 def batched_lapack_calls(lowered_text: str) -> list[str]:

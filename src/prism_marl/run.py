@@ -28,7 +28,7 @@ from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError, TrainingDivergedError
-from prism_marl.programs import evaluations, init_seeds, train_chunks
+from prism_marl.programs import diversities, evaluations, init_seeds, train_chunks
 from prism_marl.results import (
     bootstrap_ci,
     interquartile_mean,
@@ -46,6 +46,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MARL_EVAL_FILE = "marl_eval.json"
 CURVE_FILE = "learning_curve.png"
+MASKS_FILE = "agent_masks.json"
 
 
 @dataclasses.dataclass
@@ -286,8 +287,9 @@ class Trainer:
             # The untrained policy's evaluation anchors every learning curve at step 0.
             with self._phase("evaluation at step 0"):
                 returns, won = self.evaluate_policies(state, self.config.eval_episodes, chunk=-1)
+                diversity = self.diversity(state)
                 jax.block_until_ready(returns)
-            records = self._records(0, 0.0, 0.0, {}, returns, won)
+            records = self._records(0, 0.0, 0.0, diversity, returns, won)
         write_jsonl(self.run_dir / METRICS_FILE, records)
 
         from tensorboardX import SummaryWriter
@@ -312,6 +314,7 @@ class Trainer:
                 )
             with self._phase(f"evaluation after chunk {chunk}"):
                 returns, won = self.evaluate_policies(state, self.config.eval_episodes, chunk=chunk)
+                metrics = {**metrics, **self.diversity(state)}
                 jax.block_until_ready(returns)
             session_steps += self.plan.chunk_steps
             done_steps = (chunk + 1) * self.plan.chunk_steps
@@ -359,6 +362,23 @@ class Trainer:
             jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
         )
         return fns[name](state.variables, keys)
+
+    def diversity(self, state: Any) -> dict[str, Any]:
+        """``{"eval/snd": [num_seeds]}``: every seed's SND (``rl/diversity.py``).
+
+        Measured on the same ``diversity_episodes`` episodes at each evaluation; empty where
+        SND is not defined (agents with different observation layouts) or turned off.
+        """
+        episodes = self.config.diversity_episodes
+        if episodes == 0 or not self.spec.homogeneous:
+            return {}
+        fns = self.__dict__.setdefault("_compiled", {})
+        if "snd" not in fns:
+            fns["snd"] = diversities(self.algo, episodes)
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(7), i))(
+            jnp.arange(self.config.num_seeds)
+        )
+        return {"eval/snd": fns["snd"](state.variables, keys)}
 
     def _records(self, steps, wall, sps, metrics, returns, won) -> list[dict[str, Any]]:
         records = []
@@ -446,11 +466,28 @@ class Trainer:
         if self.spec.has_win:
             summary["final_win_rate_mean"] = float(np.mean(won))
         write_json(self.run_dir / SUMMARY_FILE, summary)
+        self._write_masks(state)
         write_json(self.run_dir / MARL_EVAL_FILE, self._marl_eval(records, returns, won))
         from prism_marl.analysis.figures import plot_learning_curve
 
         plot_learning_curve(records, self.run_dir / CURVE_FILE, title=self._title())
         return summary
+
+    def _write_masks(self, state: Any) -> None:
+        """Prism's final masks: ``agent_masks.json`` and seed 0's heatmap ``agent_masks.png``.
+
+        The JSON maps each layer to [seed][agent][singular value]; strategies without masks
+        write nothing.
+        """
+        actor = jax.vmap(lambda v: self.algo.strategy.agent_masks(select_network(v, "actor")))
+        masks = actor(state.variables)
+        if not masks:
+            return
+        table = {name: to_builtin(np.asarray(values)) for name, values in masks.items()}
+        write_json(self.run_dir / MASKS_FILE, table)
+        from prism_marl.analysis.figures import plot_agent_masks
+
+        plot_agent_masks({k: v[0] for k, v in table.items()}, self.run_dir / "agent_masks.png")
 
     def _title(self) -> str:
         return f"{self.config.algo} + {self.config.sharing.name} on {self.config.env.id}"

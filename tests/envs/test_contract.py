@@ -53,6 +53,8 @@ def test_env_contract(env_id):
 
     state, first = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     n = spec.num_agents
+    # MaBrax agents observe their own limbs: no shared observation layout (rl/diversity.py).
+    assert spec.homogeneous == (not env_id.startswith("mabrax:"))
     assert first.obs.shape == (NUM_ENVS, n, spec.obs_size) and first.obs.dtype == jnp.float32
     assert first.action_mask.shape == (NUM_ENVS, n, spec.num_actions)
     assert first.action_mask.dtype == jnp.bool_

@@ -27,7 +27,7 @@ rank_fraction = 0.25
 seeds = 2
 steps = { lbf = STEPS }
 evaluations = EVALUATIONS
-run = { eval_episodes = 2, final_eval_episodes = 2 }
+run = { eval_episodes = 2, final_eval_episodes = 2, diversity_episodes = 0 }
 
 [scales.full]
 seeds = 5

@@ -17,6 +17,7 @@ from prism_marl.algos.matd3 import MATD3, MATD3Config
 from prism_marl.algos.ppo import PPO, PPOConfig
 from prism_marl.algos.qmix import QLearner, QMIXConfig
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import SharingStrategy
 
@@ -75,6 +76,17 @@ class Algorithm(Protocol):
         greedy: bool,
     ) -> tuple[Any, jax.Array]:
         """(carry, actions [E, N] or [E, N, A]) for batched steps; greedy or exploring."""
+        ...
+
+    @property
+    def output_kind(self) -> OutputKind:
+        """What ``policy_output`` returns (``rl.diversity``)."""
+        ...
+
+    def policy_output(
+        self, variables: Any, carry: Any, obs: jax.Array, action_mask: jax.Array, starts: jax.Array
+    ) -> tuple[Any, Any]:
+        """(carry, the policy's raw outputs [E, N, ...]) for observations [E, N, D]."""
         ...
 
     def agent_transitions(self, states: Any) -> AgentTransitions:

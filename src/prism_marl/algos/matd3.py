@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -47,6 +47,7 @@ from prism_marl.errors import require
 from prism_marl.networks.agents import DeterministicActor
 from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import ACTIVATIONS
+from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_windows
 from prism_marl.rl.targets import n_step_returns, smoothed_target_actions
@@ -714,6 +715,21 @@ class MATD3:
         if greedy:
             return carry, self.policy(variables, step.obs, step.action_mask)
         return carry, self.explore(variables, step, key, jnp.asarray(False))
+
+    output_kind: ClassVar[OutputKind] = "deterministic"
+    """``policy_output`` returns the actions μ(o)."""
+
+    def policy_output(
+        self,
+        variables: dict[str, Any],
+        carry: jax.Array,
+        obs: jax.Array,
+        action_mask: jax.Array,
+        starts: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """(carry, μ(o) [E, N, A]) for observations [E, N, D]."""
+        del starts
+        return carry, self.policy(variables, obs, action_mask)
 
     def evaluate(
         self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True

@@ -37,6 +37,7 @@ from prism_marl.networks.policy import (
     log_prob_and_entropy,
     sample_action,
 )
+from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
 from prism_marl.rl.returns import generalized_advantages, next_state_values
@@ -454,6 +455,30 @@ class PPO:
         """The actor's recurrent state for ``num_envs`` fresh episodes, [E, N, H]."""
         return jnp.zeros((num_envs, self.spec.num_agents, self.policy.hidden_size))
 
+    @property
+    def output_kind(self) -> OutputKind:
+        """What ``policy_output`` returns: logits (categorical) or (mean, log_std)."""
+        return "categorical" if self.spec.action_kind == "discrete" else "gaussian"
+
+    def policy_output(
+        self,
+        variables: dict[str, Any],
+        carry: jax.Array,
+        obs: jax.Array,
+        action_mask: jax.Array,
+        starts: jax.Array,
+    ) -> tuple[jax.Array, Any]:
+        """(carry, logits [E, N, A] or (mean, log_std)) for observations [E, N, D]."""
+        carry, output = self.policy.apply(
+            select_network(variables, "actor"),
+            carry,
+            obs[None],
+            self.agent_ids,
+            starts[None],
+            action_mask[None],
+        )
+        return carry, jax.tree_util.tree_map(lambda x: x[0], output)
+
     def act(
         self,
         variables: dict[str, Any],
@@ -464,15 +489,7 @@ class PPO:
         greedy: bool,
     ) -> tuple[jax.Array, jax.Array]:
         """One action per env from batched steps [E, ...]: greedy, or sampled as in training."""
-        carry, output = self.policy.apply(
-            select_network(variables, "actor"),
-            carry,
-            step.obs[None],
-            self.agent_ids,
-            starts[None],
-            step.action_mask[None],
-        )
-        output = jax.tree_util.tree_map(lambda x: x[0], output)
+        carry, output = self.policy_output(variables, carry, step.obs, step.action_mask, starts)
         if greedy:
             return carry, greedy_action(output, self.spec.action_kind)
         action, _ = sample_action(output, key, step.action_mask, self.spec.action_kind)

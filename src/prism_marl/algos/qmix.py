@@ -14,7 +14,7 @@ S global state, H hidden, C buffer capacity (sequences).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -38,6 +38,7 @@ from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
 from prism_marl.networks.agents import AgentQNetwork
 from prism_marl.networks.plain import dense_stack
+from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_sample
 from prism_marl.rl.returns import td_lambda_returns
@@ -389,20 +390,35 @@ class QLearner:
         eps: jax.Array | float | None = None,
     ) -> tuple[jax.Array, jax.Array]:
         """Actions [E, N] for batched steps: greedy, or ε-greedy (ε_end unless ``eps``)."""
-        hiddens, q_values = self._q_values(
-            select_network(variables, "actor"),
-            carry,
-            step.obs[None],
-            self.agent_ids,
-            starts[None],
-            step.action_mask[None],
-        )
+        hidden, q_values = self.policy_output(variables, carry, step.obs, step.action_mask, starts)
         if greedy:
             eps = 0.0
         elif eps is None:
             eps = self.config.epsilon_end
-        action = epsilon_greedy(key, q_values[0], step.action_mask, jnp.asarray(eps))
-        return hiddens[0], action
+        action = epsilon_greedy(key, q_values, step.action_mask, jnp.asarray(eps))
+        return hidden, action
+
+    output_kind: ClassVar[OutputKind] = "greedy"
+    """``policy_output`` returns Q-values; the evaluated policy is their argmax."""
+
+    def policy_output(
+        self,
+        variables: dict[str, Any],
+        carry: jax.Array,
+        obs: jax.Array,
+        action_mask: jax.Array,
+        starts: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """(hidden [E, N, H], Q-values [E, N, A]) for observations [E, N, D]."""
+        hiddens, q_values = self._q_values(
+            select_network(variables, "actor"),
+            carry,
+            obs[None],
+            self.agent_ids,
+            starts[None],
+            action_mask[None],
+        )
+        return hiddens[0], q_values[0]
 
     def collect(self, state: QMIXState) -> tuple[QMIXState, Sequences]:
         """One sequence of ``segment_length`` ε-greedy steps from each environment."""

@@ -81,3 +81,20 @@ def plot_learning_curve(records: Sequence[dict], path: str | Path, title: str = 
     axis.grid(True, alpha=0.3)
     axis.legend()
     save_figure_atomically(figure, path)
+
+
+def plot_agent_masks(masks: dict[str, Sequence[Sequence[float]]], path: str | Path) -> None:
+    """Heatmaps of per-agent masks, one panel per layer: agents (rows) × singular values."""
+    import numpy as np
+
+    names = list(masks)
+    figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 1, 3), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=True):
+        values = np.asarray(masks[name], dtype=float)
+        image = axis.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+        axis.set_title(name)
+        axis.set_xlabel("singular value index")
+        axis.set_ylabel("agent")
+        axis.set_yticks(range(values.shape[0]))
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    save_figure_atomically(figure, path)

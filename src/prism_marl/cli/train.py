@@ -11,10 +11,16 @@ import argparse
 import json
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prism_marl.cli.args import OneLineParser, non_negative_float, positive_int
+from prism_marl.cli.args import (
+    OneLineParser,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig
 from prism_marl.errors import ConfigError
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
@@ -27,6 +33,7 @@ RUN_FIELDS = (
     "eval_interval",
     "eval_episodes",
     "final_eval_episodes",
+    "diversity_episodes",
     "seed",
     "run_dir",
 )
@@ -77,7 +84,12 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
         "long, naming the phase and the resume command; 0 turns the watchdog off (default: 300)",
     )
     for name in RUN_FIELDS:
-        kind = str if name == "run_dir" else positive_int if name != "seed" else int
+        kinds: dict[str, Callable[[str], Any]] = {
+            "run_dir": str,
+            "seed": int,
+            "diversity_episodes": non_negative_int,
+        }
+        kind = kinds.get(name, positive_int)
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,

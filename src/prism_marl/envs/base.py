@@ -103,6 +103,8 @@ class EnvSpec:
     has_win: bool = False
     action_low: float = -1.0
     action_high: float = 1.0
+    homogeneous: bool = True
+    """Agents share one observation layout (False on MaBrax: each sees its own limbs)."""
 
 
 class RenderFrame(NamedTuple):

@@ -67,6 +67,7 @@ class MABraxEnv:
             state_size=global_size,
             action_kind="continuous",
             episode_limit=limit,
+            homogeneous=False,
         )
 
     def _observe(self, global_obs: jax.Array) -> tuple[jax.Array, jax.Array]:

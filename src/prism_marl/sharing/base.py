@@ -328,6 +328,14 @@ class SharingStrategy:
         del num_agents, groups
         return self
 
+    def agent_masks(self, variables: Variables) -> dict[str, jax.Array]:
+        """Each layer's per-agent masks, ``{"layer i": [N, R]}``, in layer order.
+
+        Prism's spectral masks (drawn as a heatmap at the end of a run); empty by default.
+        """
+        del variables
+        return {}
+
     def per_agent_leaves(self) -> tuple[str, ...]:
         """Names of parameter/buffer leaves that hold per-agent state (additional resource)."""
         return ("agent_id_kernel",)

@@ -246,6 +246,14 @@ class Prism(SharingStrategy):
         }
         return AuxOutput(loss, metrics)
 
+    def agent_masks(self, variables: Variables) -> dict[str, jax.Array]:
+        """m_i of every spectral layer, ``{"layer i": [N, R]}`` in parameter-tree order."""
+        layers = find_layers(variables["params"], _LAYER_KEYS)
+        return {
+            f"layer {i}": mask_values(layer["mask_logits"], self.mask)
+            for i, layer in enumerate(layers)
+        }
+
     def per_agent_leaves(self) -> tuple[str, ...]:
         """Mask logits (R numbers per agent and layer) and any agent-id weights."""
         return ("mask_logits", *super().per_agent_leaves())

@@ -39,6 +39,7 @@ def train_lbf_coop(run_dir, algo, strategy, algo_config, chunks, chunk_steps) ->
         eval_interval=chunk_steps,
         eval_episodes=32,
         final_eval_episodes=128,
+        diversity_episodes=0,  # learning is what these check; SND costs CI minutes
         eval_greedy=False,
         run_dir=str(run_dir),
     )
@@ -79,6 +80,7 @@ def test_qmix_with_prism_wins_smax_3m(tmp_path):
         eval_interval=100_000,
         eval_episodes=32,
         final_eval_episodes=64,
+        diversity_episodes=0,  # learning is what these check; SND costs CI minutes
         run_dir=str(tmp_path / "qmix"),
     )
     summary = Trainer(config, progress=False).run()
@@ -110,6 +112,7 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
         eval_interval=98_304,
         eval_episodes=16,
         final_eval_episodes=16,
+        diversity_episodes=0,  # learning is what these check; SND costs CI minutes
         run_dir=str(tmp_path / "hopper"),
     )
     start, end = untrained_and_final(config)
@@ -140,6 +143,7 @@ def test_matd3_improves_on_mabrax_hopper(tmp_path):
         eval_interval=60_000,
         eval_episodes=16,
         final_eval_episodes=16,
+        diversity_episodes=0,  # learning is what these check; SND costs CI minutes
         run_dir=str(tmp_path / "matd3_hopper"),
     )
     start, end = untrained_and_final(config)

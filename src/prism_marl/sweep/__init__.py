@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from prism_marl.config import to_dict
 from prism_marl.errors import ConfigError
-from prism_marl.results import read_jsonl, write_json
+from prism_marl.results import write_json
 from prism_marl.sweep.experiment import PlannedRun, hidden_width, load_experiment
 from prism_marl.sweep.index import IndexEntry, load_index, save_index
 from prism_marl.sweep.launch import Job, Outcome
@@ -294,9 +294,4 @@ def _show(progress, index, ids, running, queue, estimates, slots) -> None:
     progress.show(len(done), len(failed), len(running), sum(estimates[i] for i in todo) / slots)
 
 
-def read_index(results: str | Path) -> list[dict[str, Any]]:
-    """The index's records (for ``prism-marl report``)."""
-    return read_jsonl(Path(results) / "index.jsonl")
-
-
-__all__ = ["SweepOptions", "estimate_seconds", "read_index", "run_sweep", "select"]
+__all__ = ["SweepOptions", "estimate_seconds", "run_sweep", "select"]

@@ -82,6 +82,13 @@ def test_results_files(finished_run):
     ):
         assert key in summary
     assert len(summary["final_returns"]) == 2
+    # A stochastic policy is evaluated as trained (sampled), with its greedy returns beside.
+    assert summary["eval_mode"] == "sampled"
+    assert summary["final_returns_sampled"] == summary["final_returns"]
+    assert summary["final_return_sampled_mean"] == summary["final_return_mean"]
+    greedy = summary["final_returns_greedy"]
+    assert len(greedy) == 2 and all(0.0 <= v <= 1.0 for v in greedy)
+    assert summary["final_return_greedy_mean"] == pytest.approx(np.mean(greedy))
     low, high = summary["final_return_ci95"]
     assert low <= summary["final_return_mean"] <= high
     assert json.loads((run_dir / SUMMARY_FILE).read_text()) == summary
@@ -109,6 +116,17 @@ def test_resume_continues_exactly(finished_run, tmp_path):
     resumed = resume(run_dir, progress=False)
     assert stable(read(run_dir)) == stable(read(full_dir))
     assert resumed["final_returns"] == summary["final_returns"]
+
+
+def test_eval_command_uses_the_runs_evaluation_mode(finished_run, capsys):
+    _, run_dir, _ = finished_run
+    outputs = {}
+    for flags in ([], ["--sampled"], ["--greedy"]):
+        assert cli.main(["eval", str(run_dir), "--episodes", "4", *flags]) == 0
+        outputs[" ".join(flags)] = json.loads(capsys.readouterr().out)
+    assert outputs[""] == outputs["--sampled"] and outputs[""]["greedy"] is False
+    assert outputs["--greedy"]["greedy"] is True
+    assert all(0.0 <= v <= 1.0 for v in outputs["--greedy"]["return_per_seed"])
 
 
 def test_refuses_to_overwrite_a_run(finished_run):

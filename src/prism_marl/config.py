@@ -96,8 +96,10 @@ class RunConfig:
     """Greedy episodes per seed over which each evaluation measures SND, the agents' behavioural
     diversity (``rl/diversity.py``; logged as eval/snd where agents share an observation
     layout); 0 turns it off."""
-    eval_greedy: bool = True
-    """Evaluate the greedy policy (argmax / mean); False samples actions as in training."""
+    eval_greedy: bool | None = None
+    """True: evaluate the greedy policy (argmax / mean); False: sample actions as in training;
+    None: the algorithm's test policy, sampled for stochastic policies (MAPPO, IPPO) and
+    greedy for QMIX, VDN and MATD3 (docs/decisions/0021-evaluation-mode.md)."""
     seed: int = 0
     """Base random seed; seed i of the run uses fold_in(seed, i)."""
     run_dir: str = "runs/default"

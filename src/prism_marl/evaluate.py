@@ -1,4 +1,4 @@
-"""Greedy evaluation of a saved run, and episode rendering."""
+"""Evaluation of a saved run, and episode rendering."""
 
 from __future__ import annotations
 
@@ -28,14 +28,15 @@ def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:
 
 
 def evaluate_run(
-    run_dir: str | Path, episodes: int, render: str | None = None, greedy: bool = True
+    run_dir: str | Path, episodes: int, render: str | None = None, greedy: bool | None = None
 ) -> dict[str, Any]:
     """Return (and win rate) per seed over ``episodes`` episodes; optionally a GIF.
 
-    Evaluates the greedy policy, or sampled actions when ``greedy`` is False; the GIF shows
-    one greedy episode of seed 0.
+    Evaluates the greedy policy, or sampled actions when ``greedy`` is False, or the run's
+    own evaluation mode when None; the GIF shows one greedy episode of seed 0.
     """
     trainer, state = load_trained(run_dir)
+    greedy = trainer.eval_greedy if greedy is None else greedy
     returns, won = trainer.evaluate_policies(state, episodes, chunk=EVAL_CHUNK, greedy=greedy)
     returns, won = np.asarray(returns), np.asarray(won)
     result: dict[str, Any] = {

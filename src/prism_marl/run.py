@@ -37,6 +37,7 @@ from prism_marl.results import (
     write_json,
     write_jsonl,
 )
+from prism_marl.rl.evaluation import samples_at_test
 from prism_marl.runlock import run_lock
 from prism_marl.sharing.base import SharingStrategy, count_leaves
 from prism_marl.watchdog import Watchdog
@@ -343,17 +344,24 @@ class Trainer:
             fns["chunk"] = train_chunks(self.algo, self.plan.updates_per_chunk)
         return fns["chunk"](state)
 
+    @property
+    def eval_greedy(self) -> bool:
+        """The run's evaluation mode: its ``eval_greedy``, else the algorithm's test policy."""
+        if self.config.eval_greedy is not None:
+            return self.config.eval_greedy
+        return not samples_at_test(self.algo.output_kind)
+
     def evaluate_policies(
         self, state: Any, episodes: int, *, chunk: int, greedy: bool | None = None
     ) -> tuple[Any, Any]:
         """Play ``episodes`` whole episodes with every seed's policy in ``state``.
 
         Returns ``(returns, won)``, each [num_seeds, episodes]. ``greedy`` defaults to the
-        run's ``eval_greedy``. ``chunk`` picks the episodes' keys (``PRNGKey(chunk + 1)``
-        folded with each seed): training passes the chunk just trained, -1 before the first,
-        so equal arguments replay equal episodes.
+        run's evaluation mode (``eval_greedy``). ``chunk`` picks the episodes' keys
+        (``PRNGKey(chunk + 1)`` folded with each seed): training passes the chunk just trained,
+        -1 before the first, so equal arguments replay equal episodes.
         """
-        greedy = self.config.eval_greedy if greedy is None else greedy
+        greedy = self.eval_greedy if greedy is None else greedy
         fns = self.__dict__.setdefault("_compiled", {})
         name = f"eval_{episodes}_{greedy}"
         if name not in fns:
@@ -440,8 +448,8 @@ class Trainer:
     # --------------------------------------------------------------------------- results
 
     def _finish(self, state: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
-        episodes = self.config.final_eval_episodes
-        returns, won = self.evaluate_policies(state, episodes, chunk=self.plan.num_chunks + 10_000)
+        episodes, chunk = self.config.final_eval_episodes, self.plan.num_chunks + 10_000
+        returns, won = self.evaluate_policies(state, episodes, chunk=chunk)
         returns, won = np.asarray(returns), np.asarray(won)
         finals = [float(np.mean(returns[s])) for s in range(self.config.num_seeds)]
         low, high = bootstrap_ci(finals)
@@ -465,6 +473,8 @@ class Trainer:
         }
         if self.spec.has_win:
             summary["final_win_rate_mean"] = float(np.mean(won))
+        summary["eval_mode"] = "greedy" if self.eval_greedy else "sampled"
+        summary.update(self._both_modes(state, episodes, chunk, returns, won))
         write_json(self.run_dir / SUMMARY_FILE, summary)
         self._write_masks(state)
         write_json(self.run_dir / MARL_EVAL_FILE, self._marl_eval(records, returns, won))
@@ -472,6 +482,26 @@ class Trainer:
 
         plot_learning_curve(records, self.run_dir / CURVE_FILE, title=self._title())
         return summary
+
+    def _both_modes(self, state: Any, episodes: int, chunk: int, returns, won) -> dict[str, Any]:
+        """A stochastic policy's final returns both greedy and sampled, on the same keys.
+
+        ``final_returns_{greedy,sampled}`` per seed, their means, and win rates.
+        Empty for Q-learners and deterministic actors, whose greedy policy is their policy.
+        """
+        if not samples_at_test(self.algo.output_kind):
+            return {}
+        other = self.evaluate_policies(state, episodes, chunk=chunk, greedy=not self.eval_greedy)
+        modes = {self.eval_greedy: (returns, won), not self.eval_greedy: other}
+        keys: dict[str, Any] = {}
+        for greedy, (mode_returns, mode_won) in modes.items():
+            mode = "greedy" if greedy else "sampled"
+            per_seed = [float(v) for v in np.asarray(mode_returns).mean(axis=1)]
+            keys[f"final_returns_{mode}"] = per_seed
+            keys[f"final_return_{mode}_mean"] = float(np.mean(per_seed))
+            if self.spec.has_win:
+                keys[f"final_win_rate_{mode}_mean"] = float(np.mean(mode_won))
+        return keys
 
     def _write_masks(self, state: Any) -> None:
         """Prism's final masks: ``agent_masks.json`` and seed 0's heatmap ``agent_masks.png``.

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     # train and eval build their own parsers (their flags depend on --sharing and --algo);
     # main() hands them the command line before this parser sees it.
     commands.add_parser("train", help="train a sharing strategy with MAPPO or IPPO (see train -h)")
-    commands.add_parser("eval", help="greedy evaluation (and a GIF) of a trained run (eval -h)")
+    commands.add_parser("eval", help="evaluation (and a GIF) of a trained run (eval -h)")
     add_resources_command(commands)
     add_bench_command(commands)
     add_sweep_command(commands)

@@ -100,7 +100,9 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
         "--eval-greedy",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="evaluate the greedy policy; --no-eval-greedy samples actions (default: on)",
+        help="evaluate the greedy policy; --no-eval-greedy samples actions (default: sampled "
+        "for MAPPO/IPPO, greedy for QMIX/VDN/MATD3; the final evaluation of a stochastic "
+        "policy reports both)",
     )
     add_dataclass_flags(
         parser,
@@ -190,6 +192,14 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     ]
     if "final_win_rate_mean" in summary:
         rows.append(("final win rate", f"{summary['final_win_rate_mean']:.3f}"))
+    if "eval_mode" in summary:
+        rows.insert(0, ("evaluation", summary["eval_mode"]))
+    for mode in ("greedy", "sampled"):
+        if f"final_return_{mode}_mean" in summary and summary.get("eval_mode") != mode:
+            line = f"{summary[f'final_return_{mode}_mean']:.3f}"
+            if f"final_win_rate_{mode}_mean" in summary:
+                line += f" (win rate {summary[f'final_win_rate_{mode}_mean']:.3f})"
+            rows.append((f"final return, {mode}", line))
     rows += [
         ("parameters (all networks)", f"{summary['parameters']:,}"),
         ("additional (actor)", f"{summary['additional']:,}"),
@@ -204,10 +214,11 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 
 def run_eval(argv: list[str]) -> int:
-    """``prism-marl eval RUN_DIR``: greedy returns from the last checkpoint, optional GIF."""
+    """``prism-marl eval RUN_DIR``: returns from the last checkpoint, optional GIF."""
     parser = OneLineParser(
         prog="prism-marl eval",
-        description="Evaluate a trained run's last checkpoint (greedy unless --sampled).",
+        description="Evaluate a trained run's last checkpoint in the run's evaluation mode "
+        "(--greedy or --sampled to choose).",
     )
     parser.add_argument("run_dir", help="a run directory written by prism-marl train")
     parser.add_argument(
@@ -216,16 +227,20 @@ def run_eval(argv: list[str]) -> int:
     parser.add_argument(
         "--render", metavar="FILE.gif", help="render one greedy episode of seed 0 (LBF and SMAX)"
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--sampled",
-        action="store_true",
-        help="sample actions as in training instead of taking the greedy action",
+        dest="greedy",
+        action="store_false",
+        default=None,
+        help="sample actions as in training",
     )
+    mode.add_argument("--greedy", dest="greedy", action="store_true", help="take the greedy action")
     args = parser.parse_args(argv)
     if args.render and not args.render.lower().endswith(".gif"):
         raise ConfigError(f"--render: must be a .gif file, got {args.render!r}")
     from prism_marl.evaluate import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.episodes, args.render, greedy=not args.sampled)
+    result = evaluate_run(args.run_dir, args.episodes, args.render, greedy=args.greedy)
     print(json.dumps(result, indent=2))
     return 0

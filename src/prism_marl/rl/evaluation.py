@@ -40,6 +40,20 @@ class Actor(Protocol):
         ...
 
 
+STOCHASTIC_OUTPUTS = ("categorical", "gaussian")
+"""Policy outputs that are distributions: their test policy samples, as in training."""
+
+
+def samples_at_test(output_kind: str) -> bool:
+    """Whether a policy with this ``output_kind`` (``rl.diversity.OutputKind``) samples at test.
+
+    Used when the run does not choose: a stochastic policy is evaluated as the policy it was
+    trained as (docs/decisions/0021-evaluation-mode.md); Q-learners and deterministic actors
+    act greedily.
+    """
+    return output_kind in STOCHASTIC_OUTPUTS
+
+
 def evaluate_policy(
     actor: Actor, variables: Any, key: jax.Array, num_episodes: int, greedy: bool
 ) -> tuple[jax.Array, jax.Array]:

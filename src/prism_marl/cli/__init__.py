@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from prism_marl.cli.args import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_LOCKED, OneLineParser
 from prism_marl.cli.bench import add_bench_command
+from prism_marl.cli.report import add_report_command
 from prism_marl.cli.resources import add_resources_command
 from prism_marl.cli.sweep import add_sweep_command
 from prism_marl.errors import ConfigError, RunLockedError, TrainingDivergedError
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_resources_command(commands)
     add_bench_command(commands)
     add_sweep_command(commands)
+    add_report_command(commands)
     return parser
 
 

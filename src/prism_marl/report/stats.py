@@ -117,7 +117,9 @@ def stratified_bootstrap(
     return Estimate(point, float(low), float(high))
 
 
-def iqm_estimate(values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
+def iqm_estimate(
+    values: Sequence[float] | np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0
+) -> Estimate:
     """IQM of one set of runs (e.g. the seeds of one method on one task) with its interval."""
     return stratified_bootstrap([np.asarray(values)], pooled_iqm, resamples=resamples, seed=seed)
 

@@ -1,0 +1,335 @@
+"""Markdown for report.md: tables and the text of each section, from computed numbers.
+
+Nothing here computes a statistic; every number arrives from ``report.aggregate``. Numbers are
+printed with four significant digits (``number``), so a reader can recompute them from the
+results files to that precision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prism_marl.report import stats
+from prism_marl.report.aggregate import (
+    PRISM,
+    AggregateRow,
+    Cell,
+    Improvement,
+    Normalisation,
+    Retention,
+    method_order,
+)
+from prism_marl.report.load import Run, Source
+
+MISSING = "–"
+
+
+def number(value: float | None) -> str:
+    """A value to four significant digits; a dash for none or NaN."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    return f"{value:.4g}"
+
+
+def count(value: float | None) -> str:
+    """A count with thousands separators; a dash for none."""
+    return MISSING if value is None else f"{int(value):,}"
+
+
+def interval(low: float, high: float) -> str:
+    """``[low, high]``."""
+    return f"[{number(low)}, {number(high)}]"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table; cells are printed with ``str``."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = [str(cell).replace("|", "\\|").replace("\n", " ") for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def image(path: str, alt: str) -> str:
+    """An image link relative to report.md."""
+    return f"![{alt}]({path})"
+
+
+def header(sources: Sequence[Source], command: str, when: str) -> str:
+    """The title, the command, when, and the inputs read."""
+    rows = []
+    for source in sources:
+        complete = sum(run.complete for run in source.runs)
+        scale = f" ({source.scale})" if source.scale else ""
+        rows.append(
+            [
+                f"`{source.path}`",
+                source.kind,
+                f"{source.experiment}{scale}",
+                len(source.runs),
+                complete,
+            ]
+        )
+    return "\n\n".join(
+        [
+            "# prism-marl report",
+            f"Generated {when} by\n\n```sh\n{command}\n```",
+            "Inputs: only results files were read, from these directories: `index.jsonl` and "
+            "`sweep.json` of a sweep, and each run's `config.json`, `metrics.jsonl`, "
+            "`summary.json` and `agent_masks.json`.",
+            table(["input", "kind", "experiment", "runs", "complete"], rows),
+        ]
+    )
+
+
+def how_to_read(resamples: int) -> str:
+    """What the statistics are (the equations are in ``report/stats.py``)."""
+    return "\n\n".join(
+        [
+            "## How the numbers are computed",
+            "- **Final return** of a seed: `summary.json`'s `final_returns`, the mean return "
+            "of the final evaluation episodes of that seed's policy.\n"
+            "- **IQM**: interquartile mean over seeds (the mean of the middle 50%, boundary "
+            "seeds weighted fractionally, as `summary.json`'s `final_return_iqm`; Agarwal et "
+            "al., 2021).\n"
+            f"- **95% CI**: percentile interval of the statistic over {resamples:,} "
+            "stratified bootstrap resamples (seeds resampled with replacement within each "
+            "task), seed 0.\n"
+            "- **Normalised return**: per task, (return − random) / (best − random), where "
+            "*random* is the untrained policy's return — the step-0 evaluation in "
+            "`metrics.jsonl`, averaged over every run and seed of the task — and *best* is "
+            "the best method's mean final return on the task.\n"
+            "- **P(prism > Y)**: the probability that a seed of Prism ends with a higher "
+            "return than a seed of Y on the same task (Mann-Whitney U / (m·n), ties count "
+            "one half), averaged over the tasks both ran.\n"
+            "- Decision 0020 explains why these are computed by `prism_marl.report.stats` "
+            "rather than `rliable`.",
+        ]
+    )
+
+
+def missing_runs(runs: Sequence[Run]) -> str:
+    """Every run that is not finished with a summary, with its status and last error."""
+    lines = ["## Missing or unfinished runs"]
+    unfinished = [run for run in runs if not run.complete]
+    if not unfinished:
+        lines.append("None: every run read is finished and has its `summary.json`.")
+        return "\n\n".join(lines)
+    lines.append(
+        f"{len(unfinished)} run(s) have no final returns; they are left out of the tables, and "
+        "their curves (dashed) end at their last evaluation point."
+    )
+    rows = []
+    for run in unfinished:
+        points = len({r.get("env_steps") for r in run.records})
+        rows.append(
+            [
+                f"`{run.run_id}`",
+                run.experiment,
+                run.status,
+                count(run.attempts),
+                count(run.exit_code),
+                run.last_error or MISSING,
+                points,
+            ]
+        )
+    headers = ["run", "experiment", "status", "attempts", "exit code", "last error"]
+    lines.append(table([*headers, "evaluation points"], rows))
+    return "\n\n".join(lines)
+
+
+def final_table(cells: Sequence[Cell]) -> str:
+    """Method × task: IQM, its interval, mean, seeds, and the optional columns present."""
+    wins = any(c.win_rate is not None for c in cells)
+    modes = any(c.greedy_mean is not None or c.sampled_mean is not None for c in cells)
+    headers = ["method", "task", "IQM", "95% CI (IQM)", "mean", "seeds"]
+    headers += ["win rate"] * wins
+    headers += ["eval mode", "greedy mean", "sampled mean"] * modes
+    rows = []
+    for c in cells:
+        row = [
+            c.method,
+            c.task,
+            number(c.iqm.point),
+            interval(c.iqm.low, c.iqm.high),
+            number(c.mean),
+            len(c.returns),
+        ]
+        row += [number(c.win_rate)] * wins
+        row += [c.eval_mode or MISSING, number(c.greedy_mean), number(c.sampled_mean)] * modes
+        rows.append(row)
+    return table(headers, rows)
+
+
+def pivot(values: dict[tuple[str, str], stats.Estimate | tuple[float, float, float]]) -> str:
+    """Methods (rows) × tasks (columns), each cell ``IQM [low, high]``."""
+    methods = method_order([m for m, _ in values])
+    tasks = sorted({t for _, t in values})
+    rows = []
+    for method in methods:
+        row = [method]
+        for task in tasks:
+            value = values.get((method, task))
+            row.append(MISSING if value is None else f"{number(value[0])} {interval(*value[1:])}")
+        rows.append(row)
+    return table(["method", *tasks], rows)
+
+
+def aggregate_section(
+    scales: Sequence[Normalisation],
+    rows: Sequence[AggregateRow],
+    improvements: Sequence[Improvement],
+) -> str:
+    """The normalisation per task, the normalised IQM per method and P(Prism > Y)."""
+    parts = ["### Aggregate over tasks"]
+    parts.append(
+        table(
+            ["task", "random (untrained, step 0)", "best method", "best mean", "used"],
+            [
+                [
+                    n.task,
+                    number(n.random),
+                    n.best_method,
+                    number(n.best),
+                    "yes" if n.usable else "no: no method beat the untrained policy",
+                ]
+                for n in scales
+            ],
+        )
+    )
+    if rows:
+        parts.append(
+            table(
+                ["method", "tasks", "normalised IQM", "95% CI", "normalised mean"],
+                [
+                    [
+                        r.method,
+                        r.tasks,
+                        number(r.iqm.point),
+                        interval(r.iqm.low, r.iqm.high),
+                        number(r.mean),
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    else:
+        parts.append("No task has a usable normalisation.")
+    if improvements:
+        parts.append(
+            table(
+                ["baseline Y", "tasks", f"P({PRISM} > Y)", "95% CI"],
+                [
+                    [
+                        i.baseline,
+                        i.tasks,
+                        number(i.estimate.point),
+                        interval(i.estimate.low, i.estimate.high),
+                    ]
+                    for i in improvements
+                ],
+            )
+        )
+    else:
+        parts.append(f"No probability of improvement: no method named `{PRISM}` with a baseline.")
+    return "\n\n".join(parts)
+
+
+def budget_section(
+    name: str,
+    figure: str,
+    cells: Sequence[tuple[str, Cell]],
+    retained: Sequence[Retention],
+) -> str:
+    """Figure 4: the bars, the per-budget table (width, actor parameters) and the retention."""
+    rows = []
+    for budget, c in cells:
+        actor = (c.run.summary or {}).get("actor_parameters")
+        rows.append(
+            [
+                c.method,
+                c.task,
+                budget,
+                count(c.run.width),
+                count(actor),
+                number(c.iqm.point),
+                interval(c.iqm.low, c.iqm.high),
+                number(c.mean),
+                len(c.returns),
+            ]
+        )
+    kept = [
+        [
+            r.method,
+            number(r.mean),
+            ", ".join(f"{task}: {number(v)}" for task, v in r.per_task.items()) or MISSING,
+        ]
+        for r in retained
+    ]
+    headers = ["method", "task", "budget", "width", "actor parameters", "IQM", "95% CI", "mean"]
+    return "\n\n".join(
+        [
+            f"## Figure 4: {name}, Full vs Half parameter budget",
+            image(figure, f"{name} budgets"),
+            "Bars: IQM over seeds of the final return; error bars: its 95% bootstrap interval. "
+            "Width: the hidden width the width solver chose for the budget.",
+            table([*headers, "seeds"], rows),
+            "Fraction of the Full-budget return kept at the Half budget, above the untrained "
+            "policy: (IQM_half − random) / (IQM_full − random) per task, then the mean over "
+            "tasks (tasks whose Full return did not beat the untrained policy are left out).",
+            table(["method", "kept at Half (mean over tasks)", "per task"], kept),
+        ]
+    )
+
+
+def resources_section(figure: str, rows: Sequence[Any], agent_counts: Sequence[int]) -> str:
+    """Figure 5 and its numbers: parameters, additional resource and overhead per N."""
+    strategies = list(dict.fromkeys(r.strategy for r in rows))
+    by_key = {(r.strategy, r.num_agents): r for r in rows}
+
+    def cells(attribute: str, show: Any) -> list[list[Any]]:
+        return [
+            [s] + [show(getattr(by_key[(s, n)], attribute)) for n in agent_counts]
+            for s in strategies
+        ]
+
+    columns = ["strategy", *[f"N={n}" for n in agent_counts]]
+    command = (
+        f"prism-marl resources --strategies {' '.join(strategies)} "
+        f"--agents {' '.join(map(str, agent_counts))} --plot resources.png"
+    )
+    return "\n\n".join(
+        [
+            "## Figure 5: resources against the number of agents",
+            image(figure, "resources"),
+            "Computed, not read from the results, by `prism_marl.resources` for the strategies "
+            "of the runs above, on `prism-marl resources`' default network (the "
+            f"lbf:8x8-2p-2f-coop MLP, 64-64); `{command}` draws the same figure. Normalised "
+            "overhead = additional / (parameters + additional).",
+            "Trainable parameters:",
+            table(columns, cells("parameters", count)),
+            "Additional resource (grows with N):",
+            table(columns, cells("additional", count)),
+            "Normalised overhead:",
+            table(columns, cells("normalized_overhead", number)),
+        ]
+    )
+
+
+__all__ = [
+    "aggregate_section",
+    "budget_section",
+    "count",
+    "final_table",
+    "header",
+    "how_to_read",
+    "image",
+    "interval",
+    "missing_runs",
+    "number",
+    "pivot",
+    "resources_section",
+    "table",
+]

@@ -37,7 +37,7 @@ PRISM_METRICS = (
 
 def slug(text: str) -> str:
     """A file-name-safe form of ``text``."""
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-")
 
 
 def check_output(text: str) -> Path:
@@ -145,8 +145,8 @@ def _diversity(group: Group, out_dir: Path, resamples: int) -> str:
         parts += [
             markdown.image(f"{name}-snd.png", f"{group.name} SND"),
             "`eval/snd` (system neural diversity, decision 0019) over training: IQM over "
-            "seeds, 95% band. At the last evaluation point, IQM [95% CI]:",
-            markdown.pivot(aggregate.last_points(snd)),
+            "seeds, 95% band. At the last evaluation point of the complete runs, IQM [95% CI]:",
+            markdown.pivot(aggregate.last_points([c for c in snd if c.complete])),
         ]
     else:
         parts.append(

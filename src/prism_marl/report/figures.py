@@ -49,9 +49,14 @@ def plot_curves(
     """
     tasks = sorted({c.task for c in curve_list})
     colors = method_colors([c.method for c in curve_list])
+    order = list(colors)  # Prism first, as in the tables
+
+    def rank(curve: Curve) -> int:
+        return order.index(curve.method)
+
     figure, axes = _grid(len(tasks))
     for axis, task in zip(axes, tasks, strict=True):
-        for curve in sorted((c for c in curve_list if c.task == task), key=lambda c: c.method):
+        for curve in sorted((c for c in curve_list if c.task == task), key=rank):
             color = colors[curve.method]
             label = curve.method if curve.complete else f"{curve.method} (unfinished)"
             style = "-" if curve.complete else "--"

@@ -1,0 +1,89 @@
+"""The report's numbers from small results directories, against values computed by hand."""
+
+import pytest
+
+from prism_marl.report import aggregate
+from prism_marl.report.load import load_source, load_sources
+from tests.report.conftest import LBF, SMAX
+
+LBF_TASK, SMAX_TASK = f"{LBF} / mappo", f"{SMAX} / mappo"
+
+
+@pytest.fixture(scope="module")
+def figure2(results_dirs):
+    (group,) = aggregate.make_groups([load_source(str(results_dirs["figure2"]))])
+    return group, aggregate.final_cells(group, resamples=200)
+
+
+def test_final_cells_hand_values(figure2):
+    group, cells = figure2
+    assert group.name == "figure2-quick"
+    by_key = {(c.method, c.task): c for c in cells}
+    assert set(by_key) == {(m, t) for m in ("prism", "fups") for t in (LBF_TASK, SMAX_TASK)}
+    prism = by_key[("prism", LBF_TASK)]
+    # IQM of three seeds weighs them 1/6, 2/3, 1/6: (0.2 + 0.9) / 6 + 0.5 · 2/3
+    assert prism.iqm.point == pytest.approx((0.2 + 0.9) / 6 + 0.5 * 2 / 3)
+    assert prism.mean == pytest.approx(1.6 / 3)
+    assert prism.iqm.low <= prism.iqm.point <= prism.iqm.high
+    assert (prism.eval_mode, prism.greedy_mean, prism.sampled_mean) == (
+        "sampled",
+        pytest.approx(0.2),
+        pytest.approx(1.6 / 3),
+    )
+    assert by_key[("fups", SMAX_TASK)].win_rate == 0.25
+    assert by_key[("fups", LBF_TASK)].eval_mode is None
+    assert [c.method for c in cells[:2]] == ["prism", "fups"]  # Prism first in each task
+
+
+def test_normalisation_and_aggregate(figure2):
+    group, cells = figure2
+    random = aggregate.random_returns(group.runs)
+    assert random == {LBF_TASK: pytest.approx(0.1), SMAX_TASK: pytest.approx(0.0)}
+    scales = {n.task: n for n in aggregate.normalisations(cells, random)}
+    assert scales[LBF_TASK].best == pytest.approx(1.6 / 3)
+    assert scales[SMAX_TASK].best_method == "prism"
+    rows = {r.method: r for r in aggregate.aggregate(cells, list(scales.values()), resamples=200)}
+    # FuPS: LBF (x - 0.1) / (1.6/3 - 0.1) and SMAX x / (1.9/3), six seeds pooled
+    lbf = [(x - 0.1) / (1.6 / 3 - 0.1) for x in (0.1, 0.3, 0.2)]
+    smax = [x / (1.9 / 3) for x in (0.6, 0.5, 0.4)]
+    assert rows["fups"].mean == pytest.approx(sum(lbf + smax) / 6)
+    assert rows["fups"].tasks == 2
+    assert rows["prism"].mean == pytest.approx(1.0)  # Prism is best on both tasks
+
+
+def test_probability_of_improvement(figure2):
+    _, cells = figure2
+    (fups,) = aggregate.improvements(cells, resamples=200)
+    # LBF: 0.2 beats 0.1, ties 0.2, loses to 0.3; 0.9 and 0.5 beat all: 7.5/9
+    # SMAX: each 0.6 ties 0.6 and beats 0.5, 0.4; 0.7 beats all: 8/9
+    assert fups.baseline == "fups" and fups.tasks == 2
+    assert fups.estimate.point == pytest.approx((7.5 / 9 + 8 / 9) / 2)
+
+
+def test_unfinished_runs_have_curves_up_to_where_they_reach(figure2):
+    group, _ = figure2
+    curves = {(c.method, c.task): c for c in aggregate.curves(group, "eval_return", 100)}
+    nops = curves[("nops", LBF_TASK)]
+    assert nops.steps.tolist() == [0, 100] and not nops.complete
+    prism = curves[("prism", LBF_TASK)]
+    assert prism.steps.tolist() == [0, 100, 200] and prism.complete
+    assert prism.iqm[0] == pytest.approx(0.1)
+    assert ("snp", LBF_TASK) not in curves  # never started: no records
+
+
+def test_budget_retention(results_dirs):
+    groups = aggregate.make_groups([load_source(str(results_dirs["figure4"]))])
+    by_budget = {g.budget: g for g in groups}
+    assert set(by_budget) == {"full", "half"}
+    full = aggregate.final_cells(by_budget["full"], 100)
+    half = aggregate.final_cells(by_budget["half"], 100)
+    random = aggregate.random_returns([*by_budget["full"].runs, *by_budget["half"].runs])
+    kept = {r.method: r for r in aggregate.retentions(full, half, random)}
+    assert kept["prism"].mean == pytest.approx((0.5 - 0.1) / (0.8 - 0.1))
+    assert kept["fups"].mean == pytest.approx(1.0)
+
+
+def test_two_runs_of_one_setting_are_not_pooled(results_dirs):
+    lone = str(results_dirs["lone"])
+    (group,) = aggregate.make_groups(load_sources([lone, lone]))
+    assert [run.method for run in group.runs] == ["prism [mine]", "prism [mine]"]

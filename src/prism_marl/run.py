@@ -105,6 +105,22 @@ def _algorithm(
     return make_algorithm(name, make_env(env), strategy, algo_config, total_steps)
 
 
+def prepare_strategy(config: RunConfig, algo: Algorithm, state: Any) -> tuple[Algorithm, Any]:
+    """Host side, all seeds: prepare ``algo``'s strategy from ``state`` (SePS: cluster agents).
+
+    Collects per-agent transitions with the current policies, lets the strategy prepare
+    itself, builds the algorithm for the prepared strategy and carries every seed's variables
+    over with ``Preparation.adopt`` (fresh optimizer states). Returns the new algorithm and
+    state.
+    """
+    data = algo.agent_transitions(state)
+    preparation = algo.strategy.prepare(data, jax.random.PRNGKey(config.seed + 7))
+    new_algo = build_algorithm(config, preparation.strategy)
+    fresh = init_seeds(new_algo)(seed_keys(config))
+    adopted = jax.vmap(preparation.adopt)(state.variables, fresh.variables)
+    return new_algo, new_algo.with_variables(state, adopted)
+
+
 def non_finite_losses(metrics: dict[str, Any]) -> list[str]:
     """Names of loss metrics (``loss/*``) holding a NaN or infinity for any seed."""
     return sorted(
@@ -430,15 +446,10 @@ class Trainer:
         steps = strategy.preparation_steps
         if steps == 0 or chunk < math.ceil(steps / self.plan.chunk_steps):
             return state
-        data = self.algo.agent_transitions(state)
-        preparation = strategy.prepare(data, jax.random.PRNGKey(self.config.seed + 7))
-        new_algo = build_algorithm(self.config, preparation.strategy)
-        fresh = init_seeds(new_algo)(seed_keys(self.config))
-        adopted = jax.vmap(preparation.adopt)(state.variables, fresh.variables)
-        state = new_algo.with_variables(state, adopted)
+        new_algo, state = prepare_strategy(self.config, self.algo, state)
         self.algo = new_algo
         self.__dict__["_compiled"] = {}
-        self.config = dataclasses.replace(self.config, sharing=preparation.strategy)
+        self.config = dataclasses.replace(self.config, sharing=new_algo.strategy)
         write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
         # Checkpoints before the switch hold one-cluster shapes; drop them.
         for step in list(manager.all_steps()):

@@ -2,7 +2,6 @@
 runs through the runner (every strategy, the masked ensemble, determinism and resume)."""
 
 import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +18,9 @@ from prism_marl.algos.matd3 import (
 )
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError
+from prism_marl.programs import init_seeds, train_chunks
 from prism_marl.rl.targets import smoothed_target_actions
-from prism_marl.run import Trainer, resume
+from prism_marl.run import Trainer, build_algorithm, prepare_strategy, resume, seed_keys
 from prism_marl.sharing import FuPS, Kaleidoscope, Prism, SePS
 from prism_marl.sharing.kaleidoscope import soft_threshold
 from tests.conftest import TINY_MATD3, read_metrics, stable
@@ -173,49 +173,74 @@ def tiny_config(run_dir, **changes):
 read = read_metrics
 
 
-# The fast tier's MATD3 smoke run is its richest: Kaleidoscope's actor with the masked critic
-# ensemble and both resets. `make test-all` adds SePS (its preparation hook, inside the resume
-# test) and FuPS (the hopper learning check). Prism, NoPS, FuPS+ID and SNP reach MATD3 only
-# through the layer interface: the lowering and start-up tests of tests/test_programs.py trace
-# them, and a full MaBrax run each costs CI 2 minutes (decision 0015).
-def test_smoke_kaleidoscope_with_the_masked_critic_ensemble(tmp_path):
+# The fast tier's MATD3 run is its richest: Kaleidoscope's actor with the masked critic
+# ensemble and both resets, killed and resumed (the replay buffer, target networks, exploration
+# keys and reset counters all come back from the checkpoint). `make test-all` adds SePS's
+# preparation hook (below, without a training run) and FuPS (the hopper learning check).
+# Prism, NoPS, FuPS+ID and SNP reach MATD3 only through the layer interface: the lowering and
+# start-up tests of tests/test_programs.py trace them, and a full MaBrax run each costs CI 2
+# minutes (decision 0015).
+def test_kaleidoscope_with_the_masked_critic_ensemble_trains_and_resumes_exactly(tmp_path):
     config = tiny_config(
         tmp_path / "k",
         sharing=Kaleidoscope(reset_interval=16),
         algo_config=dataclasses.replace(
             TINY, critic_ensemble=True, ensemble_size=3, ensemble_reset_interval=16
         ),
+        num_seeds=2,
     )
     summary = Trainer(config, progress=False).run()
     assert np.isfinite(summary["final_return_mean"])
-    record = read(tmp_path / "k")[-1]
+    full = read(tmp_path / "k")
+    record = full[-1]
     assert record["env_steps"] == 48
     for key in ("loss/critic", "loss/actor", "loss/aux", "q/mean", "train/return"):
         assert np.isfinite(record[key]), key
     assert record["loss/critic"] > 0  # learning started (learning_starts = 16)
     assert 0 <= record["kaleidoscope/mask_distance"] <= 1
     assert summary["additional"] > 0  # the actor's thresholds; the critic's are not counted
-
-
-@pytest.mark.slow(minutes=5)
-def test_seps_prepares_and_resume_continues_exactly(tmp_path):
-    """SePS through MATD3's preparation hook (clusters after 16 steps; checkpoints and
-    config.json switch to the clustered strategy), same seed same metrics, and a run killed
-    after its preparation resumes to the uninterrupted run's results. One run each for what
-    were two tests: MaBrax compiles dominate CI's time (decision 0015)."""
-    seps = SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1)
-    config = tiny_config(tmp_path / "full", sharing=seps, num_seeds=2)
-    summary = Trainer(config, progress=False).run()
-    prepared = json.loads((tmp_path / "full" / "config.json").read_text())["sharing"]
-    assert prepared["type"] == "seps" and len(prepared["cluster_of_agent"]) == 3, prepared
+    assert full[2]["seed"] == 0 and full[2]["loss/critic"] != full[3]["loss/critic"]  # seeds
+    # The same settings' programs are memoised: the killed and resumed runs compile nothing.
     killed = dataclasses.replace(config, run_dir=str(tmp_path / "killed"))
     assert Trainer(killed, progress=False).run(max_chunks=2) is None
-    full, partial = stable(read(tmp_path / "full")), stable(read(tmp_path / "killed"))
-    assert partial == full[:6]  # same seed, same metrics: step 0 and two chunks, two seeds
-    assert full[2]["seed"] == 0 and full[2]["loss/critic"] != full[3]["loss/critic"]
-    for record in full[2:]:
-        for key in ("loss/critic", "loss/actor", "q/mean", "train/return"):
-            assert np.isfinite(record[key]), key
+    assert stable(read(tmp_path / "killed")) == stable(full)[:6]  # step 0 and two chunks
     resumed = resume(tmp_path / "killed", progress=False)
-    assert stable(read(tmp_path / "killed")) == full
+    assert stable(read(tmp_path / "killed")) == stable(full)
     assert resumed["final_returns"] == summary["final_returns"]
+
+
+@pytest.mark.slow(minutes=1.5)
+def test_seps_prepares_through_matd3s_hooks():
+    """SePS's preparation through MATD3's hooks (``agent_transitions``, ``with_variables``):
+    agents clustered from a real exploring rollout, each cluster's kernels the shared kernel
+    they were trained as, fresh optimizers, and a state the prepared algorithm's training chunk
+    accepts (traced, not compiled: the whole run's MaBrax compiles cost CI 5 minutes; MAPPO's
+    and QMIX's SePS runs train through the same runner step, ``run.prepare_strategy``)."""
+    config = tiny_config(
+        "unused", sharing=SePS(pretrain_steps=16, num_clusters=2, vae_epochs=1), num_seeds=2
+    )
+    algo = build_algorithm(config)
+    state = init_seeds(algo)(seed_keys(config))
+    prepared, new_state = prepare_strategy(config, algo, state)
+    clusters = prepared.strategy.cluster_of_agent
+    assert len(clusters) == 3 and set(clusters) <= {0, 1}, clusters
+    before = state.variables["params"]["actor"]
+    after = new_state.variables["params"]["actor"]
+    grouped = [
+        (path, old, new)
+        for (path, old), new in zip(
+            jax.tree_util.tree_leaves_with_path(before),
+            jax.tree_util.tree_leaves(after),
+            strict=True,
+        )
+        if old.shape != new.shape
+    ]
+    assert grouped, "no per-cluster kernels"
+    for path, old, new in grouped:  # [S, 1, ...] shared -> [S, clusters, ...] per cluster
+        assert new.shape[1] == max(clusters) + 1, path
+        np.testing.assert_array_equal(new, np.repeat(np.asarray(old), new.shape[1], axis=1))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, new_state.targets, new_state.variables)
+    steps = jax.tree_util.tree_leaves(new_state.actor_opt_state)
+    assert any(leaf.dtype == jnp.int32 and not np.any(leaf) for leaf in steps)  # fresh counts
+    shapes = jax.eval_shape(train_chunks(prepared, 1), new_state)[0]
+    assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(new_state)

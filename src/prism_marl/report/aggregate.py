@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from prism_marl.report import stats
 from prism_marl.report.load import Run, Source
+
+if TYPE_CHECKING:
+    from prism_marl.resources import Resources
 
 PRISM = "prism"
 """The method the probability of improvement compares against every other method."""
@@ -285,7 +288,7 @@ def retentions(
     return result
 
 
-def resource_rows(strategies: Sequence[str], agent_counts: Sequence[int]) -> list:
+def resource_rows(strategies: Sequence[str], agent_counts: Sequence[int]) -> list[Resources]:
     """Figure 5's rows (``resources.Resources``) for ``strategies`` at each N.
 
     The network is ``prism-marl resources``'s default (``resources.NetworkShape()``: the

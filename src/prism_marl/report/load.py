@@ -89,9 +89,8 @@ class Run:
 
     def initial_returns(self) -> np.ndarray:
         """Evaluation returns of the untrained policy (the step-0 records), ``[seeds]``."""
-        return np.asarray(
-            [r["eval_return"] for r in self.records if r.get("env_steps") == 0], dtype=np.float64
-        )
+        steps, values = self.metric("eval_return")
+        return values[0] if steps.size and steps[0] == 0 else np.zeros(0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +168,7 @@ def _indexed_run(results: Path, entry: IndexEntry, experiment: str, scale: str |
         run_id=entry.run_id,
         path=path,
         experiment=experiment,
-        scale=scale or origin.get("scale"),
+        scale=scale,
         method=str(origin.get("method", origin.get("sharing", "?"))),
         backbone=str(origin.get("backbone", origin.get("algo", "?"))),
         task=str(origin.get("task", "?")),
@@ -192,6 +191,7 @@ def _sweep(path: Path) -> Source:
     except (OSError, ValueError, TypeError) as error:
         raise ConfigError(f"{FIELD}: cannot read {path / INDEX_FILE} ({error})") from None
     sweep = _read_json(path / "sweep.json") or {}
+    # Without sweep.json the directory's name (results/<experiment>-<scale>) names the group.
     experiment, scale = str(sweep.get("experiment", path.name)), sweep.get("scale")
     runs = [_indexed_run(path, entry, experiment, scale) for entry in index.values()]
     # A run directory the index does not list (copied in by hand) is still reported.

@@ -18,7 +18,7 @@ def add_report_command(commands: Any) -> None:
         help="report.md and figures (Figures 2-5, tables, diversity) from results directories",
         description="Read results directories (a sweep's results/<experiment>-<scale>, a "
         "directory of runs, or one run directory) and write DIR/report.md with its PNG "
-        "figures: learning curves, final-return tables with IQM and 95%% bootstrap intervals, "
+        "figures: learning curves, final-return tables with IQM and 95% bootstrap intervals, "
         "the aggregate over tasks with the probability of improvement, Figure 4's budgets, "
         "Figure 5's resources, the ablations, behavioural diversity, and every missing or "
         "unfinished run. Only results files are read.",

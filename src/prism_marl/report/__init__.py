@@ -26,6 +26,9 @@ from prism_marl.report.aggregate import Group
 from prism_marl.report.load import Source, load_sources
 from prism_marl.results import write_atomic
 
+# The figure modules (matplotlib) are imported inside the functions that draw, so that building
+# the CLI's parser, which imports this package for its defaults, stays light.
+
 REPORT_FILE = "report.md"
 DEFAULT_AGENT_COUNTS = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 SND = "eval/snd"

@@ -89,6 +89,7 @@ def test_a_stalled_run_exits_4_and_resumes_to_the_uninterrupted_metrics(tmp_path
         "--final-eval-episodes", "4", "--algo.num-envs", "4", "--algo.rollout-length", "8",
         "--algo.num-minibatches", "2", "--algo.num-epochs", "2", "--algo.hidden-sizes", "16",
         "16", "--algo.critic-hidden-sizes", "16", "--no-progress", "--stall-timeout", "4",
+        "--diversity-episodes", "0",
         "--run-dir", str(run_dir),
     ]  # fmt: skip
     result = subprocess.run(

@@ -120,14 +120,17 @@ def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     assert end > 1.2 * start, (start, end)
 
 
-@pytest.mark.slow(minutes=8.9)
+@pytest.mark.slow(minutes=3.5)
 def test_matd3_improves_on_mabrax_hopper(tmp_path):
     """MATD3 + FuPS raises hopper's greedy return well above the untrained actors' (step-0
-    evaluation in metrics.jsonl), median over 3 seeds, in about 4 minutes on 2 cores.
+    evaluation in metrics.jsonl), median over 3 seeds, in about 2 minutes on 2 cores.
 
-    Measured (seed 0, 2026-12-01): step-0 returns 40, 187 and 104; 212, 319 and 292 after 120k
-    steps per seed. ~300 over a 200-step episode means the hopper stays up for the whole
-    episode and moves forward, which untrained deterministic actors rarely do.
+    Measured with these settings run on to 120k steps (2026-12-02, 324 s alone; 16 episodes
+    per point): step-0 returns 40 / 187 / 104; 286 / 227 / 279 at 24k steps, 255 / 299 / 295
+    at 48k (this check's budget), 270 / 299 / 275 at 120k. ~300 over a 200-step episode means
+    the hopper stays up for the whole episode and moves forward, which untrained deterministic
+    actors rarely do. FuPS's maintenance is a no-op, so the first 48k steps of that run are
+    this check's.
     """
     config = RunConfig(
         algo="matd3",
@@ -140,8 +143,8 @@ def test_matd3_improves_on_mabrax_hopper(tmp_path):
             learning_starts=5000,
         ),
         num_seeds=3,
-        total_steps=120_000,
-        eval_interval=60_000,
+        total_steps=48_000,
+        eval_interval=24_000,
         eval_episodes=16,
         final_eval_episodes=16,
         diversity_episodes=0,  # learning is what these check; SND costs CI minutes

@@ -1,7 +1,11 @@
 """``prism-marl bench``: its choice of settings, the layer benchmark's cases and FLOP floor (the
 training timing itself is exercised in test_cli)."""
 
+import jax
+import jax.numpy as jnp
+
 from prism_marl.algos.matd3 import MATD3Config
+from prism_marl.bench.flops import matmul_flops
 from prism_marl.bench.layers import bench_layers, flop_floor
 from prism_marl.bench.train import bench_algo_config, bench_env_config
 from prism_marl.config import EnvConfig, default_algo_config
@@ -24,6 +28,28 @@ def test_a_preset_sets_the_switches_of_its_own_environment_only():
     )
     assert bench_env_config("smax:3m", "matd3-mabrax") == EnvConfig(id="smax:3m")
     assert bench_env_config("smax:3m", None) == EnvConfig(id="smax:3m")
+
+
+def test_matmul_flops_count_every_step_of_a_scan_and_the_costlier_branch():
+    kernel = jnp.ones((64, 32))
+    square = jnp.ones((32, 32))
+
+    def unroll(h):  # h [256, 32]: 50 steps of [256, 32] @ [32, 32]
+        return jax.lax.scan(lambda c, _: (jnp.tanh(c @ square), None), h, None, length=50)[0]
+
+    x = jnp.ones((256, 64))
+    step = 2 * 256 * 32 * 32
+    assert matmul_flops(lambda x: x @ kernel, x) == 2 * 256 * 64 * 32
+    assert matmul_flops(unroll, x @ kernel) == 50 * step  # XLA's cost analysis says 1 step
+    # vmap over 3 seeds and jit: three times the products.
+    assert matmul_flops(jax.jit(jax.vmap(unroll)), jnp.ones((3, 256, 32))) == 3 * 50 * step
+    # The gradient with respect to the input adds one product per step (dh = g Wᵀ).
+    assert matmul_flops(jax.grad(lambda h: unroll(h).sum()), jnp.ones((256, 32))) == 100 * step
+
+    def branchy(flag, h):
+        return jax.lax.cond(flag, lambda h: (h @ square) @ square, lambda h: h @ square, h)
+
+    assert matmul_flops(branchy, True, jnp.ones((256, 32))) == 2 * step
 
 
 def test_layer_flop_floor_matches_the_hand_derived_bounds():

@@ -102,6 +102,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 5e-4,
             "batch_size": 32,
             "buffer_size": 5000,
+            # EPyMARL's replay ratio: one gradient step on 32 episodes per episode collected
+            # (8 envs x 50 steps per update, LBF's 50-step episodes; decision 0022)
+            "num_envs": 8,
+            "segment_length": 50,
+            "gradient_steps": 8,
             "epsilon_steps": 50_000,
             "target_update_interval": 200,
             "standardise_rewards": True,

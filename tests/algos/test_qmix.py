@@ -74,6 +74,45 @@ def test_reward_statistics_match_numpy():
     np.testing.assert_allclose(stats.var, rewards.var(), rtol=1e-3)
 
 
+def test_next_step_values_from_the_unroll_equal_a_gru_step_on_every_next_observation(tmp_path):
+    """``_next_q`` takes Q(o_{t+1}) from the unroll and steps the GRU only at the sequence's
+    last step and at truncations; on collected sequences with 5-step episodes inside 8-step
+    sequences (truncations mid-sequence, resets after them) it equals one GRU step on every
+    stored next observation from the hidden state after that step, wherever the bootstrap is
+    read (not at terminations)."""
+    from prism_marl.algos.common import select_network
+    from prism_marl.run import build_algorithm
+
+    config = tiny_run(tmp_path / "r", env=EnvConfig(id="lbf:8x8-2p-2f-coop", episode_limit=5))
+    algo = build_algorithm(config)
+    assert algo.boundary_slots == 3  # ⌈7 / 5⌉ truncations in the first 7 steps, the last step
+    state = jax.jit(algo.init)(jax.random.key(3))
+    collect = jax.jit(algo.collect)
+    state, _ = collect(state)
+    state, batch = collect(state)  # [E, T, ...]: hidden states that are not all zero
+    truncated = np.asarray(batch.episode_end & ~batch.terminated)
+    assert truncated[:, :-1].any() and np.asarray(batch.hidden).any()
+
+    @jax.jit
+    def both(variables, batch):
+        hiddens, q_values = algo._unroll(variables, batch)
+        t, b = hiddens.shape[:2]
+        flat = lambda x: jnp.swapaxes(x, 0, 1).reshape(1, t * b, *x.shape[2:])  # noqa: E731
+        _, direct = algo._q_values(
+            select_network(variables, "actor"),
+            hiddens.reshape(t * b, *hiddens.shape[2:]),
+            flat(batch.next_obs),
+            algo.agent_ids,
+            jnp.zeros((1, t * b), bool),
+            flat(batch.next_mask),
+        )
+        return algo._next_q(variables, hiddens, q_values, batch), direct[0].reshape(q_values.shape)
+
+    fast, direct = both(state.variables, batch)
+    read = ~np.swapaxes(np.asarray(batch.terminated), 0, 1)  # [T, B]
+    np.testing.assert_allclose(np.asarray(fast)[read], np.asarray(direct)[read], atol=1e-5)
+
+
 # The fast tier's QMIX run is QMIX + Prism, killed and resumed (below); the rest of the matrix
 # runs in `make test-all`.
 SMOKE = [("qmix", name) for name in STRATEGIES if name != "prism"] + [("vdn", "prism")]

@@ -164,18 +164,19 @@ def descend(
 
 
 def gated_steps(
-    step: Callable[[Any, jax.Array], tuple[Any, dict[str, jax.Array]]],
+    step: Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]],
     learner: Any,
-    keys: jax.Array,
+    inputs: Any,
     ready: jax.Array,
 ) -> tuple[Any, dict[str, jax.Array]]:
-    """K = len(keys) gradient steps (a scan), kept only where ``ready`` (learning started).
+    """K gradient steps (a scan over ``inputs``), kept only where ``ready`` (learning started).
 
-    The steps are always computed and dropped when not ready: under vmap over seeds a
-    ``lax.cond`` on a per-seed flag runs both branches anyway, and one static program serves
-    every update. Returns the learner and the steps' mean metrics.
+    ``inputs`` has a leading axis of K: one key or one batch per step. The steps are always
+    computed and dropped when not ready: under vmap over seeds a ``lax.cond`` on a per-seed
+    flag runs both branches anyway, and one static program serves every update. Returns the
+    learner and the steps' mean metrics.
     """
-    trained, metrics = jax.lax.scan(step, learner, keys)
+    trained, metrics = jax.lax.scan(step, learner, inputs)
     learner = jax.tree_util.tree_map(lambda new, old: jnp.where(ready, new, old), trained, learner)
     return learner, jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
 

@@ -5,8 +5,10 @@ value per action); a monotonic hypernetwork mixer on the global state (QMIX) or 
 combines the chosen actions' values into Q_tot. Parallel environments stream fixed-length
 sequences (``segment_length`` steps, episodes may start and end inside) into a replay of
 sequences, each stored with the agents' recurrent state at its first step; targets are double-Q
-TD(λ) over each sequence from a hard-copied target network. Sections: config, networks, state,
-acting, update, protocol hooks.
+TD(λ) over each sequence from a hard-copied target network. Each step's next-step values come
+from the same unroll (one extra GRU step only at truncations and the sequence's end), and an
+update's gradient steps get their target values from one target unroll (decision 0022).
+Sections: config, networks, state, acting, update, protocol hooks.
 Axis glossary: T sequence steps, E envs, B sampled sequences, N agents, D obs, A actions,
 S global state, H hidden, C buffer capacity (sequences).
 """
@@ -65,7 +67,8 @@ class QMIXConfig:
     learning_starts: int = 32
     """Sequences in the replay before gradient steps start (at least batch-size)."""
     gradient_steps: int = 4
-    """Gradient steps per update (per num_envs new sequences)."""
+    """Gradient steps per update (per num_envs new sequences; EPyMARL's ratio, one step per
+    sequence, is gradient_steps = num_envs: the qmix-lbf preset)."""
     epsilon_start: float = 1.0
     """Initial ε of ε-greedy exploration."""
     epsilon_end: float = 0.05
@@ -79,7 +82,8 @@ class QMIXConfig:
     double_q: bool = True
     """Select next actions with the online network, evaluate them with the target network."""
     target_update_interval: int = 200
-    """Gradient steps between hard copies of the online networks into the targets."""
+    """Gradient steps between hard copies of the online networks into the targets (made at
+    the end of the update in which the count reaches a multiple)."""
     hidden_size: int = 64
     """Width of the agent network's dense layer and GRU."""
     mixer_embed: int = 32
@@ -469,23 +473,50 @@ class QLearner:
             _time_major(batch.action_mask),
         )
 
-    def _next_q(self, variables: dict[str, Any], hiddens: jax.Array, batch: Sequences):
-        """Q on each step's real next observation, [T, B, N, A].
+    @property
+    def boundary_slots(self) -> int:
+        """Steps per stored sequence whose next observation is not the unroll's next step.
 
-        One more GRU step on each step's next observation from the hidden state after that
-        step (the same episode, even where it ended there).
+        A step's next observation is the following stored step's, except at the sequence's last
+        step and where an episode was truncated (the final observation; at a termination the
+        bootstrap is zeroed and never read). Truncations are ``episode_limit`` steps apart, so
+        the first T − 1 steps hold at most ⌈(T − 1) / limit⌉ of them; one slot more for the
+        last step.
         """
-        t, b = hiddens.shape[:2]
-        flat = lambda x: _time_major(x).reshape(1, t * b, *x.shape[2:])  # noqa: E731
-        _, q_values = self._q_values(
+        t = self.config.segment_length
+        return -(-(t - 1) // self.spec.episode_limit) + 1
+
+    def _next_q(
+        self, variables: dict[str, Any], hiddens: jax.Array, q_values: jax.Array, batch: Sequences
+    ) -> jax.Array:
+        """Q on each step's real next observation, [T, B, N, A], from an unroll's outputs.
+
+        Where the episode goes on inside the sequence that is the unroll's next step
+        (``q_values[t + 1]``: the same hidden state, the same observation, no reset). At the
+        ``boundary_slots`` other steps, one more GRU step on the stored next observation from
+        the hidden state after that step (the same episode, even where it ended there), so the
+        network runs on K·B rows instead of T·B. ``hiddens`` and ``q_values`` [T, B, ...].
+        """
+        t, b = q_values.shape[:2]
+        truncated = _time_major(batch.episode_end & ~batch.terminated)[:-1]  # [T - 1, B]
+        ends = jax.vmap(
+            lambda column: jnp.nonzero(column, size=self.boundary_slots - 1, fill_value=t - 1)[0],
+            in_axes=1,
+            out_axes=1,
+        )(truncated)
+        slots = jnp.concatenate([ends, jnp.full((1, b), t - 1, ends.dtype)])  # [K, B]
+        columns = jnp.broadcast_to(jnp.arange(b), slots.shape)
+        at = lambda x: _time_major(x)[slots, columns]  # noqa: E731  [K, B, ...]
+        _, extra = self._q_values(
             select_network(variables, "actor"),
-            hiddens.reshape(t * b, *hiddens.shape[2:]),
-            flat(batch.next_obs),
+            hiddens[slots, columns].reshape(-1, *hiddens.shape[2:]),
+            at(batch.next_obs).reshape(1, -1, *batch.next_obs.shape[2:]),
             self.agent_ids,
-            jnp.zeros((1, t * b), bool),
-            flat(batch.next_mask),
+            jnp.zeros((1, slots.size), bool),
+            at(batch.next_mask).reshape(1, -1, *batch.next_mask.shape[2:]),
         )
-        return q_values[0].reshape(t, b, *q_values.shape[2:])
+        shifted = jnp.concatenate([q_values[1:], q_values[-1:]])
+        return shifted.at[slots, columns].set(extra[0].reshape(*slots.shape, *q_values.shape[2:]))
 
     def td_targets(
         self,
@@ -528,7 +559,9 @@ class QLearner:
         """
         full = {**learner.variables, "params": params}
         hiddens, q_values = self._unroll(full, batch)
-        online_next_q = self._next_q(full, jax.lax.stop_gradient(hiddens), batch)
+        online_next_q = self._next_q(
+            full, jax.lax.stop_gradient(hiddens), jax.lax.stop_gradient(q_values), batch
+        )
         targets = self.td_targets(
             online_next_q, target_next_q, learner.target_params["mixer"], batch, rewards
         )
@@ -543,24 +576,31 @@ class QLearner:
         }
         return regularised(self.strategy, full, learner.aux_state, td_loss, metrics)
 
+    def target_values(self, variables: dict[str, Any], target_params: Any, batch: Sequences):
+        """The target network's Q on each step's next observation, [T, B, N, A].
+
+        Called once per update on every gradient step's batch together ([B] = K·B sequences):
+        the target network does not change within an update (``update``), so one unroll over
+        all of them replaces K unrolls of B.
+        """
+        target = {**variables, "params": target_params}
+        hiddens, q_values = self._unroll(target, batch)
+        return jax.lax.stop_gradient(self._next_q(target, hiddens, q_values, batch))
+
     def gradient_step(
-        self, learner: Learner, replay: Replay, stats: RewardStats, key: jax.Array
+        self, learner: Learner, inputs: tuple[Sequences, jax.Array, jax.Array]
     ) -> tuple[Learner, dict[str, jax.Array]]:
-        """One double-Q TD(λ) step on ``batch_size`` sampled sequences; hard target copies."""
-        cfg = self.config
-        batch: Sequences = replay_sample(replay, key, cfg.batch_size)
-        rewards = batch.reward
-        if cfg.standardise_rewards:
-            rewards = (rewards - stats.mean) / jnp.sqrt(stats.var + 1e-8)
-        params = learner.variables["params"]
-        target = {**learner.variables, "params": learner.target_params}
-        target_hiddens, _ = self._unroll(target, batch)
-        target_next_q = jax.lax.stop_gradient(self._next_q(target, target_hiddens, batch))
+        """One double-Q TD(λ) step on a batch of sequences.
+
+        ``inputs``: the batch [B, T, ...], its rewards [B, T] (standardised where configured)
+        and the target network's next-step Q [T, B, N, A] (``target_values``).
+        """
+        batch, rewards, target_next_q = inputs
         params, opt_state, aux_state, metrics = descend(
             self.strategy,
             self.optimizer(),
             self.loss,
-            params,
+            learner.variables["params"],
             learner.opt_state,
             learner.aux_state,
             learner,
@@ -568,19 +608,22 @@ class QLearner:
             rewards,
             target_next_q,
         )
-        grad_steps = learner.grad_steps + 1
-        copy = grad_steps % cfg.target_update_interval == 0
-        target_params = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(copy, new, old), params, learner.target_params
-        )
         learner = Learner(
-            {**learner.variables, "params": params}, target_params, opt_state, aux_state, grad_steps
+            {**learner.variables, "params": params},
+            learner.target_params,
+            opt_state,
+            aux_state,
+            learner.grad_steps + 1,
         )
         return learner, metrics
 
     def update(self, state: QMIXState) -> tuple[QMIXState, dict[str, jax.Array]]:
         """Collect one sequence per environment, store them, then train on the replay.
 
+        The update's K gradient steps sample their batches in one draw and get their targets
+        from one unroll of the target network; the online networks are copied into the
+        targets at the end of the update in which the gradient-step count reaches a multiple
+        of ``target_update_interval`` (at most K − 1 steps later than a copy between steps).
         Training starts once the replay holds ``learning_starts`` sequences; earlier gradient
         steps are computed and dropped, which keeps the update one static program.
         """
@@ -589,17 +632,35 @@ class QLearner:
         state, sequences = self.collect(state)
         replay = replay_add(state.replay, sequences)
         reward_stats = _update_reward_stats(state.reward_stats, sequences.reward)
-        key, step_key, maintain_key = jax.random.split(state.key, 3)
+        key, sample_key, maintain_key = jax.random.split(state.key, 3)
+        k, b = cfg.gradient_steps, cfg.batch_size
+        drawn: Sequences = replay_sample(replay, sample_key, k * b)
+        target_next_q = self.target_values(state.variables, state.target_params, drawn)
+        rewards = drawn.reward
+        if cfg.standardise_rewards:
+            rewards = (rewards - reward_stats.mean) / jnp.sqrt(reward_stats.var + 1e-8)
+        per_step = (
+            lambda x, axis=0: jnp.moveaxis(  # noqa: E731  [.., K·B, ..] -> [K, .., B, ..]
+                x.reshape(*x.shape[:axis], k, b, *x.shape[axis + 1 :]), axis, 0
+            )
+        )
+        inputs = (
+            jax.tree_util.tree_map(per_step, drawn),
+            per_step(rewards),
+            per_step(target_next_q, axis=1),
+        )
         learner = Learner(
             state.variables, state.target_params, state.opt_state, state.aux_state,
             state.grad_steps,
         )  # fmt: skip
         warm = replay.filled >= cfg.learning_starts
-        learner, metrics = gated_steps(
-            lambda current, k: self.gradient_step(current, replay, reward_stats, k),
-            learner,
-            jax.random.split(step_key, cfg.gradient_steps),
-            warm,
+        learner, metrics = gated_steps(self.gradient_step, learner, inputs, warm)
+        period = cfg.target_update_interval
+        copy = learner.grad_steps // period > state.grad_steps // period
+        target_params = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(copy, new, old),
+            learner.variables["params"],
+            learner.target_params,
         )
         variables = dict(
             self.strategy.maintain(
@@ -610,7 +671,7 @@ class QLearner:
         metrics["train/learning"] = warm.astype(jnp.float32)
         state = state._replace(
             variables=variables,
-            target_params=learner.target_params,
+            target_params=target_params,
             opt_state=learner.opt_state,
             aux_state=learner.aux_state,
             grad_steps=learner.grad_steps,

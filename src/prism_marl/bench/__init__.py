@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, bench_env, env_only_rate, random_actions
+from prism_marl.bench.flops import matmul_flops
 from prism_marl.bench.layers import bench_layers
 from prism_marl.bench.train import bench_train, training_rates
 from prism_marl.errors import require
@@ -24,6 +25,7 @@ __all__ = [
     "bench_layers",
     "bench_train",
     "env_only_rate",
+    "matmul_flops",
     "random_actions",
     "run_bench",
     "training_rates",
@@ -82,6 +84,8 @@ def run_bench(args: Any) -> int:
             "steps_per_second",
             "ratio_to_fups",
             "ratio_to_env_only",
+            "grad_steps_per_second_per_seed",
+            "gflop_per_second",
         ]
     else:
         rows = bench_env(args)

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 
 from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, env_only_rate
+from prism_marl.bench.flops import matmul_flops
 from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS
@@ -29,13 +30,26 @@ class _Timed:
 
     chunk: Callable[[Any], Any]
     state: Any
+    flops: int
     seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Rate:
+    """One strategy's measured training rate."""
+
+    steps_per_second: float
+    """Environment steps per second, all seeds together."""
+    flop_per_second: float
+    """Matrix-product FLOPs per second, all seeds (``bench.flops``)."""
+    flop_per_update: int
+    """Matrix-product FLOPs of one update of every seed."""
 
 
 def training_rates(
     config: RunConfig, strategies: list[str], updates: int, repeats: int
-) -> tuple[dict[str, float], int]:
-    """Environment steps per second (all seeds) of training chunks, per strategy.
+) -> tuple[dict[str, Rate], int]:
+    """Training rates of chunks of ``updates`` updates, per strategy, timed round-robin.
 
     Returns the rates and the environment steps one update consumes per seed.
     """
@@ -50,9 +64,10 @@ def training_rates(
         steps_per_update = run.algo_config.steps_per_update
         state = init_seeds(algo)(seed_keys(run))
         chunk = train_chunks(algo, updates)
+        flops = matmul_flops(chunk, state)
         state, _ = chunk(state)  # compile and warm up
         jax.block_until_ready(state)
-        runs[name] = _Timed(chunk, state)
+        runs[name] = _Timed(chunk, state, flops)
     for _ in range(repeats):
         for timed in runs.values():
             start = time.perf_counter()
@@ -60,7 +75,13 @@ def training_rates(
             jax.block_until_ready(metrics)
             timed.seconds += time.perf_counter() - start
     steps = steps_per_update * updates * repeats * config.num_seeds
-    return {name: steps / timed.seconds for name, timed in runs.items()}, steps_per_update
+    rates = {
+        name: Rate(
+            steps / timed.seconds, timed.flops * repeats / timed.seconds, timed.flops // updates
+        )
+        for name, timed in runs.items()
+    }
+    return rates, steps_per_update
 
 
 def _preset_algo(preset: dict[str, Any]) -> str:
@@ -101,13 +122,18 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
                 total_steps=10**9,
             )
             try:
-                rates, _ = training_rates(config, strategies, args.updates, args.repeats)
+                rates, steps_per_update = training_rates(
+                    config, strategies, args.updates, args.repeats
+                )
             except ConfigError as error:  # e.g. QMIX on continuous actions
                 print(f"skipped {algo} on {env_id}: {error}", file=sys.stderr)
                 continue
             num_envs = getattr(config.algo_config, "num_envs", 1) * args.num_seeds
             env_rate = env_only_rate(config.env, num_envs, 128, args.repeats)
+            # Off-policy updates take a fixed number of gradient steps (QMIX, MATD3).
+            grad_steps = getattr(config.algo_config, "gradient_steps", None)
             for name in strategies:
+                rate = rates[name].steps_per_second
                 rows.append(
                     {
                         "algo": algo,
@@ -115,10 +141,15 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
                         "preset": args.preset or "",
                         "strategy": name,
                         "num_seeds": args.num_seeds,
-                        "steps_per_second": round(rates[name], 1),
-                        "ratio_to_fups": round(rates[name] / rates["fups"], 3),
-                        "ratio_to_env_only": round(rates[name] / env_rate, 3),
+                        "steps_per_second": round(rate, 1),
+                        "ratio_to_fups": round(rate / rates["fups"].steps_per_second, 3),
+                        "ratio_to_env_only": round(rate / env_rate, 3),
                         "env_only_steps_per_second": round(env_rate, 1),
+                        "grad_steps_per_second_per_seed": None
+                        if grad_steps is None
+                        else round(rate / args.num_seeds / steps_per_update * grad_steps, 2),
+                        "gflop_per_update": round(rates[name].flop_per_update / 1e9, 3),
+                        "gflop_per_second": round(rates[name].flop_per_second / 1e9, 2),
                     }
                 )
     return rows

@@ -77,11 +77,13 @@ class GRUCell(nn.Module):
             kernel_init=nn.initializers.orthogonal(),
             name="recurrent_kernels",
         )(hidden, agent_ids)
-        reset = jax.nn.sigmoid(from_input[..., :size] + from_hidden[..., :size])
-        update = jax.nn.sigmoid(
-            from_input[..., size : 2 * size] + from_hidden[..., size : 2 * size]
-        )
-        candidate = jnp.tanh(from_input[..., 2 * size :] + reset * from_hidden[..., 2 * size :])
+        # One split per fused product: its gradient is one concatenation, where three slices'
+        # gradients are three zero-padded [·, 3H] arrays summed, at every step of the unroll.
+        input_r, input_z, input_n = jnp.split(from_input, 3, axis=-1)
+        hidden_r, hidden_z, hidden_n = jnp.split(from_hidden, 3, axis=-1)
+        reset = jax.nn.sigmoid(input_r + hidden_r)
+        update = jax.nn.sigmoid(input_z + hidden_z)
+        candidate = jnp.tanh(input_n + reset * hidden_n)
         new_hidden = (1.0 - update) * candidate + update * hidden
         return new_hidden, new_hidden
 

@@ -74,6 +74,8 @@ def test_reward_statistics_match_numpy():
     np.testing.assert_allclose(stats.var, rewards.var(), rtol=1e-3)
 
 
+# In test-all: a minute of compiles beside the other worker, and the fast tier is near 15 min.
+@pytest.mark.slow(minutes=1)
 def test_next_step_values_from_the_unroll_equal_a_gru_step_on_every_next_observation(tmp_path):
     """``_next_q`` takes Q(o_{t+1}) from the unroll and steps the GRU only at the sequence's
     last step and at truncations; on collected sequences with 5-step episodes inside 8-step

@@ -234,6 +234,14 @@ class Learner(NamedTuple):
     grad_steps: jax.Array
 
 
+class StepInputs(NamedTuple):
+    """One gradient step's share of an update's draw (``QLearner.update``)."""
+
+    batch: Sequences  # [B, T, ...]
+    rewards: jax.Array  # [B, T], standardised where configured
+    target_next_q: jax.Array  # [T, B, N, A], ``QLearner.target_values``
+
+
 class QMIXState(NamedTuple):
     """Everything an update needs; one per seed."""
 
@@ -588,14 +596,10 @@ class QLearner:
         return jax.lax.stop_gradient(self._next_q(target, hiddens, q_values, batch))
 
     def gradient_step(
-        self, learner: Learner, inputs: tuple[Sequences, jax.Array, jax.Array]
+        self, learner: Learner, inputs: StepInputs
     ) -> tuple[Learner, dict[str, jax.Array]]:
-        """One double-Q TD(λ) step on a batch of sequences.
-
-        ``inputs``: the batch [B, T, ...], its rewards [B, T] (standardised where configured)
-        and the target network's next-step Q [T, B, N, A] (``target_values``).
-        """
-        batch, rewards, target_next_q = inputs
+        """One double-Q TD(λ) step on a batch of sequences and its target values."""
+        batch, rewards, target_next_q = inputs.batch, inputs.rewards, inputs.target_next_q
         params, opt_state, aux_state, metrics = descend(
             self.strategy,
             self.optimizer(),
@@ -639,12 +643,11 @@ class QLearner:
         rewards = drawn.reward
         if cfg.standardise_rewards:
             rewards = (rewards - reward_stats.mean) / jnp.sqrt(reward_stats.var + 1e-8)
-        per_step = (
-            lambda x, axis=0: jnp.moveaxis(  # noqa: E731  [.., K·B, ..] -> [K, .., B, ..]
-                x.reshape(*x.shape[:axis], k, b, *x.shape[axis + 1 :]), axis, 0
-            )
-        )
-        inputs = (
+
+        def per_step(x: jax.Array, axis: int = 0) -> jax.Array:  # [.., K·B, ..] -> [K, .., B, ..]
+            return jnp.moveaxis(x.reshape(*x.shape[:axis], k, b, *x.shape[axis + 1 :]), axis, 0)
+
+        inputs = StepInputs(
             jax.tree_util.tree_map(per_step, drawn),
             per_step(rewards),
             per_step(target_next_q, axis=1),

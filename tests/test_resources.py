@@ -94,3 +94,33 @@ def test_width_solver_matches_hand_solution():
 def test_budget_rejects_bad_target():
     with pytest.raises(ConfigError, match="budget"):
         budget_target("most", SHAPE, 2)
+
+
+COUNT_CURVES = {
+    "dense-quadratic": lambda w: w * w + 20 * w + 6,
+    "one-layer-linear": lambda w: 7 * w + 3,
+    "rank-tied-kinks": lambda w: 3 * w * -(-w // 4) + 40 * w + 9,  # rank = ceil(w / 4)
+    "steps": lambda w: 50 * (w // 8) + w,
+}
+
+
+@pytest.mark.parametrize("curve", COUNT_CURVES.values(), ids=COUNT_CURVES.keys())
+def test_width_solver_finds_what_a_scan_of_every_width_finds(curve, monkeypatch):
+    """On increasing count curves (exact quadratics, linear, kinked, step-like) the fitted
+    guess and the gallop give the width a scan of [1, max] gives, in a handful of counts:
+    nearest the target, the narrower on ties, the widest when nothing reaches it."""
+    import prism_marl.resources as resources
+
+    calls = []
+    monkeypatch.setattr(
+        resources,
+        "parameter_count",
+        lambda _s, shape, _n: calls.append(1) or curve(shape.hidden_sizes[0]),
+    )
+    widths = range(1, 2001)
+    for target in (curve(1), curve(5) + 1, curve(64), curve(91) - 3, curve(777) + 2, curve(1999)):
+        expected = min(widths, key=lambda w: (abs(curve(w) - target), w))
+        calls.clear()
+        assert solve_width(FuPS(), SHAPE, 3, target, max_width=2000) == (expected, curve(expected))
+        assert len(calls) <= 30
+    assert solve_width(FuPS(), SHAPE, 3, curve(2000) + 1, max_width=2000) == (2000, curve(2000))

@@ -9,6 +9,7 @@ forward pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -110,8 +111,13 @@ def variable_shapes(strategy: SharingStrategy, shape: NetworkShape, num_agents: 
     return jax.eval_shape(lambda key: network.init(key, *inputs), jax.random.key(0))
 
 
+@functools.lru_cache(maxsize=4096)
 def parameter_count(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> int:
-    """Trainable parameters of the network (the ``params`` collection)."""
+    """Trainable parameters of the network (the ``params`` collection).
+
+    Memoised (strategies and shapes are frozen dataclasses): a sweep's budgets count the same
+    networks many times, and each count traces the network's ``init``.
+    """
     return count_leaves(variable_shapes(strategy, shape, num_agents)["params"])
 
 
@@ -178,26 +184,77 @@ def solve_width(
 ) -> tuple[int, int]:
     """Hidden width whose trainable-parameter count is nearest ``target`` (ties: narrower).
 
-    Counts grow monotonically with the width, so a binary search finds the first width at or
-    above the target; the answer is it or its predecessor.
+    Counts grow monotonically with the width w, and a network's count is close to a quadratic
+    c(w) = a·w² + b·w + c0 (exactly one for dense layers; ranks tied to w bend it). Three
+    counts fit the quadratic, its root predicts the first width at or above the target, and a
+    gallop from the prediction (steps 1, 2, 4, ...) followed by bisection finds that width
+    exactly; the answer is it or its predecessor. Each count traces a network's ``init``
+    (``parameter_count``), so this takes about five counts where bisection over
+    [1, max_width] takes twenty.
 
     Returns:
         (width, parameter count at that width).
     """
     strategy = accounting_strategy(strategy, num_agents, groups)
+    counts: dict[int, int] = {}
 
     def count(width: int) -> int:
-        return parameter_count(strategy, shape.with_width(width), num_agents)
+        if width not in counts:
+            counts[width] = parameter_count(strategy, shape.with_width(width), num_agents)
+        return counts[width]
 
-    low, high = 1, max_width
-    if count(high) < target:
-        return high, count(high)
+    guess = _predicted_width(count, max(shape.hidden_sizes), target, max_width)
+    first = _first_width_reaching(count, target, guess, max_width)
+    if first is None:
+        return max_width, count(max_width)
+    candidates = [(abs(count(w) - target), w) for w in {max(1, first - 1), first}]
+    _, width = min(candidates)
+    return width, count(width)
+
+
+def _predicted_width(count: Any, width: int, target: int, max_width: int) -> int:
+    """Root of the quadratic through the counts at width/2, width and 2·width, in [1, max]."""
+    xs = np.array([max(1, width // 2), width, 2 * width], float)
+    xs = np.unique(np.clip(xs, 1, max_width))
+    if len(xs) < 3:
+        return int(xs[-1])
+    coefficients = np.polyfit(xs, [count(int(x)) for x in xs], 2)
+    low, high = 1.0, float(max_width)  # bisection on the fitted curve: no more counts
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if np.polyval(coefficients, mid) >= target else (mid, high)
+    return int(np.clip(np.ceil(high), 1, max_width))
+
+
+def _first_width_reaching(count: Any, target: int, guess: int, max_width: int) -> int | None:
+    """Smallest w in [1, max_width] with count(w) >= target, or None if there is none.
+
+    Searched outwards from ``guess``: gallop (steps 1, 2, 4, ...) to a bracket, then bisect it.
+    """
+    step = 1
+    if count(guess) >= target:
+        high = guess  # count(high) >= target; look below it
+        while high > 1:
+            low = max(1, high - step)
+            if count(low) < target:
+                return _bisect(count, target, low + 1, high)
+            high, step = low, step * 2
+        return 1
+    low = guess  # count(low) < target; look above it
+    while low < max_width:
+        high = min(max_width, low + step)
+        if count(high) >= target:
+            return _bisect(count, target, low + 1, high)
+        low, step = high, step * 2
+    return None
+
+
+def _bisect(count: Any, target: int, low: int, high: int) -> int:
+    """Smallest w in [low, high] with count(w) >= target, given count(high) >= target."""
     while low < high:
         mid = (low + high) // 2
         if count(mid) >= target:
             high = mid
         else:
             low = mid + 1
-    candidates = [(abs(count(w) - target), w) for w in {max(1, low - 1), low}]
-    _, width = min(candidates)
-    return width, count(width)
+    return low

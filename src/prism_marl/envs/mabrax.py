@@ -43,7 +43,10 @@ class MABraxEnv:
             self._env: Any = make(scenario, episode_length=limit, auto_reset=False)
         env: Any = self._env
         self.agents = list(env.agents)
-        global_size = env.env.observation_size
+        # brax's ``observation_size`` runs a reset op by op (seconds of tiny compiles per
+        # process); the shape alone needs only a trace.
+        reset = jax.eval_shape(env.env.unwrapped.reset, jax.random.PRNGKey(0))
+        global_size = int(reset.obs.shape[-1])
         self.obs_maps = [
             np.asarray([i for i in np.asarray(env.agent_obs_mapping[a]) if i < global_size])
             for a in self.agents

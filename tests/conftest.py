@@ -6,13 +6,6 @@ import shutil
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Tests compile far more than they run: LLVM at -O0 halves a tiny run's compile time and costs
-# a training loop 10-15% of its speed (docs/decisions/0023-tests-compile-at-o0.md). Set
-# before jax starts its backend; training processes the tests start inherit it.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
 
 import jax  # noqa: E402
 

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 from prism_marl.algos.matd3 import MATD3Config
 from prism_marl.bench.flops import matmul_flops
 from prism_marl.bench.layers import bench_layers, flop_floor
-from prism_marl.bench.train import bench_algo_config, bench_env_config
+from prism_marl.bench.train import bench_algo_config, bench_env_config, default_strategies
 from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.presets import PRESETS
+from prism_marl.sharing import STRATEGIES
 
 
 def test_a_preset_sets_the_hyper_parameters_of_its_own_algorithm_only():
@@ -28,6 +29,13 @@ def test_a_preset_sets_the_switches_of_its_own_environment_only():
     )
     assert bench_env_config("smax:3m", "matd3-mabrax") == EnvConfig(id="smax:3m")
     assert bench_env_config("smax:3m", None) == EnvConfig(id="smax:3m")
+
+
+def test_bench_train_times_every_strategy_on_lbf_and_three_on_the_heavy_families():
+    assert default_strategies("lbf:8x8-2p-2f-coop") == list(STRATEGIES)
+    assert len(STRATEGIES) == 7
+    assert default_strategies("smax:smacv2_5_units") == ["fups", "nops", "prism"]
+    assert default_strategies("mabrax:ant_4x2") == ["fups", "nops", "prism"]
 
 
 def test_matmul_flops_count_every_step_of_a_scan_and_the_costlier_branch():

@@ -18,6 +18,7 @@ from prism_marl.bench.flops import matmul_flops
 from prism_marl.bench.layers import bench_layers
 from prism_marl.bench.train import bench_train, training_rates
 from prism_marl.errors import require
+from prism_marl.sharing import STRATEGIES
 
 __all__ = [
     "DEFAULT_TRAIN_ENVS",
@@ -63,7 +64,11 @@ def run_bench(args: Any) -> int:
             f"must be a multiple of every agent count {args.agents}, got {args.batch}",
         )
         rows = bench_layers(
-            args.strategies, args.agents, args.widths, args.batch, rounds=args.repeats
+            args.strategies or list(STRATEGIES),
+            args.agents,
+            args.widths,
+            args.batch,
+            rounds=args.repeats,
         )
         columns = [
             "strategy",

@@ -17,11 +17,24 @@ from typing import Any
 import jax
 
 from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, env_only_rate
-from prism_marl.bench.flops import matmul_flops
+from prism_marl.bench.flops import jaxpr_matmul_flops
 from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES
+
+# What ``bench train`` times when --strategies is not given. An LBF chunk compiles in seconds, so
+# every strategy runs there; a SMAX or MaBrax chunk compiles in minutes, so those families time
+# the reference, no sharing and Prism, which keeps the whole default run within 15 minutes on
+# 2 cores (docs/benchmarks.md).
+HEAVY_FAMILY_STRATEGIES = ("fups", "nops", "prism")
+
+
+def default_strategies(env_id: str) -> list[str]:
+    """The strategies ``bench train`` times on ``env_id`` without --strategies."""
+    if env_id.startswith("lbf:"):
+        return list(STRATEGIES)
+    return list(HEAVY_FAMILY_STRATEGIES)
 
 
 @dataclasses.dataclass
@@ -63,11 +76,13 @@ def training_rates(
         algo = build_algorithm(run)
         steps_per_update = run.algo_config.steps_per_update
         state = init_seeds(algo)(seed_keys(run))
-        chunk = train_chunks(algo, updates)
-        flops = matmul_flops(chunk, state)
-        state, _ = chunk(state)  # compile and warm up
+        # One trace serves both the FLOP count and the compile: tracing a SMAX or MaBrax chunk
+        # takes seconds.
+        traced = train_chunks(algo, updates).trace(state)
+        chunk = traced.lower().compile()
+        state, _ = chunk(state)  # warm up
         jax.block_until_ready(state)
-        runs[name] = _Timed(chunk, state, flops)
+        runs[name] = _Timed(chunk, state, jaxpr_matmul_flops(traced.jaxpr))
     for _ in range(repeats):
         for timed in runs.values():
             start = time.perf_counter()
@@ -106,13 +121,14 @@ def bench_env_config(env_id: str, preset_name: str | None) -> EnvConfig:
 
 
 def bench_train(args: Any) -> list[dict[str, Any]]:
-    """Rows of ``bench train``: one per (env, algo, strategy)."""
-    strategies = list(dict.fromkeys(["fups", *args.strategies]))
+    """Rows of ``bench train``: one per (env, algo, strategy); FuPS always comes first."""
     preset = PRESETS.get(args.preset or "", {})
     envs = args.envs or ([preset["env"]["id"]] if preset else list(DEFAULT_TRAIN_ENVS))
     algos = args.algos or [_preset_algo(preset)]
     rows: list[dict[str, Any]] = []
     for env_id in envs:
+        strategies = ["fups", *(args.strategies or default_strategies(env_id))]
+        strategies = list(dict.fromkeys(strategies))
         for algo in algos:
             config = RunConfig(
                 algo=algo,

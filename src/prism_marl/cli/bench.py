@@ -48,10 +48,10 @@ def add_bench_command(commands: Any) -> None:
     bench.add_argument(
         "--strategies",
         nargs="+",
-        default=list(STRATEGIES),
         choices=list(STRATEGIES),
         metavar="NAME",
-        help="strategies to time (FuPS is always added as the reference)",
+        help="strategies to time (FuPS is always added as the reference; default: all seven "
+        "for layers and on LBF, fups nops prism on SMAX and MaBrax)",
     )
     bench.add_argument("--num-seeds", type=positive_int, default=3, help="seeds vmapped")
     bench.add_argument("--updates", type=positive_int, default=5, help="updates per chunk")

@@ -44,8 +44,8 @@ def init_seeds(algo: Algorithm) -> Callable[[jax.Array], Any]:
 
 
 @functools.lru_cache(maxsize=32)
-def train_chunks(algo: Algorithm, num_updates: int) -> Callable[[Any], tuple[Any, Any]]:
-    """``state -> (state, metrics)``: ``num_updates`` updates of every seed (vmapped)."""
+def train_chunks(algo: Algorithm, num_updates: int) -> jax.stages.Wrapped:
+    """``state -> (state, metrics)``: ``num_updates`` updates of every seed (vmapped, jitted)."""
     return jax.jit(jax.vmap(lambda state: algo.train_chunk(state, num_updates)))
 
 

@@ -1,0 +1,56 @@
+"""MAPPO / IPPO rollouts: the values computed after the collection scan are the critic's values
+of each step's observation and of its final observation, with the bootstrap GAE needs."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from prism_marl.config import EnvConfig
+from prism_marl.run import build_algorithm
+from tests.conftest import tiny_config
+
+# Episodes of 10 steps in a 24-step rollout: every env ends two episodes inside the rollout.
+EPISODE_LIMIT, LENGTH = 10, 24
+
+
+@pytest.fixture(scope="module", params=["mappo", "ippo"])
+def rollout(request, tmp_path_factory):
+    config = tiny_config(tmp_path_factory.mktemp(request.param), algo=request.param)
+    config = dataclasses.replace(
+        config,
+        env=EnvConfig(id="lbf:8x8-2p-2f-coop", episode_limit=EPISODE_LIMIT),
+        algo_config=dataclasses.replace(config.algo_config, rollout_length=LENGTH),
+    )
+    algo = build_algorithm(config)
+    state = algo.init(jax.random.key(0))
+    after, batch, _ = jax.jit(algo.rollout)(state)
+    return algo, state, after, batch
+
+
+def test_values_are_the_critics_values_of_each_steps_inputs(rollout):
+    algo, state, _, batch = rollout
+    expected = jax.vmap(lambda obs, gs: algo.values(state.variables, obs, gs))(
+        batch.obs, batch.global_state
+    )
+    num_envs = algo.config.num_envs
+    shape = (LENGTH, num_envs) if algo.centralised else (LENGTH, num_envs, 2)
+    assert batch.value.shape == batch.final_value.shape == shape
+    np.testing.assert_allclose(batch.value, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_final_values_follow_the_episode_and_differ_at_its_end(rollout):
+    algo, _, after, batch = rollout
+    ends = np.asarray(batch.episode_end)
+    assert ends.sum(axis=0).min() == 2  # every env ended two episodes (steps 10 and 20)
+    value, final = np.asarray(batch.value), np.asarray(batch.final_value)
+    if not algo.centralised:
+        ends = np.broadcast_to(ends[..., None], value.shape)
+    # Inside an episode the final observation is the next one, so V(final) = V(next step).
+    inside = ~ends[:-1]
+    np.testing.assert_allclose(final[:-1][inside], value[1:][inside], rtol=1e-5, atol=1e-6)
+    # At an episode's end the next step is a fresh episode's first: V(final) is not its value.
+    assert np.all(np.abs(final[:-1] - value[1:])[ends[:-1]] > 1e-6)
+    last = algo.values(after.variables, after.last_step.obs, after.last_step.global_state)
+    np.testing.assert_allclose(final[-1][~ends[-1]], np.asarray(last)[~ends[-1]], rtol=1e-5)

@@ -96,16 +96,67 @@ def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, static_ids):
 
 
 def test_prism_path_cost_model():
-    """Hand-priced choices: full-rank layers take the matrix path agent-major, low rank with a
-    large batch the factored one; per sample, N all-agent products make factored cheaper."""
+    """Hand-priced choices (agent-major, the factored path is charged 1.4x): full rank takes
+    the matrix path unless building N matrices outweighs the product; inside a loop over fixed
+    parameters building is free; per sample, N all-agent products make factored cheaper."""
     from prism_marl.sharing.prism import factored_is_cheaper
 
-    # Agent-major, D = O = R = 64, B = 128: factored 2·128·64·128 = 2.1M > 2·64³ + 128·64² = 1.0M.
+    # D = O = R = 64, B = 128, N = 2: 1.4·128·64·128 = 1.47M > 2·64³ + 128·64² = 1.05M.
     assert not factored_is_cheaper(128, 2, 64, 64, 64, agent_major=True)
-    # D = O = 256, R = 8, B = 4096: factored 2·4096·8·512 = 33.6M < 2·256²·8 + 4096·256² = 269M.
-    assert factored_is_cheaper(4096, 2, 256, 256, 8, agent_major=True)
-    # Per sample, N = 3: factored 128·64·128 = 1.05M < 3·64³ + 3·128·64² = 2.36M.
+    # D = O = R = 256, B = 4096, N = 32 (bench layers): 1.4·4096·256·512 = 752M against
+    # 32·256³ + 4096·256² = 805M: factored, unless the matrices are reused (268M).
+    assert factored_is_cheaper(4096, 32, 256, 256, 256, agent_major=True)
+    assert not factored_is_cheaper(4096, 32, 256, 256, 256, agent_major=True, reused=True)
+    # Rank width/2, D = O = 64, R = 32, B = 4096, N = 2: equal FLOPs (16.8M + 0.26M to build),
+    # so the charge keeps the matrix path.
+    assert not factored_is_cheaper(4096, 2, 64, 64, 32, agent_major=True)
+    # Reused, D = O = 64, B = 64: R = 16 gives 1.4·64·16·128 = 183k < 64·64² = 262k; R = 32
+    # gives 367k, the matrix path.
+    assert factored_is_cheaper(64, 2, 64, 64, 16, agent_major=True, reused=True)
+    assert not factored_is_cheaper(64, 2, 64, 64, 32, agent_major=True, reused=True)
+    # Per sample, N = 3 (not charged): 128·64·128 = 1.05M < 3·64³ + 3·128·64² = 2.36M.
     assert factored_is_cheaper(128, 3, 64, 64, 64, agent_major=False)
+
+
+def test_reused_kernels_hint_is_scoped_to_its_block():
+    """Layers traced inside ``reused_kernels`` see the hint; outside, and after, they do not."""
+    from prism_marl.sharing import reused_kernels
+    from prism_marl.sharing.base import kernels_reused
+
+    assert not kernels_reused()
+    with reused_kernels():
+        assert kernels_reused()
+        with reused_kernels():
+            assert kernels_reused()
+        assert kernels_reused()
+    assert not kernels_reused()
+
+
+def test_prism_takes_the_reused_path_inside_a_collection_loop(monkeypatch):
+    """A Prism layer traced in a ``reused_kernels`` scan prices its paths as reused."""
+    from prism_marl.sharing import prism, reused_kernels
+
+    seen = []
+    real = prism.factored_is_cheaper
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["reused"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prism, "factored_is_cheaper", spy)
+    layer = prism.Prism().dense(OUT_FEATURES, 2)
+    x = jnp.ones((4, 2, IN_FEATURES))
+    ids = np.arange(2)
+    variables = layer.init(jax.random.key(0), x, ids)
+    seen.clear()
+
+    def body(carry, _):
+        return carry + layer.apply(variables, x, ids).sum(), None
+
+    with reused_kernels():
+        jax.lax.scan(body, 0.0, None, length=3)
+    layer.apply(variables, x, ids)
+    assert seen == [True, False]
 
 
 @pytest.mark.parametrize("name", list(strategy_cases(3)))

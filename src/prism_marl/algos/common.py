@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from prism_marl.envs.base import EnvStep, MultiAgentEnv
-from prism_marl.sharing.base import AuxOutput, SharingStrategy
+from prism_marl.sharing.base import AuxOutput, SharingStrategy, reused_kernels
 
 State = TypeVar("State", bound=Any)
 
@@ -102,9 +102,10 @@ def collect(
         return carry, row
 
     key, collect_key = jax.random.split(state.key)
-    state, rows = jax.lax.scan(
-        env_step, state._replace(key=key), jax.random.split(collect_key, length)
-    )
+    with reused_kernels():
+        state, rows = jax.lax.scan(
+            env_step, state._replace(key=key), jax.random.split(collect_key, length)
+        )
     return state._replace(env_steps=state.env_steps + length * num_envs), rows
 
 

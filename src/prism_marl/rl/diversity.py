@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.sharing.base import reused_kernels
 
 OutputKind = Literal["categorical", "gaussian", "greedy", "deterministic"]
 
@@ -170,7 +171,8 @@ def system_neural_diversity(
         total=jnp.zeros(()),
         weight=jnp.zeros(()),
     )
-    final, _ = jax.lax.scan(step, init, jax.random.split(key, actor.spec.episode_limit))
+    with reused_kernels():
+        final, _ = jax.lax.scan(step, init, jax.random.split(key, actor.spec.episode_limit))
     return final.total / jnp.maximum(final.weight, 1.0)
 
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.sharing.base import reused_kernels
 
 
 class Actor(Protocol):
@@ -80,7 +81,8 @@ def evaluate_policy(
 
     init = (env_state, first, actor.initial_carry(num_episodes), live, live)
     totals = (jnp.zeros((num_episodes,)), jnp.zeros((num_episodes,), bool))
-    (_, (returns, won)), _ = jax.lax.scan(
-        step, (init, totals), jax.random.split(key, actor.spec.episode_limit)
-    )
+    with reused_kernels():
+        (_, (returns, won)), _ = jax.lax.scan(
+            step, (init, totals), jax.random.split(key, actor.spec.episode_limit)
+        )
     return returns, won

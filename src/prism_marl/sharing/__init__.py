@@ -12,6 +12,7 @@ from prism_marl.sharing.base import (
     Preparation,
     SharingStrategy,
     count_leaves,
+    reused_kernels,
 )
 from prism_marl.sharing.fups import FuPS, FuPSID
 from prism_marl.sharing.kaleidoscope import Kaleidoscope
@@ -47,4 +48,5 @@ __all__ = [
     "SharingStrategy",
     "count_leaves",
     "make_strategy",
+    "reused_kernels",
 ]

@@ -8,6 +8,8 @@ branch on the strategy. Variables live in two flax collections: ``params`` (trai
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
@@ -28,6 +30,32 @@ Variables = Mapping[str, Any]
 
 DEFAULT_KERNEL_INIT: Initializer = nn.initializers.lecun_normal()
 DEFAULT_BIAS_INIT: Initializer = nn.initializers.zeros_init()
+
+
+_KERNELS_REUSED = contextvars.ContextVar("prism_marl_kernels_reused", default=False)
+
+
+@contextlib.contextmanager
+def reused_kernels() -> Iterator[None]:
+    """Trace-time hint: layers traced inside run in a loop over fixed parameters.
+
+    Wrap the ``lax.scan`` of a loop whose body applies layers with parameters the loop does
+    not change (collection rollouts, evaluation, a GRU unroll): XLA hoists whatever depends on
+    the parameters only (Prism's per-agent W_i, Kaleidoscope's masked kernels) out of the
+    loop, so building them costs nothing per step and a layer may price its paths
+    accordingly (``SpectralDense``; docs/decisions/0023). The hint is read while tracing, so
+    it changes which program is built, never its numbers beyond rounding.
+    """
+    token = _KERNELS_REUSED.set(True)
+    try:
+        yield
+    finally:
+        _KERNELS_REUSED.reset(token)
+
+
+def kernels_reused() -> bool:
+    """Whether the layer being traced runs inside ``reused_kernels`` (see there)."""
+    return _KERNELS_REUSED.get()
 
 
 class AuxOutput(NamedTuple):

@@ -21,6 +21,7 @@ from prism_marl.sharing.base import (
     SharingStrategy,
     Variables,
     find_layers,
+    kernels_reused,
 )
 from prism_marl.sharing.grouped import (
     GATHER_COST_FACTOR,
@@ -42,12 +43,13 @@ from prism_marl.sharing.spectral import (
 _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
 
 
-# Agent-major, the factored path runs two products and a scaling per layer where the matrix
-# path runs one batched product whose kernels depend on parameters only (built once per
-# gradient step, and hoisted out of rollout loops by XLA). Measured on MAPPO rollouts with a
-# 12 -> 64 -> 64 -> 6 actor (3 seeds, 2 agents): the matrix path ran at 0.99x FuPS, the factored
-# path at 0.91x, though the FLOP model favoured it; so it must halve the FLOPs to be taken.
-FACTORED_OVERHEAD = 2
+# Agent-major, the factored path runs two thin products and a scaling where the matrix path
+# runs one batched product; per FLOP it ran 0.9-1.5x slower (median about 1.3x) in
+# ``bench layers`` at rank width/2, where the FLOPs of the two paths are equal, so it is
+# charged 1.4x its FLOPs (2026-12-03, docs/benchmarks.md). In a loop over fixed parameters
+# (``reused_kernels``: rollouts, evaluation) the matrix path's kernels are built once and
+# hoisted out of the loop, so their N·D·R·O is not charged there.
+FACTORED_OVERHEAD = 1.4
 
 
 def factored_is_cheaper(
@@ -57,23 +59,24 @@ def factored_is_cheaper(
     out_features: int,
     rank: int,
     agent_major: bool = False,
+    reused: bool = False,
 ) -> bool:
     """Static path choice from shapes (FLOP model); ``batch`` counts samples of all agents.
 
     Factored: B·R·(D + O). Per-agent matrices: N·D·R·O to build every W_i, then the product:
     B·D·O agent-major (one batched product), otherwise the grouped product (G·B·D·O over all
     agents, or a gather costing ``GATHER_COST_FACTOR``·B·D·O). Agent-major, the factored path
-    is charged ``FACTORED_OVERHEAD`` times its FLOPs.
+    is charged ``FACTORED_OVERHEAD`` times its FLOPs; when the kernels are reused across a loop
+    (``reused``), building them is amortised away.
     """
     factored = batch * rank * (in_features + out_features)
-    if agent_major:
-        factored *= FACTORED_OVERHEAD
-        product_groups = 1
-    else:
-        product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
-    matrices = num_agents * in_features * rank * out_features
-    matrices += product_groups * batch * in_features * out_features
-    return factored <= matrices
+    product_groups = 1 if agent_major else num_agents
+    if not agent_major and use_gather(num_agents):
+        product_groups = GATHER_COST_FACTOR
+    matrices = product_groups * batch * in_features * out_features
+    if not reused:
+        matrices += num_agents * in_features * rank * out_features
+    return factored * (FACTORED_OVERHEAD if agent_major else 1.0) <= matrices
 
 
 class SpectralDense(AgentLayer):
@@ -125,7 +128,13 @@ class SpectralDense(AgentLayer):
         samples = x.size // in_features
         agents = tuple(range(self.num_agents))
         if factored_is_cheaper(
-            samples, self.num_agents, in_features, self.features, rank, ids is None
+            samples,
+            self.num_agents,
+            in_features,
+            self.features,
+            rank,
+            agent_major=ids is None,
+            reused=kernels_reused(),
         ):
             return flat_matmul(flat_matmul(x, v) * per_agent(spectra, ids), u.T) + bias
         kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)

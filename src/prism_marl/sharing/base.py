@@ -40,11 +40,12 @@ def reused_kernels() -> Iterator[None]:
     """Trace-time hint: layers traced inside run in a loop over fixed parameters.
 
     Wrap the ``lax.scan`` of a loop whose body applies layers with parameters the loop does
-    not change (collection rollouts, evaluation, a GRU unroll): XLA hoists whatever depends on
-    the parameters only (Prism's per-agent W_i, Kaleidoscope's masked kernels) out of the
-    loop, so building them costs nothing per step and a layer may price its paths
-    accordingly (``SpectralDense``; docs/decisions/0023). The hint is read while tracing, so
-    it changes which program is built, never its numbers beyond rounding.
+    not change and that is not differentiated (collection rollouts, evaluation, SND): XLA
+    hoists whatever depends on the parameters only (Prism's per-agent W_i) out of the loop,
+    so building it costs nothing per step and a layer may price its paths accordingly
+    (``SpectralDense``; docs/decisions/0023). A differentiated unroll (a GRU in a loss) pays
+    the kernels' gradient at every step and is not wrapped. The hint is read while tracing,
+    so it changes which program is built, never its numbers beyond rounding.
     """
     token = _KERNELS_REUSED.set(True)
     try:

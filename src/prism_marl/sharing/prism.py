@@ -69,14 +69,16 @@ def factored_is_cheaper(
     is charged ``FACTORED_OVERHEAD`` times its FLOPs; when the kernels are reused across a loop
     (``reused``), building them is amortised away.
     """
-    factored = batch * rank * (in_features + out_features)
-    product_groups = 1 if agent_major else num_agents
-    if not agent_major and use_gather(num_agents):
-        product_groups = GATHER_COST_FACTOR
+    factored: float = batch * rank * (in_features + out_features)
+    if agent_major:
+        factored *= FACTORED_OVERHEAD
+        product_groups = 1
+    else:
+        product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
     matrices = product_groups * batch * in_features * out_features
     if not reused:
         matrices += num_agents * in_features * rank * out_features
-    return factored * (FACTORED_OVERHEAD if agent_major else 1.0) <= matrices
+    return factored <= matrices
 
 
 class SpectralDense(AgentLayer):

@@ -59,6 +59,12 @@ def test_matmul_flops_count_every_step_of_a_scan_and_the_costlier_branch():
 
     assert matmul_flops(branchy, True, jnp.ones((256, 32))) == 2 * step
 
+    def transpose_only(h):  # the vjp's forward product is never read, so never computed
+        _, transpose = jax.vjp(lambda x: x @ square, h)
+        return jax.lax.scan(lambda c, _: (transpose(c)[0], None), h, None, length=50)[0]
+
+    assert matmul_flops(transpose_only, jnp.ones((256, 32))) == 50 * step
+
 
 def test_layer_flop_floor_matches_the_hand_derived_bounds():
     # Full rank: min(2, 1 + N·R/B).

@@ -9,12 +9,14 @@ H hidden units.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prism_marl.networks.gru import gru_unroll
 from prism_marl.sharing.base import DEFAULT_KERNEL_INIT, AgentIds, Initializer, SharingStrategy
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -51,41 +53,26 @@ class MLPTorso(nn.Module):
 
 
 class GRUCell(nn.Module):
-    """GRU step built from strategy layers (Cho et al., 2014), input projections precomputed.
+    """The GRU's recurrent projection c = W_h h + b_h, one fused [H, 3H] strategy layer.
 
-    The input kernels W_i x (a fused [·, 3H] ``strategy.dense`` layer) do not depend on the
-    hidden state, so ``GRUTorso`` applies them to every time step at once; the cell adds the
-    fused [H, 3H] ``strategy.recurrent_dense`` layer:
-
-        r, z = σ(W_ir x + W_hr h + b_r), σ(W_iz x + W_hz h + b_z)
-        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn));  h' = (1 − z) ⊙ n + z ⊙ h
+    ``strategy.recurrent_dense`` (per agent where the strategy shares no recurrent kernel).
+    The gate arithmetic, with the input projections W_i x + b_i precomputed for every step,
+    is ``gru.gru_step``; ``GRUTorso`` unrolls both with ``gru.gru_unroll``.
     """
 
     strategy: SharingStrategy
     num_agents: int
     hidden_size: int
 
-    @nn.compact
-    def __call__(
-        self, hidden: jax.Array, from_input: jax.Array, agent_ids: AgentIds
-    ) -> tuple[jax.Array, jax.Array]:
-        """Hidden [B, H], input projections W_i x + b_i [B, 3H] -> (h' [B, H], h' [B, H])."""
-        size = self.hidden_size
-        from_hidden = self.strategy.recurrent_dense(
-            3 * size,
-            self.num_agents,
-            kernel_init=nn.initializers.orthogonal(),
-            name="recurrent_kernels",
-        )(hidden, agent_ids)
-        # One split per fused product: its gradient is one concatenation, where three slices'
-        # gradients are three zero-padded [·, 3H] arrays summed, at every step of the unroll.
-        input_r, input_z, input_n = jnp.split(from_input, 3, axis=-1)
-        hidden_r, hidden_z, hidden_n = jnp.split(from_hidden, 3, axis=-1)
-        reset = jax.nn.sigmoid(input_r + hidden_r)
-        update = jax.nn.sigmoid(input_z + hidden_z)
-        candidate = jnp.tanh(input_n + reset * hidden_n)
-        new_hidden = (1.0 - update) * candidate + update * hidden
-        return new_hidden, new_hidden
+    def setup(self) -> None:
+        """The fused recurrent layer, named ``recurrent_kernels``."""
+        self.recurrent_kernels = self.strategy.recurrent_dense(
+            3 * self.hidden_size, self.num_agents, kernel_init=nn.initializers.orthogonal()
+        )
+
+    def __call__(self, hidden: jax.Array, agent_ids: AgentIds) -> jax.Array:
+        """Hidden [..., H] -> c [..., 3H]."""
+        return self.recurrent_kernels(hidden, agent_ids)
 
 
 class GRUTorso(nn.Module):
@@ -130,42 +117,44 @@ class GRUTorso(nn.Module):
         from_input = self.strategy.dense(
             3 * self.hidden_size, self.num_agents, depth=1, name="input_kernels"
         )(embedded, agent_ids)
-        scan = nn.scan(
-            _ResettingGRU,
-            variable_broadcast=["params", "buffers"],
-            split_rngs={"params": False},
-            in_axes=0,
-            out_axes=0,
+        hiddens = _Unroll(self.strategy, self.num_agents, self.hidden_size, name="gru")(
+            hidden, from_input, agent_ids, resets
         )
-        # Static ids (np.arange(N) along the agent axis) stay static inside the scan so that
-        # the cell's layers keep their agent-major products; traced ids are scanned over time.
-        static = isinstance(agent_ids, np.ndarray)
-        static_ids = tuple(int(i) for i in agent_ids.ravel()) if static else None
-        ids = jnp.zeros_like(resets) if static else jnp.broadcast_to(agent_ids, x.shape[:-1])
-        return scan(self.strategy, self.num_agents, self.hidden_size, static_ids, name="gru")(
-            hidden, (from_input, ids, resets)
-        )
+        return hiddens[-1], hiddens
 
     def initial_hidden(self, batch_shape: tuple[int, ...]) -> jax.Array:
         """Zeros [*batch_shape, H]."""
         return jnp.zeros((*batch_shape, self.hidden_size))
 
 
-class _ResettingGRU(nn.Module):
-    """One scan step: zero the hidden state where an episode starts, then step the GRU."""
+class _Unroll(nn.Module):
+    """The GRU over time (``gru.gru_unroll``) around the recurrent layer ``cell``."""
 
     strategy: SharingStrategy
     num_agents: int
     hidden_size: int
-    static_ids: tuple[int, ...] | None = None
 
     @nn.compact
     def __call__(
-        self, hidden: jax.Array, inputs: tuple[jax.Array, jax.Array, jax.Array]
-    ) -> tuple[jax.Array, jax.Array]:
-        x, scanned_ids, resets = inputs
-        ids = scanned_ids if self.static_ids is None else np.asarray(self.static_ids)
-        hidden = jnp.where(resets[..., None], jnp.zeros_like(hidden), hidden)
-        return GRUCell(self.strategy, self.num_agents, self.hidden_size, name="cell")(
-            hidden, x, ids
-        )
+        self, hidden: jax.Array, from_input: jax.Array, agent_ids: AgentIds, resets: jax.Array
+    ) -> jax.Array:
+        """Hidden [B, H], W_i x + b_i [T, B, 3H], ids, resets [T, B] -> hiddens [T, B, H]."""
+        cell = GRUCell(self.strategy, self.num_agents, self.hidden_size, name="cell")
+        # Static ids (np.arange(N) along the agent axis) stay static inside the loops so that
+        # the layer keeps its agent-major products; traced ids are scanned over time.
+        static = isinstance(agent_ids, np.ndarray)
+        ids: jax.Array | np.ndarray
+        if static:
+            ids = np.zeros(from_input.shape[0], np.int32)  # scanned, unread
+        else:
+            ids = jnp.broadcast_to(agent_ids, from_input.shape[:-1])
+        if self.is_initializing():
+            cell(hidden, agent_ids.ravel() if static else ids[0])
+        recurrent, variables = cell.unbind()
+
+        def layer(variables: Any, h: jax.Array, ids_t: Any) -> jax.Array:
+            return jnp.asarray(
+                recurrent.apply(variables, h, agent_ids.ravel() if static else ids_t)
+            )
+
+        return gru_unroll(layer, variables, from_input, ids, resets, hidden)

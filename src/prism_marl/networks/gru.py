@@ -108,6 +108,7 @@ def _backward(
     return d_input, d_hidden, d_h0
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def gru_unroll(
     layer: RecurrentLayer,
     variables: Any,
@@ -130,18 +131,6 @@ def gru_unroll(
 
     B may be several axes. Differentiable in ``variables``, ``from_input`` and ``hidden``.
     """
-    return _unroll(layer, variables, from_input, ids, starts, hidden)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _unroll(
-    layer: RecurrentLayer,
-    variables: Any,
-    from_input: jax.Array,
-    ids: Any,
-    starts: jax.Array,
-    hidden: jax.Array,
-) -> jax.Array:
     return _forward(layer, variables, from_input, ids, starts, hidden)[0]
 
 
@@ -168,4 +157,4 @@ def _unroll_backward(
     return d_variables, d_input, None, None, d_h0
 
 
-_unroll.defvjp(_unroll_forward, _unroll_backward)
+gru_unroll.defvjp(_unroll_forward, _unroll_backward)

@@ -91,7 +91,7 @@ def lowered_programs(built, state, evaluation=True) -> dict:
         "train chunk": train_chunks(built, 1).lower(state),
     }
     if evaluation:
-        programs["evaluation"] = evaluations(built, 2, True).lower(state.variables, keys())
+        programs["evaluation"] = evaluations(built, 2).lower(state.variables, keys(), True)
     return programs
 
 

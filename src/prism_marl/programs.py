@@ -50,9 +50,15 @@ def train_chunks(algo: Algorithm, num_updates: int) -> jax.stages.Wrapped:
 
 
 @functools.lru_cache(maxsize=32)
-def evaluations(algo: Algorithm, episodes: int, greedy: bool) -> Callable[[Any, jax.Array], Any]:
-    """``(variables, keys [S, 2]) -> (returns [S, episodes], won [S, episodes])`` (vmapped)."""
-    return jax.jit(jax.vmap(lambda v, k: algo.evaluate(v, k, episodes, greedy)))
+def evaluations(algo: Algorithm, episodes: int) -> Callable[[Any, jax.Array, jax.Array], Any]:
+    """``(variables, keys [S, 2], greedy []) -> (returns, won)``, each [S, episodes].
+
+    The mode is an argument, not part of the program: a stochastic policy's final evaluation
+    plays both modes, and one compile serves them (an evaluation on MaBrax compiles for tens
+    of seconds).
+    """
+    evaluate = lambda v, k, greedy: algo.evaluate(v, k, episodes, greedy)  # noqa: E731
+    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
 
 
 @functools.lru_cache(maxsize=32)

@@ -379,13 +379,13 @@ class Trainer:
         """
         greedy = self.eval_greedy if greedy is None else greedy
         fns = self.__dict__.setdefault("_compiled", {})
-        name = f"eval_{episodes}_{greedy}"
+        name = f"eval_{episodes}"
         if name not in fns:
-            fns[name] = evaluations(self.algo, episodes, greedy)
+            fns[name] = evaluations(self.algo, episodes)
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(chunk + 1), i))(
             jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
         )
-        return fns[name](state.variables, keys)
+        return fns[name](state.variables, keys, jnp.asarray(greedy))
 
     def diversity(self, state: Any) -> dict[str, Any]:
         """``{"eval/snd": [num_seeds]}``: every seed's SND (``rl/diversity.py``).

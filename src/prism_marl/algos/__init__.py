@@ -57,7 +57,7 @@ class Algorithm(Protocol):
         ...
 
     def evaluate(
-        self, variables: Any, key: jax.Array, num_episodes: int, greedy: bool = True
+        self, variables: Any, key: jax.Array, num_episodes: int, greedy: bool | jax.Array = True
     ) -> tuple[jax.Array, jax.Array]:
         """(returns [episodes], won [episodes]) of the policy in ``variables``."""
         ...
@@ -73,9 +73,12 @@ class Algorithm(Protocol):
         step: EnvStep,
         starts: jax.Array,
         key: jax.Array,
-        greedy: bool,
+        greedy: bool | jax.Array,
     ) -> tuple[Any, jax.Array]:
-        """(carry, actions [E, N] or [E, N, A]) for batched steps; greedy or exploring."""
+        """(carry, actions [E, N] or [E, N, A]) for batched steps; greedy or exploring.
+
+        ``greedy`` may be traced (a boolean scalar): one compiled evaluation serves both modes.
+        """
         ...
 
     @property

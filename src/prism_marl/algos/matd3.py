@@ -708,13 +708,14 @@ class MATD3:
         step: EnvStep,
         starts: jax.Array,
         key: jax.Array,
-        greedy: bool,
+        greedy: bool | jax.Array,
     ) -> tuple[jax.Array, jax.Array]:
         """Actions [E, N, A] for batched steps: μ(o), or μ(o) plus exploration noise."""
         del starts
-        if greedy:
-            return carry, self.policy(variables, step.obs, step.action_mask)
-        return carry, self.explore(variables, step, key, jnp.asarray(False))
+        mean = self.policy(variables, step.obs, step.action_mask)
+        return carry, jnp.where(
+            greedy, mean, self.explore(variables, step, key, jnp.asarray(False))
+        )
 
     output_kind: ClassVar[OutputKind] = "deterministic"
     """``policy_output`` returns the actions μ(o)."""
@@ -732,7 +733,11 @@ class MATD3:
         return carry, self.policy(variables, obs, action_mask)
 
     def evaluate(
-        self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True
+        self,
+        variables: dict[str, Any],
+        key: jax.Array,
+        num_episodes: int,
+        greedy: bool | jax.Array = True,
     ) -> tuple[jax.Array, jax.Array]:
         """Return (and win) of ``num_episodes`` episodes, one per parallel env."""
         return evaluate_policy(self, variables, key, num_episodes, greedy)

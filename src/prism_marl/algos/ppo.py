@@ -510,17 +510,19 @@ class PPO:
         step: EnvStep,
         starts: jax.Array,
         key: jax.Array,
-        greedy: bool,
+        greedy: bool | jax.Array,
     ) -> tuple[jax.Array, jax.Array]:
         """One action per env from batched steps [E, ...]: greedy, or sampled as in training."""
         carry, output = self.policy_output(variables, carry, step.obs, step.action_mask, starts)
-        if greedy:
-            return carry, greedy_action(output, self.spec.action_kind)
-        action, _ = sample_action(output, key, step.action_mask, self.spec.action_kind)
-        return carry, action
+        sampled, _ = sample_action(output, key, step.action_mask, self.spec.action_kind)
+        return carry, jnp.where(greedy, greedy_action(output, self.spec.action_kind), sampled)
 
     def evaluate(
-        self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True
+        self,
+        variables: dict[str, Any],
+        key: jax.Array,
+        num_episodes: int,
+        greedy: bool | jax.Array = True,
     ) -> tuple[jax.Array, jax.Array]:
         """Return (and win) of ``num_episodes`` episodes, one per parallel env."""
         return evaluate_policy(self, variables, key, num_episodes, greedy)

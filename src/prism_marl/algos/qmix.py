@@ -398,16 +398,13 @@ class QLearner:
         step: EnvStep,
         starts: jax.Array,
         key: jax.Array,
-        greedy: bool,
+        greedy: bool | jax.Array,
         eps: jax.Array | float | None = None,
     ) -> tuple[jax.Array, jax.Array]:
         """Actions [E, N] for batched steps: greedy, or ε-greedy (ε_end unless ``eps``)."""
         hidden, q_values = self.policy_output(variables, carry, step.obs, step.action_mask, starts)
-        if greedy:
-            eps = 0.0
-        elif eps is None:
-            eps = self.config.epsilon_end
-        action = epsilon_greedy(key, q_values, step.action_mask, jnp.asarray(eps))
+        eps = jnp.where(greedy, 0.0, self.config.epsilon_end if eps is None else eps)
+        action = epsilon_greedy(key, q_values, step.action_mask, eps)
         return hidden, action
 
     output_kind: ClassVar[OutputKind] = "greedy"
@@ -692,7 +689,11 @@ class QLearner:
         return run_updates(self.update, state, num_updates)
 
     def evaluate(
-        self, variables: dict[str, Any], key: jax.Array, num_episodes: int, greedy: bool = True
+        self,
+        variables: dict[str, Any],
+        key: jax.Array,
+        num_episodes: int,
+        greedy: bool | jax.Array = True,
     ) -> tuple[jax.Array, jax.Array]:
         """Return (and win) of ``num_episodes`` episodes: greedy, or ε_end-greedy."""
         return evaluate_policy(self, variables, key, num_episodes, greedy)

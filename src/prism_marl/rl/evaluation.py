@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,7 @@ class Actor(Protocol):
         step: EnvStep,
         starts: jax.Array,
         key: jax.Array,
-        greedy: bool,
+        greedy: bool | jax.Array,
     ) -> tuple[Any, jax.Array]:
         """(carry, actions) for batched steps."""
         ...
@@ -55,8 +55,26 @@ def samples_at_test(output_kind: str) -> bool:
     return output_kind in STOCHASTIC_OUTPUTS
 
 
+class _EpisodeCarry(NamedTuple):
+    """The evaluation loop's carry: environments, policy memory and the running totals."""
+
+    env_state: Any
+    last: EnvStep
+    """The latest step of every environment (observations the policy acts on)."""
+    hidden: Any
+    """The policy's recurrent state."""
+    starts: jax.Array
+    """[episodes] whether ``last`` begins an episode (recurrent policies reset there)."""
+    live: jax.Array
+    """[episodes] still in the first episode: later rewards are not counted."""
+    returns: jax.Array
+    """[episodes] team return so far."""
+    won: jax.Array
+    """[episodes] whether the first episode was won."""
+
+
 def evaluate_policy(
-    actor: Actor, variables: Any, key: jax.Array, num_episodes: int, greedy: bool
+    actor: Actor, variables: Any, key: jax.Array, num_episodes: int, greedy: bool | jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Team return [episodes] and win flag [episodes] of one full episode per environment.
 
@@ -67,22 +85,33 @@ def evaluate_policy(
     env_state, first = jax.vmap(env.reset)(jax.random.split(key, num_episodes))
     live = jnp.ones((num_episodes,), bool)
 
-    def step(carry: Any, step_key: jax.Array) -> tuple[Any, None]:
-        (env_state, last, hidden, starts, live), (ret, won) = carry
+    def step(carry: _EpisodeCarry, step_key: jax.Array) -> tuple[_EpisodeCarry, None]:
         act_key, env_key = jax.random.split(step_key)
-        hidden, action = actor.act(variables, hidden, last, starts, act_key, greedy)
+        hidden, action = actor.act(
+            variables, carry.hidden, carry.last, carry.starts, act_key, greedy
+        )
         env_state, out = jax.vmap(env.step)(
-            jax.random.split(env_key, num_episodes), env_state, action
+            jax.random.split(env_key, num_episodes), carry.env_state, action
         )
-        ret = ret + jnp.where(live, out.team_reward, 0.0)
-        won = won | (live & out.won)
-        live = live & ~out.episode_end
-        return ((env_state, out, hidden, out.episode_end, live), (ret, won)), None
+        return _EpisodeCarry(
+            env_state=env_state,
+            last=out,
+            hidden=hidden,
+            starts=out.episode_end,
+            live=carry.live & ~out.episode_end,
+            returns=carry.returns + jnp.where(carry.live, out.team_reward, 0.0),
+            won=carry.won | (carry.live & out.won),
+        ), None
 
-    init = (env_state, first, actor.initial_carry(num_episodes), live, live)
-    totals = (jnp.zeros((num_episodes,)), jnp.zeros((num_episodes,), bool))
+    init = _EpisodeCarry(
+        env_state=env_state,
+        last=first,
+        hidden=actor.initial_carry(num_episodes),
+        starts=live,
+        live=live,
+        returns=jnp.zeros((num_episodes,)),
+        won=jnp.zeros((num_episodes,), bool),
+    )
     with reused_kernels():
-        (_, (returns, won)), _ = jax.lax.scan(
-            step, (init, totals), jax.random.split(key, actor.spec.episode_limit)
-        )
-    return returns, won
+        final, _ = jax.lax.scan(step, init, jax.random.split(key, actor.spec.episode_limit))
+    return final.returns, final.won

@@ -99,18 +99,24 @@ def untrained_and_final(config) -> tuple[float, float]:
     return float(np.median(start)), float(np.median(summary["final_returns"]))
 
 
-@pytest.mark.slow(minutes=4.7)
+@pytest.mark.slow(minutes=3)
 def test_gaussian_policy_improves_on_mabrax_hopper(tmp_path):
     """MAPPO + Prism with a Gaussian policy raises hopper's greedy return well above the
-    untrained policy's (step-0 evaluation in metrics.jsonl), median over 2 seeds."""
+    untrained policy's (step-0 evaluation in metrics.jsonl), median over 3 seeds.
+
+    Measured (2026-12-03, 2 seeds to 393k steps, 16 episodes per point): about 200 at step 0,
+    about 300 (upright for the whole episode) from 98k on, but one seed's evaluation can drop
+    (to 155 at 196k with XLA's default options; to 126 at 393k with the suite's, decision
+    0026), so the median is over 3 seeds.
+    """
     config = RunConfig(
         algo="mappo",
         sharing=Prism(),
         env=EnvConfig(id="mabrax:hopper_3x1", episode_limit=200),
         algo_config=PPOConfig(lr=3e-4, activation="tanh", entropy_coef=0.0, num_minibatches=4),
-        num_seeds=2,
-        # Four evaluation chunks of 48 updates of 2048 steps (393,216 steps).
-        total_steps=393_216,
+        num_seeds=3,
+        # Two evaluation chunks of 48 updates of 2048 steps (196,608 steps).
+        total_steps=196_608,
         eval_interval=98_304,
         eval_episodes=16,
         final_eval_episodes=16,

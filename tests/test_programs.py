@@ -168,3 +168,27 @@ def test_grouped_kernels_are_the_per_group_draws_of_their_initialiser():
     for group in range(3):  # each group's kernel is orthogonal: columns orthonormal (4 < 5 rows)
         np.testing.assert_allclose(kernel[group] @ kernel[group].T, np.eye(4), atol=1e-5)
     assert not np.allclose(kernel[0], kernel[1])
+
+
+def test_one_evaluation_program_plays_both_modes_as_the_static_modes_do():
+    """``evaluations`` takes the mode as an argument: one compile serves greedy and sampled
+    play, and each mode's returns are those of an evaluation built for that mode alone."""
+    built = make_algorithm("mappo", env("lbf"), strategy("prism"), TINY_ALGO["mappo"], 10_000)
+    variables = init_seeds(built)(keys()).variables
+    program = evaluations(built, 4)
+    for greedy in (True, False):
+        alone = jax.jit(jax.vmap(lambda v, k, g=greedy: built.evaluate(v, k, 4, g)))
+        for got, want in zip(
+            program(variables, keys(), greedy), alone(variables, keys()), strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+    assert program._cache_size() == 1
+    # The modes differ where it matters: argmax against samples, on 16 environments' first step.
+    first = jax.tree_util.tree_map(lambda x: x[0], variables)
+    _, step = jax.vmap(built.env.reset)(jax.random.split(jax.random.PRNGKey(1), 16))
+    act = jax.jit(built.act)
+    carry, starts, key = built.initial_carry(16), jnp.ones((16,), bool), jax.random.PRNGKey(2)
+    greedy, sampled = (
+        act(first, carry, step, starts, key, jnp.asarray(g))[1] for g in (True, False)
+    )
+    assert greedy.shape == (16, 3) and not np.array_equal(greedy, sampled)

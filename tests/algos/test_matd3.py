@@ -16,7 +16,7 @@ from prism_marl.algos.matd3 import (
     Transition,
     redraw_ensemble_mask,
 )
-from prism_marl.envs.base import EnvSpec
+from prism_marl.envs.base import EnvSpec, EnvStep
 from prism_marl.errors import ConfigError
 from prism_marl.programs import init_seeds, train_chunks
 from prism_marl.rl.targets import smoothed_target_actions
@@ -136,6 +136,21 @@ def test_actions_are_in_the_box_and_zero_on_padded_dims():
     actions = algo.policy(learner.variables, window.obs[0] * 100, window.action_mask[0])
     assert np.all(np.abs(np.asarray(actions)) <= 1.0)
     np.testing.assert_array_equal(np.asarray(actions)[:, ~MASK], 0.0)
+
+
+def test_act_plays_the_mean_greedily_and_explores_as_collection_does():
+    """Evaluation's ``act``: μ(o) when greedy, otherwise exactly the collection's noisy draw."""
+    algo, learner, window = losses_setup(False)
+    step = EnvStep.first(window.obs[0], window.action_mask[0], window.global_state[0])
+    key, carry = jax.random.PRNGKey(5), algo.initial_carry(6)
+    mean = algo.policy(learner.variables, step.obs, step.action_mask)
+    explored = algo.explore(learner.variables, step, key, jnp.asarray(False))
+    greedy = algo.act(learner.variables, carry, step, carry, key, jnp.asarray(True))[1]
+    noisy = algo.act(learner.variables, carry, step, carry, key, jnp.asarray(False))[1]
+    np.testing.assert_array_equal(greedy, mean)
+    np.testing.assert_allclose(noisy, explored, atol=1e-6)
+    assert not np.allclose(noisy[:, MASK], mean[:, MASK])
+    np.testing.assert_array_equal(np.asarray(noisy)[:, ~MASK], 0.0)
 
 
 @pytest.mark.parametrize(

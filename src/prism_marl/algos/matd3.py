@@ -429,10 +429,16 @@ class MATD3:
         starts) cover the box better than a barely initialised actor plus noise (TD3's
         start steps).
         """
+        return self.perturb(self.policy(variables, step.obs, step.action_mask), step, key, uniform)
+
+    def perturb(
+        self, mean: jax.Array, step: EnvStep, key: jax.Array, uniform: jax.Array
+    ) -> jax.Array:
+        """``explore`` given the actor's μ(o) [E, N, A] (evaluation computes it anyway)."""
         spec, mask = self.spec, step.action_mask
         noise_key, uniform_key = jax.random.split(key)
         noisy = exploration_actions(
-            self.policy(variables, step.obs, mask),
+            mean,
             noise_key,
             self.config.exploration_noise,
             spec.action_low,
@@ -713,9 +719,7 @@ class MATD3:
         """Actions [E, N, A] for batched steps: μ(o), or μ(o) plus exploration noise."""
         del starts
         mean = self.policy(variables, step.obs, step.action_mask)
-        return carry, jnp.where(
-            greedy, mean, self.explore(variables, step, key, jnp.asarray(False))
-        )
+        return carry, jnp.where(greedy, mean, self.perturb(mean, step, key, jnp.asarray(False)))
 
     output_kind: ClassVar[OutputKind] = "deterministic"
     """``policy_output`` returns the actions μ(o)."""

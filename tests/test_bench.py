@@ -3,10 +3,11 @@ training timing itself is exercised in test_cli)."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from prism_marl.algos.matd3 import MATD3Config
 from prism_marl.bench.flops import matmul_flops
-from prism_marl.bench.layers import bench_layers, flop_floor
+from prism_marl.bench.layers import PRODUCTS, bench_layers, factored_products, flop_floor
 from prism_marl.bench.train import bench_algo_config, bench_env_config, default_strategies
 from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.presets import PRESETS
@@ -83,11 +84,19 @@ def test_bench_layers_times_every_strategy_and_prism_at_three_ranks():
         for r in rows
     )
     cases = [(r["strategy"], r["rank"]) for r in rows]
-    assert cases == [("fups", None), ("prism", 8), ("prism", 4), ("prism", 2)] + [
-        ("nops", None),
-        ("seps", None),
-    ]
+    prism = [("prism", 8), ("prism", 4), ("prism", 2), (PRODUCTS, 4), (PRODUCTS, 2)]
+    assert cases == [("fups", None), *prism, ("nops", None), ("seps", None)]
     assert rows[0]["ratio_to_fups"] == 1.0 and all(r["seconds"] > 0 for r in rows)
-    floors = {r["rank"]: r["flop_floor"] for r in rows if r["strategy"] == "prism"}
-    assert floors == {8: 2.0, 4: 1.0, 2: 0.5}  # N·R/B = 1 at full rank: capped at 2
-    assert all(r["flop_floor"] is None for r in rows if r["strategy"] != "prism")
+    floors = {(r["strategy"], r["rank"]): r["flop_floor"] for r in rows if r["flop_floor"]}
+    # N·R/B = 1 at full rank: capped at 2; the products' floor is the factored path's.
+    assert floors == dict(zip(prism, [2.0, 1.0, 0.5, 1.0, 0.5], strict=True))
+
+
+def test_factored_products_are_the_factored_maps_forward_and_backward():
+    keys = jax.random.split(jax.random.key(0), 4)
+    x, g = jax.random.normal(keys[0], (6, 5)), jax.random.normal(keys[1], (6, 4))
+    v, u = jax.random.normal(keys[2], (5, 3)), jax.random.normal(keys[3], (4, 3))
+    y, dx, dv, du = factored_products(x, v, u, g)
+    want_y, backward = jax.vjp(lambda x, v, u: (x @ v) @ u.T, x, v, u)
+    for got, want in zip((y, dx, dv, du), (want_y, *backward(g)), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

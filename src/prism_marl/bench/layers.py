@@ -12,6 +12,13 @@ rounds of the mean call time.
 W_i = U diag(s ⊙ m_i) Vᵀ (N·R·D·O) besides the batch's product (B·D·O), so the floor is
 min(2, 1 + N·R/B); at R < width the factored path costs B·R·(D + O) against FuPS's B·D·O,
 R·(D + O)/(D·O).
+
+Where Prism is timed, each (N, width) also times ``factored-products`` rows at ranks width/2
+and width/4: the six products of the factored path's forward and backward alone
+(``factored_products``: no masks, no scaling, no layout), the least time that path can take
+on this backend. Their ``ratio_to_fups`` says how far below FuPS the factored path can go
+when its thin products run at the machine's rate for such shapes, which the FLOP floor
+does not model.
 """
 
 from __future__ import annotations
@@ -33,12 +40,42 @@ DEFAULT_BATCH = 4096
 CALLS_PER_ROUND = 10
 
 
+PRODUCTS = "factored-products"
+"""The ``strategy`` of the reference rows: the factored path's products alone."""
+
+
 class LayerCase(NamedTuple):
-    """One timed layer: its strategy's name, the Prism rank (None elsewhere), the strategy."""
+    """One timed case: its row's strategy name, Prism's rank, the strategy (or None).
+
+    The rank is None except for Prism and the ``factored-products`` reference, whose strategy
+    is None.
+    """
 
     name: str
     rank: int | None
-    strategy: SharingStrategy
+    strategy: SharingStrategy | None
+
+
+def factored_products(
+    x: jax.Array, v: jax.Array, u: jax.Array, g: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The six products of y = (x V) Uᵀ's forward and backward, as the factored path runs them.
+
+    Forward h = x V, y = h Uᵀ; backward for an output gradient g: g U, dx = (g U) Vᵀ,
+    dV = xᵀ (g U), dU = gᵀ h (the path also scales by s ⊙ m_i, omitted here).
+
+    Args:
+        x: inputs [B, D].
+        v: input factor [D, R].
+        u: output factor [O, R].
+        g: output gradient [B, O].
+
+    Returns:
+        (y [B, O], dx [B, D], dV [D, R], dU [O, R]): ``jax.vjp`` of x ↦ (x V) Uᵀ, by hand.
+    """
+    h = x @ v
+    gu = g @ u
+    return h @ u.T, gu @ v.T, x.T @ gu, g.T @ h
 
 
 def flop_floor(num_agents: int, width: int, rank: int, batch: int) -> float:
@@ -64,9 +101,24 @@ def layer_cases(strategies: Sequence[str], width: int, num_agents: int) -> list[
         if name == "prism":
             for rank in (width, width // 2, width // 4):
                 cases.append(LayerCase(name, rank, Prism(rank=rank)))
+            cases.extend(LayerCase(PRODUCTS, rank, None) for rank in (width // 2, width // 4))
             continue
         cases.append(LayerCase(name, None, STRATEGIES[name]().accounting_form(num_agents, 3)))
     return cases
+
+
+def compiled_products(width: int, rank: int, batch: int) -> Callable[[], Any]:
+    """A no-argument call of the jitted ``factored_products`` at D = O = width, warmed up."""
+    keys = jax.random.split(jax.random.key(0), 4)
+    x, g = (jax.random.normal(k, (batch, width)) for k in keys[:2])
+    v, u = (jax.random.normal(k, (width, rank)) for k in keys[2:])
+    step = jax.jit(factored_products)
+    jax.block_until_ready(step(x, v, u, g))
+
+    def call() -> Any:
+        return step(x, v, u, g)
+
+    return call
 
 
 def compiled_step(
@@ -102,13 +154,19 @@ def bench_layers(
     """Rows ``strategy, num_agents, width, rank, seconds, ratio_to_fups, flop_floor``.
 
     ``seconds`` is one forward and backward pass; ``ratio_to_fups`` its ratio to FuPS's in the
-    same (N, width); ``flop_floor`` is set on Prism's rows only (``flop_floor``).
+    same (N, width); ``flop_floor`` is set on Prism's and the ``factored-products`` rows
+    (``flop_floor``), which follow Prism's when it is timed.
     """
     rows = []
     for num_agents in agents:
         for width in widths:
             cases = layer_cases(strategies, width, num_agents)
-            calls = [compiled_step(c.strategy, num_agents, width, batch) for c in cases]
+            calls = [
+                compiled_products(width, c.rank or width, batch)
+                if c.strategy is None
+                else compiled_step(c.strategy, num_agents, width, batch)
+                for c in cases
+            ]
             times: list[list[float]] = [[] for _ in cases]
             for _ in range(rounds):
                 for call, spent in zip(calls, times, strict=True):
@@ -120,7 +178,7 @@ def bench_layers(
             medians = [statistics.median(spent) for spent in times]
             for case, seconds in zip(cases, medians, strict=True):
                 floor = None
-                if case.name == "prism" and case.rank is not None:
+                if case.name in ("prism", PRODUCTS) and case.rank is not None:
                     floor = round(flop_floor(num_agents, width, case.rank, batch), 4)
                 rows.append(
                     {

@@ -14,9 +14,11 @@ from prism_marl.algos import make_algorithm
 from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.envs import make_env
 from prism_marl.programs import (
+    QUICK_COMPILE,
     batched_lapack_calls,
     evaluations,
     init_seeds,
+    quick_compile_options,
     train_chunks,
 )
 from prism_marl.sharing import STRATEGIES, SePS
@@ -192,3 +194,14 @@ def test_one_evaluation_program_plays_both_modes_as_the_static_modes_do():
         act(first, carry, step, starts, key, jnp.asarray(g))[1] for g in (True, False)
     )
     assert greedy.shape == (16, 3) and not np.array_equal(greedy, sampled)
+
+
+def test_quick_compile_options_leave_the_users_xla_flags_in_charge(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    assert quick_compile_options() == QUICK_COMPILE
+    assert QUICK_COMPILE == {
+        "xla_backend_optimization_level": 1,
+        "xla_cpu_use_fusion_emitters": False,
+    }
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    assert quick_compile_options() == {"xla_cpu_use_fusion_emitters": False}

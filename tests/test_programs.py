@@ -16,6 +16,7 @@ from prism_marl.envs import make_env
 from prism_marl.programs import (
     QUICK_COMPILE,
     batched_lapack_calls,
+    donatable,
     evaluations,
     init_seeds,
     quick_compile_options,
@@ -205,3 +206,15 @@ def test_quick_compile_options_leave_the_users_xla_flags_in_charge(monkeypatch):
     }
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
     assert quick_compile_options() == {"xla_cpu_use_fusion_emitters": False}
+
+
+def test_donatable_copies_a_buffer_that_appears_twice():
+    params = {"w": jnp.arange(3.0)}
+    state = {"params": params, "target": params, "step": 1}
+    donating = jax.jit(lambda s: jax.tree_util.tree_map(lambda x: x + 1, s), donate_argnums=0)
+    with pytest.raises(Exception, match="donate the same buffer twice"):
+        donating(state)
+    ready = donatable(state)
+    assert ready["params"]["w"] is params["w"] and ready["target"]["w"] is not params["w"]
+    out = donating(ready)
+    np.testing.assert_array_equal(out["target"]["w"], [1.0, 2.0, 3.0])

@@ -77,9 +77,31 @@ def train_chunks(algo: Algorithm, num_updates: int) -> jax.stages.Wrapped:
 
     The input state is donated: its buffers become the output's, so a chunk holds one state
     (a replay buffer of gigabytes, QMIX on SMAX) instead of two, and the caller must not use
-    the state it passed in again.
+    the state it passed in again; pass it through ``donatable`` where a buffer may appear
+    twice.
     """
     return jax.jit(jax.vmap(lambda state: algo.train_chunk(state, num_updates)), donate_argnums=0)
+
+
+def donatable(state: Any) -> Any:
+    """``state`` with every buffer appearing once, as a donating program requires.
+
+    Host-side hooks may put one array in two places (a preparation that sets the target
+    network to the new parameters); XLA refuses to donate one buffer twice, so the second
+    and later places get copies. Leaves that are not jax arrays pass unchanged.
+    """
+    seen: set[int] = set()
+
+    def once(leaf: Any) -> Any:
+        if not isinstance(leaf, jax.Array):
+            return leaf
+        buffer = leaf.unsafe_buffer_pointer() if leaf.is_fully_addressable else id(leaf)
+        if buffer in seen:
+            return leaf.copy()
+        seen.add(buffer)
+        return leaf
+
+    return jax.tree_util.tree_map(once, state)
 
 
 @functools.lru_cache(maxsize=32)

@@ -28,7 +28,7 @@ from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError, TrainingDivergedError
-from prism_marl.programs import diversities, evaluations, init_seeds, train_chunks
+from prism_marl.programs import diversities, donatable, evaluations, init_seeds, train_chunks
 from prism_marl.results import (
     bootstrap_ci,
     interquartile_mean,
@@ -358,7 +358,7 @@ class Trainer:
         fns = self.__dict__.setdefault("_compiled", {})
         if "chunk" not in fns:
             fns["chunk"] = train_chunks(self.algo, self.plan.updates_per_chunk)
-        return fns["chunk"](state)
+        return fns["chunk"](donatable(state))
 
     @property
     def eval_greedy(self) -> bool:

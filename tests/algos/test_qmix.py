@@ -77,11 +77,12 @@ def test_reward_statistics_match_numpy():
 # In test-all: a minute of compiles beside the other worker, and the fast tier is near 15 min.
 @pytest.mark.slow(minutes=1)
 def test_next_step_values_from_the_unroll_equal_a_gru_step_on_every_next_observation(tmp_path):
-    """``_next_q`` takes Q(o_{t+1}) from the unroll and steps the GRU only at the sequence's
-    last step and at truncations; on collected sequences with 5-step episodes inside 8-step
-    sequences (truncations mid-sequence, resets after them) it equals one GRU step on every
-    stored next observation from the hidden state after that step, wherever the bootstrap is
-    read (not at terminations)."""
+    """``_next_q`` takes Q(o_{t+1}) from the unroll and steps the GRU only at the K stored ends
+    (the sequence's last step and truncations); on collected sequences with 5-step episodes
+    inside 8-step sequences (truncations mid-sequence, resets after them) it equals one GRU
+    step on every step's real next observation from the hidden state after that step,
+    wherever the bootstrap is read (not at terminations), and the TD targets from the stored
+    ends equal those from every step's."""
     from prism_marl.algos.common import select_network
     from prism_marl.run import build_algorithm
 
@@ -89,30 +90,73 @@ def test_next_step_values_from_the_unroll_equal_a_gru_step_on_every_next_observa
     algo = build_algorithm(config)
     assert algo.boundary_slots == 3  # ⌈7 / 5⌉ truncations in the first 7 steps, the last step
     state = jax.jit(algo.init)(jax.random.key(3))
-    collect = jax.jit(algo.collect)
-    state, _ = collect(state)
-    state, batch = collect(state)  # [E, T, ...]: hidden states that are not all zero
+    state, _ = jax.jit(algo.collect)(state)
+    state, every = jax.jit(algo.collect_steps)(state)  # hidden states that are not all zero
+    batch = algo.keep_ends(every)  # as stored: [E, T, ...], ends [E, K, ...]
+    assert every.ends.obs.shape[1] == 8 and batch.ends.obs.shape[1] == 3
     truncated = np.asarray(batch.episode_end & ~batch.terminated)
     assert truncated[:, :-1].any() and np.asarray(batch.hidden).any()
 
     @jax.jit
-    def both(variables, batch):
+    def both(variables, target_next_q):
         hiddens, q_values = algo._unroll(variables, batch)
         t, b = hiddens.shape[:2]
         flat = lambda x: jnp.swapaxes(x, 0, 1).reshape(1, t * b, *x.shape[2:])  # noqa: E731
         _, direct = algo._q_values(
             select_network(variables, "actor"),
             hiddens.reshape(t * b, *hiddens.shape[2:]),
-            flat(batch.next_obs),
+            flat(every.ends.obs),
             algo.agent_ids,
             jnp.zeros((1, t * b), bool),
-            flat(batch.next_mask),
+            flat(every.ends.action_mask),
         )
-        return algo._next_q(variables, hiddens, q_values, batch), direct[0].reshape(q_values.shape)
+        fast = algo._next_q(variables, hiddens, q_values, batch)
+        mixer = variables["params"]["mixer"]
+        targets = [
+            algo.td_targets(fast, target_next_q, mixer, sequences, sequences.reward)
+            for sequences in (batch, every)
+        ]
+        return fast, direct[0].reshape(q_values.shape), *targets
 
-    fast, direct = both(state.variables, batch)
+    target_next_q = jax.random.normal(jax.random.key(4), (8, 2, 2, 6))  # [T, E, N, A]
+    fast, direct, stored, full = both(state.variables, target_next_q)
     read = ~np.swapaxes(np.asarray(batch.terminated), 0, 1)  # [T, B]
     np.testing.assert_allclose(np.asarray(fast)[read], np.asarray(direct)[read], atol=1e-5)
+    np.testing.assert_allclose(stored, full, atol=1e-6)
+
+
+def test_sequence_ends_keep_the_truncations_then_the_last_step():
+    """``keep_ends`` picks each sequence's truncated steps (before the last), pads with the
+    last step, and carries those steps' next observations: hand-built 6-step sequences."""
+    from prism_marl.algos.qmix import SequenceEnds, Sequences
+    from prism_marl.run import build_algorithm
+
+    algo = build_algorithm(tiny_run("unused", env=EnvConfig(id="lbf:8x8-2p-2f-coop")))
+    assert algo.boundary_slots == 2  # segments of 8 steps, episodes of 50: one truncation slot
+    t = 6
+    ends = np.zeros((3, t), bool)
+    terminated = np.zeros((3, t), bool)
+    ends[0, 2] = True  # truncated at step 2
+    ends[1, 1] = terminated[1, 1] = True  # terminated: no slot
+    ends[2, 5] = True  # truncated at the last step: the last slot covers it
+    steps = np.broadcast_to(np.arange(t), (3, t))
+    zeros = np.zeros((3, t))
+    every = Sequences(
+        obs=zeros, action_mask=zeros, state=zeros, starts=zeros, action=zeros, reward=zeros,
+        terminated=jnp.asarray(terminated), episode_end=jnp.asarray(ends),
+        ends=SequenceEnds(
+            step=jnp.asarray(steps, jnp.int32),
+            obs=jnp.asarray(10.0 * steps)[..., None, None],
+            action_mask=jnp.asarray(steps % 2 == 0)[..., None, None],
+            state=jnp.asarray(-1.0 * steps)[..., None],
+        ),
+        hidden=zeros[:, 0],
+    )  # fmt: skip
+    kept = algo.keep_ends(every).ends
+    np.testing.assert_array_equal(kept.step, [[2, 5], [5, 5], [5, 5]])
+    np.testing.assert_array_equal(kept.obs[..., 0, 0], 10.0 * np.asarray(kept.step))
+    np.testing.assert_array_equal(kept.action_mask[..., 0, 0], np.asarray(kept.step) % 2 == 0)
+    np.testing.assert_array_equal(kept.state[..., 0], -1.0 * np.asarray(kept.step))
 
 
 # The fast tier's QMIX run is QMIX + Prism, killed and resumed (below); the rest of the matrix

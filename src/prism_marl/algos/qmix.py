@@ -199,6 +199,21 @@ class VDNMixer(nn.Module):
 # ------------------------------------------------------------------------------------ state
 
 
+class SequenceEnds(NamedTuple):
+    """Real next observations where they are not the next stored step's: K steps per sequence.
+
+    A step's next observation is the following stored step's except at the sequence's last
+    step and where an episode was truncated (``QLearner.boundary_slots``), so a sequence keeps
+    K of them, not T: half the replay's memory (QMIX on SMAX, 3 seeds: 4.6 GB -> 2.4 GB).
+    The collection's rows hold every step's (K = T, ``step`` = 0..T-1).
+    """
+
+    step: jax.Array  # [C, K] int32 time index; unused slots repeat the last step
+    obs: jax.Array  # [C, K, N, D] the step's real next observation (final at episode ends)
+    action_mask: jax.Array  # [C, K, N, A]
+    state: jax.Array  # [C, K, S]
+
+
 class Sequences(NamedTuple):
     """Stored sequences, [C, T, ...] (or [C, ...] for the first-step hidden state)."""
 
@@ -210,9 +225,7 @@ class Sequences(NamedTuple):
     reward: jax.Array  # [C, T]
     terminated: jax.Array  # [C, T]
     episode_end: jax.Array  # [C, T]
-    next_obs: jax.Array  # [C, T, N, D] the step's real next observation (final at ends)
-    next_mask: jax.Array  # [C, T, N, A]
-    next_state: jax.Array  # [C, T, S]
+    ends: SequenceEnds  # next observations at the K steps where they are not obs[t + 1]
     hidden: jax.Array  # [C, N, H] agents' recurrent state before the first step
 
 
@@ -371,7 +384,7 @@ class QLearner:
 
     def _empty_replay(self) -> Replay:
         spec, cfg = self.spec, self.config
-        t, n = cfg.segment_length, spec.num_agents
+        t, n, k = cfg.segment_length, spec.num_agents, self.boundary_slots
         f32 = jnp.float32
         sequence = Sequences(
             obs=jnp.zeros((t, n, spec.obs_size), f32),
@@ -382,9 +395,12 @@ class QLearner:
             reward=jnp.zeros((t,), f32),
             terminated=jnp.zeros((t,), bool),
             episode_end=jnp.zeros((t,), bool),
-            next_obs=jnp.zeros((t, n, spec.obs_size), f32),
-            next_mask=jnp.zeros((t, n, spec.num_actions), bool),
-            next_state=jnp.zeros((t, spec.state_size), f32),
+            ends=SequenceEnds(
+                step=jnp.full((k,), t - 1, jnp.int32),
+                obs=jnp.zeros((k, n, spec.obs_size), f32),
+                action_mask=jnp.zeros((k, n, spec.num_actions), bool),
+                state=jnp.zeros((k, spec.state_size), f32),
+            ),
             hidden=jnp.zeros((n, cfg.hidden_size), f32),
         )
         return empty_replay(sequence, cfg.buffer_size)
@@ -430,7 +446,16 @@ class QLearner:
         return hiddens[0], q_values[0]
 
     def collect(self, state: QMIXState) -> tuple[QMIXState, Sequences]:
-        """One sequence of ``segment_length`` ε-greedy steps from each environment."""
+        """One sequence per environment as stored: ``collect_steps``' with K ends kept."""
+        state, sequences = self.collect_steps(state)
+        return state, self.keep_ends(sequences)
+
+    def collect_steps(self, state: QMIXState) -> tuple[QMIXState, Sequences]:
+        """One sequence of ``segment_length`` ε-greedy steps from each environment.
+
+        Its ``ends`` hold every step's real next observation (K = T); ``keep_ends`` keeps
+        the ones the update reads.
+        """
         cfg = self.config
         eps = epsilon(cfg, state.env_steps)
 
@@ -453,9 +478,12 @@ class QLearner:
                 reward=step.team_reward,
                 terminated=step.terminated,
                 episode_end=step.episode_end,
-                next_obs=step.final_obs,
-                next_mask=_final_mask(step),
-                next_state=step.final_global_state,
+                ends=SequenceEnds(
+                    step=jnp.zeros_like(step.terminated, jnp.int32),  # set after the scan
+                    obs=step.final_obs,
+                    action_mask=_final_mask(step),
+                    state=step.final_global_state,
+                ),
                 hidden=carry.hidden,
             )
             return carry._replace(hidden=hidden, starts=step.episode_end), row
@@ -463,7 +491,27 @@ class QLearner:
         state, rows = collect(self.env, state, cfg.segment_length, cfg.num_envs, act, record)
         # [T, E, ...] -> [E, T, ...]; the stored hidden is the one before the first step.
         sequences = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)
-        return state, sequences._replace(hidden=rows.hidden[0])
+        every_step = jnp.broadcast_to(jnp.arange(cfg.segment_length), sequences.reward.shape)
+        ends = sequences.ends._replace(step=every_step.astype(jnp.int32))
+        return state, sequences._replace(hidden=rows.hidden[0], ends=ends)
+
+    def keep_ends(self, sequences: Sequences) -> Sequences:
+        """Keep the ``boundary_slots`` ends the update reads: truncations, then the last step.
+
+        ``sequences`` as ``collect_steps`` returns them ([E, T, ...], every step's end);
+        truncations at the last step, or beyond the slots (impossible when episodes last
+        ``episode_limit`` steps), are covered by the last slot or not kept.
+        """
+        t = sequences.reward.shape[1]
+        truncated = (sequences.episode_end & ~sequences.terminated)[:, :-1]  # [E, T - 1]
+        found = jax.vmap(
+            lambda row: jnp.nonzero(row, size=self.boundary_slots - 1, fill_value=t - 1)[0]
+        )(truncated)
+        slots = jnp.concatenate([found, jnp.full((found.shape[0], 1), t - 1, found.dtype)], 1)
+        keep = lambda x: jnp.take_along_axis(  # noqa: E731  [E, T, ...] -> [E, K, ...]
+            x, slots.reshape(*slots.shape, *(1,) * (x.ndim - 2)), axis=1
+        )
+        return sequences._replace(ends=jax.tree_util.tree_map(keep, sequences.ends))
 
     # ----------------------------------------------------------------------------- update
 
@@ -498,30 +546,23 @@ class QLearner:
 
         Where the episode goes on inside the sequence that is the unroll's next step
         (``q_values[t + 1]``: the same hidden state, the same observation, no reset). At the
-        ``boundary_slots`` other steps, one more GRU step on the stored next observation from
-        the hidden state after that step (the same episode, even where it ended there), so the
-        network runs on K·B rows instead of T·B. ``hiddens`` and ``q_values`` [T, B, ...].
+        K stored ends (``SequenceEnds``), one more GRU step on the stored next observation
+        from the hidden state after that step (the same episode, even where it ended there),
+        so the network runs on K·B rows instead of T·B. ``hiddens`` and ``q_values``
+        [T, B, ...].
         """
-        t, b = q_values.shape[:2]
-        truncated = _time_major(batch.episode_end & ~batch.terminated)[:-1]  # [T - 1, B]
-        ends = jax.vmap(
-            lambda column: jnp.nonzero(column, size=self.boundary_slots - 1, fill_value=t - 1)[0],
-            in_axes=1,
-            out_axes=1,
-        )(truncated)
-        slots = jnp.concatenate([ends, jnp.full((1, b), t - 1, ends.dtype)])  # [K, B]
-        columns = jnp.broadcast_to(jnp.arange(b), slots.shape)
-        at = lambda x: _time_major(x)[slots, columns]  # noqa: E731  [K, B, ...]
+        slots = _time_major(batch.ends.step)  # [K, B]
+        columns = jnp.broadcast_to(jnp.arange(slots.shape[1]), slots.shape)
+        ends_obs, ends_mask = _time_major(batch.ends.obs), _time_major(batch.ends.action_mask)
         _, extra = self._q_values(
             select_network(variables, "actor"),
             hiddens[slots, columns].reshape(-1, *hiddens.shape[2:]),
-            at(batch.next_obs).reshape(1, -1, *batch.next_obs.shape[2:]),
+            ends_obs.reshape(1, -1, *ends_obs.shape[2:]),
             self.agent_ids,
             jnp.zeros((1, slots.size), bool),
-            at(batch.next_mask).reshape(1, -1, *batch.next_mask.shape[2:]),
+            ends_mask.reshape(1, -1, *ends_mask.shape[2:]),
         )
-        shifted = jnp.concatenate([q_values[1:], q_values[-1:]])
-        return shifted.at[slots, columns].set(extra[0].reshape(*slots.shape, *q_values.shape[2:]))
+        return _next_rows(q_values, extra[0].reshape(*slots.shape, *q_values.shape[2:]), slots)
 
     def td_targets(
         self,
@@ -537,9 +578,17 @@ class QLearner:
         double Q, the plain max of the target's values.
         """
         choice = online_next_q if self.config.double_q else target_next_q
-        best = jnp.argmax(jnp.where(_time_major(batch.next_mask), choice, -jnp.inf), axis=-1)
+        slots = _time_major(batch.ends.step)
+        next_mask, next_state = (
+            _next_rows(_time_major(now), _time_major(end), slots)
+            for now, end in (
+                (batch.action_mask, batch.ends.action_mask),
+                (batch.state, batch.ends.state),
+            )
+        )
+        best = jnp.argmax(jnp.where(next_mask, choice, -jnp.inf), axis=-1)
         chosen = jnp.take_along_axis(target_next_q, best[..., None], axis=-1)[..., 0]
-        bootstrap = self._mix({"params": target_mixer}, chosen, _time_major(batch.next_state))
+        bootstrap = self._mix({"params": target_mixer}, chosen, next_state)
         targets = td_lambda_returns(
             _time_major(rewards),
             bootstrap,
@@ -733,6 +782,23 @@ class QLearner:
 def _time_major(x: jax.Array) -> jax.Array:
     """[B, T, ...] -> [T, B, ...]."""
     return jnp.swapaxes(x, 0, 1)
+
+
+def _next_rows(rows: jax.Array, ends: jax.Array, slots: jax.Array) -> jax.Array:
+    """Each step's next row: the following step's, replaced by the stored end at ``slots``.
+
+    Args:
+        rows: [T, B, ...] per-step values (Q-values, masks, states).
+        ends: [K, B, ...] the values at the real next observation of steps ``slots``.
+        slots: [K, B] int time indices (repeats allowed: they carry equal ends).
+
+    Returns:
+        [T, B, ...]; where no end is stored the step's next row is rows[t + 1] (the last
+        step's is always stored).
+    """
+    columns = jnp.broadcast_to(jnp.arange(slots.shape[1]), slots.shape)
+    shifted = jnp.concatenate([rows[1:], rows[-1:]])
+    return shifted.at[slots, columns].set(ends)
 
 
 def _final_mask(step: EnvStep) -> jax.Array:

@@ -28,6 +28,7 @@ from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError, TrainingDivergedError
+from prism_marl.memory import require_state_fits
 from prism_marl.programs import diversities, donatable, evaluations, init_seeds, train_chunks
 from prism_marl.results import (
     bootstrap_ci,
@@ -257,6 +258,7 @@ class Trainer:
                 f"run-dir: {self.run_dir} already holds a run; resume it with "
                 "`prism-marl train --resume` or choose another directory"
             )
+        require_state_fits(self.algo, seed_keys(self.config), self.config.algo_config)
         watching = self.watchdog.watching() if self.watchdog else contextlib.nullcontext()
         # Everything opened for this session (the run's lock, checkpointer, progress bar,
         # TensorBoard writer) closes here, however the session ends.

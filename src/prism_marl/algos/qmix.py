@@ -10,7 +10,7 @@ from the same unroll (one extra GRU step only at truncations and the sequence's 
 update's gradient steps get their target values from one target unroll (decision 0022).
 Sections: config, networks, state, acting, update, protocol hooks.
 Axis glossary: T sequence steps, E envs, B sampled sequences, N agents, D obs, A actions,
-S global state, H hidden, C buffer capacity (sequences).
+S global state, H hidden, C buffer capacity (sequences), K next observations kept per sequence.
 """
 
 from __future__ import annotations

@@ -74,10 +74,12 @@ def test_agent_major_path_matches_per_sample_path(name, batch):
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("static_ids", [True, False])
+@pytest.mark.parametrize("layout", ["per-sample", "interleaved", "agents-first"])
 @pytest.mark.parametrize("name", ["prism", "prism-rank2-hard-id"])
-def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, static_ids):
-    """Prism's two forward paths (chosen by cost) compute the same layer, on both layouts."""
+def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, layout):
+    """Prism's paths (chosen by cost) compute the same layer, with its gradients, on every
+    layout: per-sample ids, agents interleaved (scaled spectra) and agents first with more
+    rows per agent than singular values (spectra folded into per-agent Uᵀ)."""
     from prism_marl.sharing import prism
 
     num_agents = 3
@@ -85,14 +87,26 @@ def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, static_ids):
     layer = strategy.dense(
         OUT_FEATURES, num_agents, agent_id_input=strategy.agent_id_input, name="layer"
     )
-    x = jax.random.normal(jax.random.key(3), (2, 4, num_agents, IN_FEATURES))
-    ids = np.arange(num_agents) if static_ids else jnp.arange(num_agents)
+    if layout == "agents-first":
+        x = jax.random.normal(jax.random.key(3), (num_agents, 8, IN_FEATURES))
+        ids = np.arange(num_agents)[:, None]
+        assert prism.folds_spectra((1, num_agents, 8, IN_FEATURES), 5)
+    else:
+        x = jax.random.normal(jax.random.key(3), (2, 4, num_agents, IN_FEATURES))
+        ids = np.arange(num_agents) if layout == "interleaved" else jnp.arange(num_agents)
+        assert not prism.folds_spectra((8, num_agents, 1, IN_FEATURES), 2)
     variables = layer.init(jax.random.key(4), x, ids)
+
+    def loss(params):
+        y = layer.apply({**variables, "params": params}, x, ids)
+        return jnp.sum(jnp.sin(y)), y
+
     outputs = {}
     for factored in (True, False):
         monkeypatch.setattr(prism, "factored_is_cheaper", lambda *_, f=factored, **__: f)
-        outputs[factored] = layer.apply(variables, x, ids)
-    np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+        outputs[factored] = jax.grad(loss, has_aux=True)(variables["params"])
+    for a, b in zip(*(jax.tree.leaves(outputs[f]) for f in (True, False)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_prism_path_cost_model():
@@ -116,6 +130,18 @@ def test_prism_path_cost_model():
     assert not factored_is_cheaper(64, 2, 64, 64, 32, agent_major=True, reused=True)
     # Per sample, N = 3 (not charged): 128·64·128 = 1.05M < 3·64³ + 3·128·64² = 2.36M.
     assert factored_is_cheaper(128, 3, 64, 64, 64, agent_major=False)
+    # Folded spectra are charged 1.1x: rank width/2, D = O = 256, R = 128, B = 4096, N = 8:
+    # 1.1·4096·128·512 = 295M < 4096·256² + 8·256²·128 = 336M, where 1.4x (376M) is not.
+    assert factored_is_cheaper(4096, 8, 256, 256, 128, agent_major=True, folded=True)
+    assert not factored_is_cheaper(4096, 8, 256, 256, 128, agent_major=True)
+
+
+def test_prism_folds_spectra_with_agents_first_and_more_rows_than_rank():
+    from prism_marl.sharing.prism import folds_spectra
+
+    assert folds_spectra((1, 8, 512, 256), 128)  # [P, N, Q, D]: Q = 512 rows per agent
+    assert not folds_spectra((1, 32, 128, 256), 128)  # Q = R
+    assert not folds_spectra((64, 8, 8, 256), 4)  # agents interleaved (P > 1)
 
 
 def test_reused_kernels_hint_is_scoped_to_its_block():

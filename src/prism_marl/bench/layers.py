@@ -126,8 +126,13 @@ def compiled_step(
 ) -> Callable[[], Any]:
     """A no-argument call of the jitted forward and backward pass of one layer, warmed up."""
     layer = strategy.dense(width, num_agents)
-    x = jax.random.normal(jax.random.key(0), (batch // num_agents, num_agents, width))
-    ids = np.arange(num_agents)
+    # Networks lay agents out first where agents' kernels differ (``networks.AgentsFirst``).
+    ids: np.ndarray
+    if strategy.per_agent_kernels:
+        shape, ids = (num_agents, batch // num_agents, width), np.arange(num_agents)[:, None]
+    else:
+        shape, ids = (batch // num_agents, num_agents, width), np.arange(num_agents)
+    x = jax.random.normal(jax.random.key(0), shape)
     variables = layer.init(jax.random.key(1), x, ids)
 
     def loss(params: Any, inputs: jax.Array) -> jax.Array:

@@ -51,6 +51,25 @@ _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
 # hoisted out of the loop, so their N·D·R·O is not charged there.
 FACTORED_OVERHEAD = 1.4
 
+# With agents first and more rows per agent than singular values, the factored path folds
+# each agent's spectrum into its own diag(s ⊙ m_i) Uᵀ (``folds_spectra``): the second thin
+# product runs batched over agents and the [B, R] scaling and its per-agent reduction go away.
+# In ``bench layers`` (2026-12-03, agents first) it ran 0.63-0.92x FuPS at rank width/4
+# against 0.91-1.27x for the scaling, and 1.04-1.20x against 1.5-1.75x at width/2;
+# docs/decisions/0028.
+FOLDED_OVERHEAD = 1.1
+
+
+def folds_spectra(x_shape: tuple[int, ...], rank: int) -> bool:
+    """Whether the agent-major factored path folds the spectra into per-agent Uᵀ.
+
+    ``x_shape`` is the agent-major [P, N, Q, D]: only with agents first (P = 1) and Q > R
+    rows per agent. With agents interleaved (P > 1) the batched product needs transposes of
+    activations, and with few rows per agent (N = 32 of 4,096 samples at R ≥ 128) N small
+    products ran slower than the scaling (docs/decisions/0028).
+    """
+    return x_shape[0] == 1 and x_shape[2] > rank
+
 
 def factored_is_cheaper(
     batch: int,
@@ -60,18 +79,20 @@ def factored_is_cheaper(
     rank: int,
     agent_major: bool = False,
     reused: bool = False,
+    folded: bool = False,
 ) -> bool:
     """Static path choice from shapes (FLOP model); ``batch`` counts samples of all agents.
 
     Factored: B·R·(D + O). Per-agent matrices: N·D·R·O to build every W_i, then the product:
     B·D·O agent-major (one batched product), otherwise the grouped product (G·B·D·O over all
     agents, or a gather costing ``GATHER_COST_FACTOR``·B·D·O). Agent-major, the factored path
-    is charged ``FACTORED_OVERHEAD`` times its FLOPs; when the kernels are reused across a loop
+    is charged ``FACTORED_OVERHEAD`` times its FLOPs, or ``FOLDED_OVERHEAD`` when it folds
+    the spectra (``folded``, ``folds_spectra``); when the kernels are reused across a loop
     (``reused``), building them is amortised away.
     """
     factored: float = batch * rank * (in_features + out_features)
     if agent_major:
-        factored *= FACTORED_OVERHEAD
+        factored *= FOLDED_OVERHEAD if folded else FACTORED_OVERHEAD
         product_groups = 1
     else:
         product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
@@ -129,6 +150,7 @@ class SpectralDense(AgentLayer):
         spectra = s * mask_values(logits, self.mask_kind)  # [N, R]
         samples = x.size // in_features
         agents = tuple(range(self.num_agents))
+        folded = ids is None and folds_spectra(x.shape, rank)
         if factored_is_cheaper(
             samples,
             self.num_agents,
@@ -137,8 +159,12 @@ class SpectralDense(AgentLayer):
             rank,
             agent_major=ids is None,
             reused=kernels_reused(),
+            folded=folded,
         ):
-            return flat_matmul(flat_matmul(x, v) * per_agent(spectra, ids), u.T) + bias
+            projected = flat_matmul(x, v)
+            if folded:  # y_i = (x_i V)(diag(s ⊙ m_i) Uᵀ): one batched product over agents
+                return apply_group_kernels(projected, spectra[:, :, None] * u.T, ids, agents) + bias
+            return flat_matmul(projected * per_agent(spectra, ids), u.T) + bias
         kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)
         return apply_group_kernels(x, kernels, ids, agents) + bias
 

@@ -1,7 +1,9 @@
 """``prism-marl bench layers``: one agent-indexed layer per strategy, forward and backward.
 
 Each case is one strategy's dense layer (D = O = width inputs and outputs) applied to a batch of
-B agent-steps laid out as training lays them out, x [B/N, N, D] with static ids ``arange(N)``,
+B agent-steps laid out as the networks lay them out: agents first, x [N, B/N, D] with static
+ids ``arange(N)[:, None]``, where agents' kernels differ (``networks.agents.AgentsFirst``), and
+x [B/N, N, D] with ids ``arange(N)`` for FuPS and SNP,
 under ``jit(value_and_grad)`` of a scalar loss (gradients for the parameters and the input, as
 in a backward pass through a network). Cases of one (N, width) are compiled first and then
 timed round-robin, so machine drift hits them alike; the reported seconds are the median over

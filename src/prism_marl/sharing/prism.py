@@ -27,7 +27,7 @@ from prism_marl.sharing.grouped import (
     GATHER_COST_FACTOR,
     apply_group_kernels,
     flat_matmul,
-    per_agent,
+    scale_by_agent,
     use_gather,
 )
 from prism_marl.sharing.spectral import (
@@ -164,7 +164,9 @@ class SpectralDense(AgentLayer):
             projected = flat_matmul(x, v)
             if folded:  # y_i = (x_i V)(diag(s ⊙ m_i) Uᵀ): one batched product over agents
                 return apply_group_kernels(projected, spectra[:, :, None] * u.T, ids, agents) + bias
-            return flat_matmul(projected * per_agent(spectra, ids), u.T) + bias
+            if ids is None:
+                return flat_matmul(scale_by_agent(projected, spectra), u.T) + bias
+            return flat_matmul(projected * spectra[ids], u.T) + bias
         kernels = jnp.einsum("dr,nr,or->ndo", v, spectra, u)
         return apply_group_kernels(x, kernels, ids, agents) + bias
 

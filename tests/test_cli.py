@@ -77,16 +77,24 @@ def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path):
 
 @pytest.mark.slow(minutes=1.4)
 def test_bench_train_json_rows_have_the_documented_keys(capsys):
-    """One tiny bench: every row carries the keys analysis reads, FuPS is the reference."""
+    """One tiny bench: every row carries the keys analysis reads, FuPS is the reference;
+    --prism-ranks adds a Prism row per rank."""
     code = main(
         [
             "bench", "train", "--envs", "lbf:8x8-2p-2f-coop", "--strategies", "prism",
-            "--num-seeds", "1", "--updates", "1", "--repeats", "1", "--json",
+            "--prism-ranks", "16", "--num-seeds", "1", "--updates", "1", "--repeats", "1",
+            "--json",
         ]
     )  # fmt: skip
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [row["strategy"] for row in rows] == ["fups", "prism"]
+    assert [(row["strategy"], row["rank"]) for row in rows] == [
+        ("fups", None),
+        ("prism", None),
+        ("prism", 16),
+    ]
+    # Rank 16 of 64-wide layers: the factored path's fewer FLOPs than full rank's.
+    assert rows[2]["gflop_per_update"] < rows[1]["gflop_per_update"]
     keys = {"algo", "env", "strategy", "num_seeds", "steps_per_second", "ratio_to_fups"}
     for row in rows:
         assert keys | {"ratio_to_env_only"} <= set(row)

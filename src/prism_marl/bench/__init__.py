@@ -85,6 +85,7 @@ def run_bench(args: Any) -> int:
             "algo",
             "env",
             "strategy",
+            "rank",
             "num_seeds",
             "steps_per_second",
             "ratio_to_fups",

@@ -21,7 +21,7 @@ from prism_marl.bench.flops import jaxpr_matmul_flops
 from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS
-from prism_marl.sharing import STRATEGIES
+from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
 
 # What ``bench train`` times when --strategies is not given. An LBF chunk compiles in seconds, so
 # every strategy runs there; a SMAX or MaBrax chunk compiles in minutes, so those families time
@@ -60,19 +60,20 @@ class Rate:
 
 
 def training_rates(
-    config: RunConfig, strategies: list[str], updates: int, repeats: int
+    config: RunConfig, strategies: dict[str, SharingStrategy], updates: int, repeats: int
 ) -> tuple[dict[str, Rate], int]:
-    """Training rates of chunks of ``updates`` updates, per strategy, timed round-robin.
+    """Training rates of chunks of ``updates`` updates, per labelled strategy, round-robin.
 
-    Returns the rates and the environment steps one update consumes per seed.
+    Returns the rates (keyed as ``strategies``) and the environment steps one update consumes
+    per seed.
     """
     from prism_marl.programs import init_seeds, train_chunks
     from prism_marl.run import build_algorithm, seed_keys
 
     runs: dict[str, _Timed] = {}
     steps_per_update = 0
-    for name in strategies:
-        run = dataclasses.replace(config, sharing=STRATEGIES[name]())
+    for name, strategy in strategies.items():
+        run = dataclasses.replace(config, sharing=strategy)
         algo = build_algorithm(run)
         steps_per_update = run.algo_config.steps_per_update
         state = init_seeds(algo)(seed_keys(run))
@@ -120,6 +121,17 @@ def bench_env_config(env_id: str, preset_name: str | None) -> EnvConfig:
     return dataclasses.replace(EnvConfig(), **fields)
 
 
+def timed_strategies(names: list[str], prism_ranks: list[int]) -> dict[str, SharingStrategy]:
+    """The strategies ``bench train`` times, by label.
+
+    FuPS first (the reference), then ``names`` with their defaults, then Prism at each of
+    ``prism_ranks`` (labelled ``prism@R``).
+    """
+    timed = {name: STRATEGIES[name]() for name in dict.fromkeys(["fups", *names])}
+    timed.update({f"prism@{rank}": Prism(rank=rank) for rank in prism_ranks})
+    return timed
+
+
 def bench_train(args: Any) -> list[dict[str, Any]]:
     """Rows of ``bench train``: one per (env, algo, strategy); FuPS always comes first."""
     preset = PRESETS.get(args.preset or "", {})
@@ -127,8 +139,9 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
     algos = args.algos or [_preset_algo(preset)]
     rows: list[dict[str, Any]] = []
     for env_id in envs:
-        strategies = ["fups", *(args.strategies or default_strategies(env_id))]
-        strategies = list(dict.fromkeys(strategies))
+        strategies = timed_strategies(
+            args.strategies or default_strategies(env_id), args.prism_ranks or []
+        )
         for algo in algos:
             config = RunConfig(
                 algo=algo,
@@ -148,14 +161,15 @@ def bench_train(args: Any) -> list[dict[str, Any]]:
             env_rate = env_only_rate(config.env, num_envs, 128, args.repeats)
             # Off-policy updates take a fixed number of gradient steps (QMIX, MATD3).
             grad_steps = getattr(config.algo_config, "gradient_steps", None)
-            for name in strategies:
+            for name, strategy in strategies.items():
                 rate = rates[name].steps_per_second
                 rows.append(
                     {
                         "algo": algo,
                         "env": env_id,
                         "preset": args.preset or "",
-                        "strategy": name,
+                        "strategy": strategy.name,
+                        "rank": getattr(strategy, "rank", None),
                         "num_seeds": args.num_seeds,
                         "steps_per_second": round(rate, 1),
                         "ratio_to_fups": round(rate / rates["fups"].steps_per_second, 3),

@@ -53,6 +53,14 @@ def add_bench_command(commands: Any) -> None:
         help="strategies to time (FuPS is always added as the reference; default: all seven "
         "for layers and on LBF, fups nops prism on SMAX and MaBrax)",
     )
+    bench.add_argument(
+        "--prism-ranks",
+        type=positive_int,
+        nargs="+",
+        metavar="R",
+        help="bench train: also time Prism at these spectral ranks (one row each, its rank "
+        "in the rank column; the --strategies rows keep their defaults: Prism full rank)",
+    )
     bench.add_argument("--num-seeds", type=positive_int, default=3, help="seeds vmapped")
     bench.add_argument("--updates", type=positive_int, default=5, help="updates per chunk")
     bench.add_argument("--repeats", type=positive_int, default=4, help="timed chunks")

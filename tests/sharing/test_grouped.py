@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prism_marl.sharing.grouped import scale_by_agent
+from prism_marl.sharing.grouped import scale_by_agent, sum_as_product
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 5, 4), (6, 3, 1, 4), (2, 3, 2, 4)])
@@ -31,3 +31,11 @@ def test_scale_by_agent_has_the_plain_scalings_value_and_gradients(shape):
     np.testing.assert_allclose(
         linear[1, 2], jnp.sum(x[0][:, 1, :, 2] * weights[0][:, 1, :, 2]), rtol=1e-5
     )
+
+
+def test_sum_as_product_sums_the_middle_axis():
+    """[G, B, F] -> [G, F]: by hand for a 2 x 3 x 2 array, and jnp.sum's values at random."""
+    x = jnp.arange(12.0).reshape(2, 3, 2)
+    np.testing.assert_allclose(sum_as_product(x), [[6.0, 9.0], [24.0, 27.0]])
+    y = jax.random.normal(jax.random.key(0), (4, 7, 5))
+    np.testing.assert_allclose(sum_as_product(y), jnp.sum(y, axis=1), rtol=1e-5, atol=1e-6)

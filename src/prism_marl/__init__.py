@@ -26,6 +26,12 @@ if _os.environ.get("PRISM_MARL_XLA_CACHE"):
     _jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     _jax.config.update("jax_compilation_cache_max_size", 8 * 2**30)
 
+# Threefry's 20 rounds as one fused kernel on CPU rather than jax's rolled 5-iteration loop:
+# the same bits, 16-18% faster training chunks and shorter compiles (decision 0029).
+from prism_marl.threefry import unroll_threefry_on_cpu as _unroll_threefry_on_cpu  # noqa: E402
+
+_unroll_threefry_on_cpu()
+
 # Reuse freed memory instead of faulting in fresh pages at every call of a compiled program
 # (QMIX's LBF update 608 -> 434 ms; decision 0025). Process-wide; the user's own glibc malloc
 # settings win.

@@ -7,8 +7,10 @@ import jax
 import numpy as np
 import pytest
 
+from prism_marl.algos.ppo import PPO
 from prism_marl.config import EnvConfig
 from prism_marl.run import build_algorithm
+from prism_marl.sharing import FuPS
 from tests.conftest import tiny_config
 
 # Episodes of 10 steps in a 24-step rollout: every env ends two episodes inside the rollout.
@@ -54,3 +56,46 @@ def test_final_values_follow_the_episode_and_differ_at_its_end(rollout):
     assert np.all(np.abs(final[:-1] - value[1:])[ends[:-1]] > 1e-6)
     last = algo.values(after.variables, after.last_step.obs, after.last_step.global_state)
     np.testing.assert_allclose(final[-1][~ends[-1]], np.asarray(last)[~ends[-1]], rtol=1e-5)
+
+
+def test_agents_first_minibatches_train_as_the_interleaved_layout(tmp_path, monkeypatch):
+    """Moving the actor's inputs agents first once per update changes no number but rounding."""
+    algo = build_algorithm(tiny_config(tmp_path))  # MAPPO, Prism: per-agent kernels, MLP actor
+    assert algo.agents_first_batches
+    state = algo.init(jax.random.key(1))
+    moved, moved_metrics = jax.jit(algo.update)(state)
+    monkeypatch.setattr(PPO, "agents_first_batches", property(lambda self: False))
+    kept, kept_metrics = jax.jit(algo.update)(state)
+    assert moved_metrics.keys() == kept_metrics.keys()
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+        (moved.variables, moved_metrics),
+        (kept.variables, kept_metrics),
+    )
+    # The update did train: the layouts agree on new parameters, not on the initial ones.
+    changed = jax.tree_util.tree_map(
+        lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+        moved.variables["params"],
+        state.variables["params"],
+    )
+    assert all(jax.tree_util.tree_leaves(changed))
+
+
+@pytest.mark.parametrize(
+    "algo, changes, expected",
+    [
+        ("mappo", {}, True),
+        ("mappo", {"sharing": FuPS()}, False),  # one kernel: nothing to lay out per agent
+        ("ippo", {}, False),  # the per-agent critic reads the observations interleaved
+        ("mappo", {"recurrent": True}, False),  # a GRU scans time first
+    ],
+)
+def test_which_updates_lay_minibatches_out_agents_first(tmp_path, algo, changes, expected):
+    config = tiny_config(tmp_path, algo=algo)
+    if "recurrent" in changes:
+        config = dataclasses.replace(
+            config, algo_config=dataclasses.replace(config.algo_config, recurrent=True)
+        )
+    else:
+        config = dataclasses.replace(config, **changes)
+    assert build_algorithm(config).agents_first_batches is expected

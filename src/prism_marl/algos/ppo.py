@@ -145,7 +145,11 @@ class TrainState(NamedTuple):
 
 
 class Rollout(NamedTuple):
-    """One rollout, time-major."""
+    """One rollout, time-major.
+
+    Inside an update with ``agents_first_batches`` the fields of ``_AGENT_FIELDS`` are agents
+    first ([N, T, E, ...]).
+    """
 
     obs: jax.Array  # [T, E, N, D]
     action_mask: jax.Array  # [T, E, N, A]
@@ -158,6 +162,10 @@ class Rollout(NamedTuple):
     terminated: jax.Array  # [T, E]
     episode_end: jax.Array  # [T, E]
     final_value: jax.Array  # like value
+
+
+# A rollout's fields with an agent axis after [T, E]; agents-first minibatches move it ahead.
+_AGENT_FIELDS = frozenset({"obs", "action_mask", "action", "log_prob"})
 
 
 class CriticInputs(NamedTuple):
@@ -221,6 +229,17 @@ class PPO:
         (``sharing.grouped.agent_matmul``).
         """
         return np.arange(self.spec.num_agents)
+
+    @property
+    def agents_first_batches(self) -> bool:
+        """Whether the update lays the actor's inputs out agents first ([N, T, E, ...]) once.
+
+        With per-agent kernels a feed-forward actor runs agents first (``AgentsFirst``), so every
+        gradient step would transpose its minibatch in and its outputs and gradients back; the
+        rollout is moved once per update instead (docs/decisions/0030). MAPPO only: IPPO's
+        critic reads the same observations, and a recurrent actor scans over time first.
+        """
+        return self.centralised and not self.config.recurrent and self.strategy.per_agent_kernels
 
     def optimizer(self) -> optax.GradientTransformation:
         """Adam with global-norm clipping (and linear decay when annealing)."""
@@ -353,22 +372,26 @@ class PPO:
         advantages: jax.Array,
         targets: jax.Array,
     ) -> tuple[jax.Array, LossParts]:
-        """PPO loss on one minibatch of whole sequences, plus the strategy's auxiliary loss."""
+        """PPO loss on one minibatch of whole sequences, plus the strategy's auxiliary loss.
+
+        ``batch`` is laid out as ``update`` lays it out (``agents_first_batches``).
+        """
         cfg, spec = self.config, self.spec
         full = {**variables, "params": params}
+        agents_first = self.agents_first_batches
+        # Agents first, the ids enumerate axis 0 and every layer reads contiguous blocks.
+        ids = self.agent_ids[:, None, None] if agents_first else self.agent_ids
         _, output = self.policy.apply(
-            select_network(full, "actor"),
-            hidden,
-            batch.obs,
-            self.agent_ids,
-            batch.starts,
-            batch.action_mask,
+            select_network(full, "actor"), hidden, batch.obs, ids, batch.starts, batch.action_mask
         )
         log_prob, entropy = log_prob_and_entropy(
             output, batch.action, batch.action_mask, spec.action_kind
         )
         values = self.values(full, batch.obs, batch.global_state)
-        agent_advantages = advantages if advantages.ndim == log_prob.ndim else advantages[..., None]
+        if advantages.ndim == log_prob.ndim:
+            agent_advantages = advantages
+        else:
+            agent_advantages = advantages[None] if agents_first else advantages[..., None]
         agent_advantages = jnp.broadcast_to(agent_advantages, log_prob.shape)
         if cfg.normalize_advantages:
             agent_advantages = normalize(agent_advantages)
@@ -402,10 +425,18 @@ class PPO:
             rollout.reward, rollout.value, next_values, terminated, ends, cfg.gamma, cfg.gae_lambda
         )
         optimizer = self.optimizer()
+        env_axes = {field: 1 for field in Rollout._fields}  # [T, E, ...]
+        if self.agents_first_batches:
+            moved = {f: jnp.moveaxis(getattr(rollout, f), 2, 0) for f in _AGENT_FIELDS}
+            rollout = rollout._replace(**moved)
+            env_axes.update(dict.fromkeys(_AGENT_FIELDS, 2))  # [N, T, E, ...]
 
         def minibatch_step(carry, indices):
             variables, opt_state, aux_state = carry
             take = lambda x: jnp.take(x, indices, axis=1)  # noqa: E731  (env axis of [T, E, ...])
+            batch = Rollout(
+                **{f: jnp.take(x, indices, axis=env_axes[f]) for f, x in rollout._asdict().items()}
+            )
             params, opt_state, aux_state, metrics = descend(
                 self.strategy,
                 optimizer,
@@ -415,7 +446,7 @@ class PPO:
                 aux_state,
                 variables,
                 aux_state,
-                jax.tree_util.tree_map(take, rollout),
+                batch,
                 jnp.take(start_hidden, indices, axis=0),
                 take(advantages),
                 take(targets),

@@ -433,10 +433,8 @@ class PPO:
 
         def minibatch_step(carry, indices):
             variables, opt_state, aux_state = carry
-            take = lambda x: jnp.take(x, indices, axis=1)  # noqa: E731  (env axis of [T, E, ...])
-            batch = Rollout(
-                **{f: jnp.take(x, indices, axis=env_axes[f]) for f, x in rollout._asdict().items()}
-            )
+            take = lambda x, axis=1: jnp.take(x, indices, axis=axis)  # noqa: E731  (env axis)
+            batch = Rollout(**{f: take(x, env_axes[f]) for f, x in rollout._asdict().items()})
             params, opt_state, aux_state, metrics = descend(
                 self.strategy,
                 optimizer,

@@ -88,9 +88,9 @@ def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, layout):
         OUT_FEATURES, num_agents, agent_id_input=strategy.agent_id_input, name="layer"
     )
     if layout == "agents-first":
-        x = jax.random.normal(jax.random.key(3), (num_agents, 8, IN_FEATURES))
+        x = jax.random.normal(jax.random.key(3), (num_agents, 20, IN_FEATURES))
         ids = np.arange(num_agents)[:, None]
-        assert prism.folds_spectra((1, num_agents, 8, IN_FEATURES), 5)
+        assert prism.folds_spectra((1, num_agents, 20, IN_FEATURES), 5)
     else:
         x = jax.random.normal(jax.random.key(3), (2, 4, num_agents, IN_FEATURES))
         ids = np.arange(num_agents) if layout == "interleaved" else jnp.arange(num_agents)
@@ -136,10 +136,12 @@ def test_prism_path_cost_model():
     assert not factored_is_cheaper(4096, 8, 256, 256, 128, agent_major=True)
 
 
-def test_prism_folds_spectra_with_agents_first_and_more_rows_than_rank():
+def test_prism_folds_spectra_with_agents_first_and_four_rows_per_singular_value():
     from prism_marl.sharing.prism import folds_spectra
 
-    assert folds_spectra((1, 8, 512, 256), 128)  # [P, N, Q, D]: Q = 512 rows per agent
+    assert folds_spectra((1, 8, 512, 256), 128)  # [P, N, Q, D]: Q = 512 = 4R rows per agent
+    assert folds_spectra((1, 32, 128, 64), 16)  # Q = 8R
+    assert not folds_spectra((1, 32, 128, 256), 64)  # Q = 2R
     assert not folds_spectra((1, 32, 128, 256), 128)  # Q = R
     assert not folds_spectra((64, 8, 8, 256), 4)  # agents interleaved (P > 1)
 

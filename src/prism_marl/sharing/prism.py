@@ -51,7 +51,7 @@ _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
 # hoisted out of the loop, so their N·D·R·O is not charged there.
 FACTORED_OVERHEAD = 1.4
 
-# With agents first and more rows per agent than singular values, the factored path folds
+# With agents first and at least 4 rows per agent per singular value, the factored path folds
 # each agent's spectrum into its own diag(s ⊙ m_i) Uᵀ (``folds_spectra``): the second thin
 # product runs batched over agents and the [B, R] scaling and its per-agent reduction go away.
 # In ``bench layers`` (2026-12-03, agents first) it ran 0.63-0.92x FuPS at rank width/4
@@ -60,15 +60,22 @@ FACTORED_OVERHEAD = 1.4
 FOLDED_OVERHEAD = 1.1
 
 
+# Rows per agent per singular value below which the folded path's N small products ran
+# slower than the scaling: at N = 32 of 4,096 samples (Q = 128) and R = 64, width 256, folded
+# 0.88-0.91x FuPS against 0.76-0.79x scaled; at Q = 8R (N = 32, width 64, R = 16; N = 16,
+# width 128, R = 32) folding still won, 0.94-0.95x against 0.97-1.02x (docs/decisions/0031).
+FOLD_MIN_ROWS_PER_RANK = 4
+
+
 def folds_spectra(x_shape: tuple[int, ...], rank: int) -> bool:
     """Whether the agent-major factored path folds the spectra into per-agent Uᵀ.
 
-    ``x_shape`` is the agent-major [P, N, Q, D]: only with agents first (P = 1) and Q > R
-    rows per agent. With agents interleaved (P > 1) the batched product needs transposes of
-    activations, and with few rows per agent (N = 32 of 4,096 samples at R ≥ 128) N small
-    products ran slower than the scaling (docs/decisions/0028).
+    ``x_shape`` is the agent-major [P, N, Q, D]: only with agents first (P = 1) and
+    Q ≥ ``FOLD_MIN_ROWS_PER_RANK``·R rows per agent. With agents interleaved (P > 1) the
+    batched product needs transposes of activations, and with few rows per agent N small
+    products ran slower than the scaling (docs/decisions/0028, 0031).
     """
-    return x_shape[0] == 1 and x_shape[2] > rank
+    return x_shape[0] == 1 and x_shape[2] >= FOLD_MIN_ROWS_PER_RANK * rank
 
 
 def factored_is_cheaper(

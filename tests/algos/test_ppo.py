@@ -58,9 +58,14 @@ def test_final_values_follow_the_episode_and_differ_at_its_end(rollout):
     np.testing.assert_allclose(final[-1][~ends[-1]], np.asarray(last)[~ends[-1]], rtol=1e-5)
 
 
-def test_agents_first_minibatches_train_as_the_interleaved_layout(tmp_path, monkeypatch):
-    """Moving the actor's inputs agents first once per update changes no number but rounding."""
-    algo = build_algorithm(tiny_config(tmp_path))  # MAPPO, Prism: per-agent kernels, MLP actor
+@pytest.mark.parametrize("algo_name", ["mappo", "ippo"])
+def test_agents_first_minibatches_train_as_the_interleaved_layout(
+    tmp_path, monkeypatch, algo_name
+):
+    """Moving the actor's (and IPPO's critic's) inputs agents first once per update changes no
+    number but rounding."""
+    # Prism: per-agent kernels, MLP actor; IPPO's critic is per agent too.
+    algo = build_algorithm(tiny_config(tmp_path, algo=algo_name))
     assert algo.agents_first_batches
     state = algo.init(jax.random.key(1))
     moved, moved_metrics = jax.jit(algo.update)(state)
@@ -86,7 +91,8 @@ def test_agents_first_minibatches_train_as_the_interleaved_layout(tmp_path, monk
     [
         ("mappo", {}, True),
         ("mappo", {"sharing": FuPS()}, False),  # one kernel: nothing to lay out per agent
-        ("ippo", {}, False),  # the per-agent critic reads the observations interleaved
+        ("ippo", {}, True),  # the per-agent critic moves with the actor
+        ("ippo", {"sharing": FuPS()}, False),
         ("mappo", {"recurrent": True}, False),  # a GRU scans time first
     ],
 )

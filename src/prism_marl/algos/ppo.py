@@ -147,8 +147,8 @@ class TrainState(NamedTuple):
 class Rollout(NamedTuple):
     """One rollout, time-major.
 
-    Inside an update with ``agents_first_batches`` the fields of ``_AGENT_FIELDS`` are agents
-    first ([N, T, E, ...]).
+    Inside an update with ``agents_first_batches`` the fields of ``_AGENT_FIELDS`` (and, for
+    IPPO, ``value``) are agents first ([N, T, E, ...]).
     """
 
     obs: jax.Array  # [T, E, N, D]
@@ -236,10 +236,11 @@ class PPO:
 
         With per-agent kernels a feed-forward actor runs agents first (``AgentsFirst``), so every
         gradient step would transpose its minibatch in and its outputs and gradients back; the
-        rollout is moved once per update instead (docs/decisions/0030). MAPPO only: IPPO's
-        critic reads the same observations, and a recurrent actor scans over time first.
+        rollout is moved once per update instead (docs/decisions/0030). IPPO's per-agent critic
+        reads the same observations, so its values, advantages and targets move too. Not with
+        a recurrent actor, which scans over time first.
         """
-        return self.centralised and not self.config.recurrent and self.strategy.per_agent_kernels
+        return not self.config.recurrent and self.strategy.per_agent_kernels
 
     def optimizer(self) -> optax.GradientTransformation:
         """Adam with global-norm clipping (and linear decay when annealing)."""
@@ -255,13 +256,19 @@ class PPO:
         params_and_buffers: dict[str, Any],
         step_obs: jax.Array | None,
         state: jax.Array | None,
+        agent_ids: np.ndarray | None = None,
     ) -> jax.Array:
-        """Critic values: [..., ] from the global state (MAPPO) or [..., N] from observations."""
+        """Critic values: [..., ] from the global state (MAPPO) or [..., N] from observations.
+
+        IPPO's observations are [..., N, D] with the default ``agent_ids``; agents-first
+        minibatches ([N, ..., D]) pass ``agent_ids[:, None, None]`` and get [N, ...] values.
+        """
         critic_vars = select_network(params_and_buffers, "critic")
         if self.centralised:
             value = self.critic.apply(critic_vars, state)
         else:
-            value = self.critic.apply(critic_vars, step_obs, self.agent_ids)
+            ids = self.agent_ids if agent_ids is None else agent_ids
+            value = self.critic.apply(critic_vars, step_obs, ids)
         return cast(jax.Array, value)
 
     def critic_inputs(self, obs: jax.Array, state: jax.Array) -> CriticInputs:
@@ -387,7 +394,7 @@ class PPO:
         log_prob, entropy = log_prob_and_entropy(
             output, batch.action, batch.action_mask, spec.action_kind
         )
-        values = self.values(full, batch.obs, batch.global_state)
+        values = self.values(full, batch.obs, batch.global_state, ids)
         if advantages.ndim == log_prob.ndim:
             agent_advantages = advantages
         else:
@@ -426,10 +433,15 @@ class PPO:
         )
         optimizer = self.optimizer()
         env_axes = {field: 1 for field in Rollout._fields}  # [T, E, ...]
+        advantage_axis = 1
         if self.agents_first_batches:
-            moved = {f: jnp.moveaxis(getattr(rollout, f), 2, 0) for f in _AGENT_FIELDS}
+            fields = _AGENT_FIELDS if self.centralised else _AGENT_FIELDS | {"value"}
+            moved = {f: jnp.moveaxis(getattr(rollout, f), 2, 0) for f in fields}
             rollout = rollout._replace(**moved)
-            env_axes.update(dict.fromkeys(_AGENT_FIELDS, 2))  # [N, T, E, ...]
+            env_axes.update(dict.fromkeys(fields, 2))  # [N, T, E, ...]
+            if not self.centralised:  # IPPO's per-agent advantages and targets [T, E, N]
+                advantages, targets = (jnp.moveaxis(a, 2, 0) for a in (advantages, targets))
+                advantage_axis = 2
 
         def minibatch_step(carry, indices):
             variables, opt_state, aux_state = carry
@@ -446,8 +458,8 @@ class PPO:
                 aux_state,
                 batch,
                 jnp.take(start_hidden, indices, axis=0),
-                take(advantages),
-                take(targets),
+                take(advantages, advantage_axis),
+                take(targets, advantage_axis),
             )
             return ({**variables, "params": params}, opt_state, aux_state), metrics
 

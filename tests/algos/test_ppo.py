@@ -59,9 +59,7 @@ def test_final_values_follow_the_episode_and_differ_at_its_end(rollout):
 
 
 @pytest.mark.parametrize("algo_name", ["mappo", "ippo"])
-def test_agents_first_minibatches_train_as_the_interleaved_layout(
-    tmp_path, monkeypatch, algo_name
-):
+def test_agents_first_minibatches_train_as_the_interleaved_layout(tmp_path, monkeypatch, algo_name):
     """Moving the actor's (and IPPO's critic's) inputs agents first once per update changes no
     number but rounding."""
     # Prism: per-agent kernels, MLP actor; IPPO's critic is per agent too.

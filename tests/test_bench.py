@@ -7,11 +7,11 @@ import numpy as np
 
 from prism_marl.algos.matd3 import MATD3Config
 from prism_marl.bench.flops import matmul_flops
-from prism_marl.bench.layers import PRODUCTS, bench_layers, factored_products, flop_floor
+from prism_marl.bench.layers import PRODUCTS, bench_layers, factored_loss, flop_floor, layer_loss
 from prism_marl.bench.train import bench_algo_config, bench_env_config, default_strategies
 from prism_marl.config import EnvConfig, default_algo_config
 from prism_marl.presets import PRESETS
-from prism_marl.sharing import STRATEGIES
+from prism_marl.sharing import STRATEGIES, Prism
 
 
 def test_a_preset_sets_the_hyper_parameters_of_its_own_algorithm_only():
@@ -92,11 +92,24 @@ def test_bench_layers_times_every_strategy_and_prism_at_three_ranks():
     assert floors == dict(zip(prism, [2.0, 1.0, 0.5, 1.0, 0.5], strict=True))
 
 
-def test_factored_products_are_the_factored_maps_forward_and_backward():
-    keys = jax.random.split(jax.random.key(0), 4)
-    x, g = jax.random.normal(keys[0], (6, 5)), jax.random.normal(keys[1], (6, 4))
-    v, u = jax.random.normal(keys[2], (5, 3)), jax.random.normal(keys[3], (4, 3))
-    y, dx, dv, du = factored_products(x, v, u, g)
-    want_y, backward = jax.vjp(lambda x, v, u: (x @ v) @ u.T, x, v, u)
-    for got, want in zip((y, dx, dv, du), (want_y, *backward(g)), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+def test_factored_reference_is_prisms_layer_with_unit_spectra():
+    """The ``factored-products`` rows time Prism's factored layer and loss minus the spectra:
+    with s = 1 and masks at 1, Prism's layer has the same loss and gradients for U, V, b, x."""
+    rank, num_agents = 3, 2
+    layer = Prism(rank=rank).dense(4, num_agents)
+    x = jax.random.normal(jax.random.key(0), (num_agents, 6, 5))
+    ids = np.arange(num_agents)[:, None]
+    params = layer.init(jax.random.key(1), x, ids)["params"]
+    params = {**params, "s": jnp.ones(rank), "mask_logits": jnp.full((num_agents, rank), 50.0)}
+    params["bias"] = jax.random.normal(jax.random.key(2), (4,))
+
+    def prism_loss(p, inputs):
+        return layer_loss(layer.apply({"params": {**params, **p}}, inputs, ids))
+
+    shared = {k: params[k] for k in ("U", "V", "bias")}
+    want = jax.value_and_grad(prism_loss, argnums=(0, 1))(shared, x)
+    got = jax.value_and_grad(factored_loss, argnums=(0, 1))(shared, x.reshape(-1, 5))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for key in shared:
+        np.testing.assert_allclose(got[1][0][key], want[1][0][key], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[1][1], want[1][1].reshape(-1, 5), rtol=1e-4, atol=1e-6)

@@ -16,11 +16,11 @@ min(2, 1 + N·R/B); at R < width the factored path costs B·R·(D + O) against F
 R·(D + O)/(D·O).
 
 Where Prism is timed, each (N, width) also times ``factored-products`` rows at ranks width/2
-and width/4: the six products of the factored path's forward and backward alone
-(``factored_products``: no masks, no scaling, no layout), the least time that path can take
-on this backend. Their ``ratio_to_fups`` says how far below FuPS the factored path can go
-when its thin products run at the machine's rate for such shapes, which the FLOP floor
-does not model.
+and width/4: the factored path's layer without its spectra, (x V) Uᵀ + b, under the same loss
+and gradients as every other row (``factored_loss``: no masks, no scaling, no agent layout),
+the least time that path can take on this backend. Their ``ratio_to_fups`` says how far below
+FuPS the factored path can go when its six thin products run at the machine's rate for such
+shapes, which the FLOP floor does not model.
 """
 
 from __future__ import annotations
@@ -58,26 +58,23 @@ class LayerCase(NamedTuple):
     strategy: SharingStrategy | None
 
 
-def factored_products(
-    x: jax.Array, v: jax.Array, u: jax.Array, g: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """The six products of y = (x V) Uᵀ's forward and backward, as the factored path runs them.
+def layer_loss(y: jax.Array) -> jax.Array:
+    """The scalar every row differentiates: mean(y²) over a layer's outputs y [..., O]."""
+    return jnp.mean(jnp.square(y))
 
-    Forward h = x V, y = h Uᵀ; backward for an output gradient g: g U, dx = (g U) Vᵀ,
-    dV = xᵀ (g U), dU = gᵀ h (the path also scales by s ⊙ m_i, omitted here).
+
+def factored_loss(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    """``layer_loss`` of the factored path without spectra: y = (x V) Uᵀ + b.
+
+    Its gradient runs the path's six products (h = x V, y = h Uᵀ; g U, dx = (g U) Vᵀ,
+    dV = xᵀ (g U), dU = gᵀ h) and the bias and loss terms every row has, but not the scaling
+    by s ⊙ m_i.
 
     Args:
+        params: ``V`` [D, R], ``U`` [O, R], ``bias`` [O].
         x: inputs [B, D].
-        v: input factor [D, R].
-        u: output factor [O, R].
-        g: output gradient [B, O].
-
-    Returns:
-        (y [B, O], dx [B, D], dV [D, R], dU [O, R]): ``jax.vjp`` of x ↦ (x V) Uᵀ, by hand.
     """
-    h = x @ v
-    gu = g @ u
-    return h @ u.T, gu @ v.T, x.T @ gu, g.T @ h
+    return layer_loss((x @ params["V"]) @ params["U"].T + params["bias"])
 
 
 def flop_floor(num_agents: int, width: int, rank: int, batch: int) -> float:
@@ -110,15 +107,19 @@ def layer_cases(strategies: Sequence[str], width: int, num_agents: int) -> list[
 
 
 def compiled_products(width: int, rank: int, batch: int) -> Callable[[], Any]:
-    """A no-argument call of the jitted ``factored_products`` at D = O = width, warmed up."""
-    keys = jax.random.split(jax.random.key(0), 4)
-    x, g = (jax.random.normal(k, (batch, width)) for k in keys[:2])
-    v, u = (jax.random.normal(k, (width, rank)) for k in keys[2:])
-    step = jax.jit(factored_products)
-    jax.block_until_ready(step(x, v, u, g))
+    """A no-argument call of the jitted gradient of ``factored_loss`` (D = O = width), warm."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(keys[0], (batch, width))
+    params = {
+        "V": jax.random.normal(keys[1], (width, rank)),
+        "U": jax.random.normal(keys[2], (width, rank)),
+        "bias": jnp.zeros(width),
+    }
+    step = jax.jit(jax.value_and_grad(factored_loss, argnums=(0, 1)))
+    jax.block_until_ready(step(params, x))
 
     def call() -> Any:
-        return step(x, v, u, g)
+        return step(params, x)
 
     return call
 
@@ -138,8 +139,7 @@ def compiled_step(
     variables = layer.init(jax.random.key(1), x, ids)
 
     def loss(params: Any, inputs: jax.Array) -> jax.Array:
-        y = jnp.asarray(layer.apply({**variables, "params": params}, inputs, ids))
-        return jnp.mean(jnp.square(y))
+        return layer_loss(jnp.asarray(layer.apply({**variables, "params": params}, inputs, ids)))
 
     step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
     params = variables["params"]

@@ -10,7 +10,7 @@ import pytest
 from prism_marl.algos.ppo import PPO
 from prism_marl.config import EnvConfig
 from prism_marl.run import build_algorithm
-from prism_marl.sharing import FuPS
+from prism_marl.sharing import FuPS, NoPS
 from tests.conftest import tiny_config
 
 # Episodes of 10 steps in a 24-step rollout: every env ends two episodes inside the rollout.
@@ -58,12 +58,18 @@ def test_final_values_follow_the_episode_and_differ_at_its_end(rollout):
     np.testing.assert_allclose(final[-1][~ends[-1]], np.asarray(last)[~ends[-1]], rtol=1e-5)
 
 
-@pytest.mark.parametrize("algo_name", ["mappo", "ippo"])
-def test_agents_first_minibatches_train_as_the_interleaved_layout(tmp_path, monkeypatch, algo_name):
+@pytest.mark.parametrize("algo_name, sharing", [("mappo", None), ("ippo", None), ("ippo", NoPS())])
+def test_agents_first_minibatches_train_as_the_interleaved_layout(
+    tmp_path, monkeypatch, algo_name, sharing
+):
     """Moving the actor's (and IPPO's critic's) inputs agents first once per update changes no
     number but rounding."""
-    # Prism: per-agent kernels, MLP actor; IPPO's critic is per agent too.
-    algo = build_algorithm(tiny_config(tmp_path, algo=algo_name))
+    # Prism (tiny_config's) or NoPS: per-agent kernels, MLP actor; IPPO's critic is per agent
+    # too. NoPS runs its kernels through the grouped product, Prism through its spectral layer.
+    config = tiny_config(tmp_path, algo=algo_name)
+    if sharing is not None:
+        config = dataclasses.replace(config, sharing=sharing)
+    algo = build_algorithm(config)
     assert algo.agents_first_batches
     state = algo.init(jax.random.key(1))
     moved, moved_metrics = jax.jit(algo.update)(state)

@@ -58,7 +58,11 @@ def test_final_values_follow_the_episode_and_differ_at_its_end(rollout):
     np.testing.assert_allclose(final[-1][~ends[-1]], np.asarray(last)[~ends[-1]], rtol=1e-5)
 
 
-@pytest.mark.parametrize("algo_name, sharing", [("mappo", None), ("ippo", None), ("ippo", NoPS())])
+@pytest.mark.parametrize(
+    "algo_name, sharing",
+    [("mappo", None), ("ippo", None), ("ippo", NoPS())],
+    ids=["mappo-prism", "ippo-prism", "ippo-nops"],
+)
 def test_agents_first_minibatches_train_as_the_interleaved_layout(
     tmp_path, monkeypatch, algo_name, sharing
 ):

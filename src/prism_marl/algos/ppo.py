@@ -433,15 +433,13 @@ class PPO:
         )
         optimizer = self.optimizer()
         env_axes = {field: 1 for field in Rollout._fields}  # [T, E, ...]
-        advantage_axis = 1
         if self.agents_first_batches:
             fields = _AGENT_FIELDS if self.centralised else _AGENT_FIELDS | {"value"}
             moved = {f: jnp.moveaxis(getattr(rollout, f), 2, 0) for f in fields}
             rollout = rollout._replace(**moved)
             env_axes.update(dict.fromkeys(fields, 2))  # [N, T, E, ...]
-            if not self.centralised:  # IPPO's per-agent advantages and targets [T, E, N]
+            if not self.centralised:  # IPPO's advantages and targets are laid out as its values
                 advantages, targets = (jnp.moveaxis(a, 2, 0) for a in (advantages, targets))
-                advantage_axis = 2
 
         def minibatch_step(carry, indices):
             variables, opt_state, aux_state = carry
@@ -458,8 +456,8 @@ class PPO:
                 aux_state,
                 batch,
                 jnp.take(start_hidden, indices, axis=0),
-                take(advantages, advantage_axis),
-                take(targets, advantage_axis),
+                take(advantages, env_axes["value"]),
+                take(targets, env_axes["value"]),
             )
             return ({**variables, "params": params}, opt_state, aux_state), metrics
 

@@ -219,19 +219,30 @@ def test_train_bad_input_is_one_line_exit_2(tmp_path, capfd, argv, needle):
     assert not run_dir.exists()
 
 
-@pytest.mark.slow(minutes=0.3)
-def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path):
+@pytest.mark.slow(minutes=0.6)
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "--run-dir", "{run_dir}", "--sharing.mask", "soft"], "--sharing.mask"),
+        # Refused after the environment is built: no library warning may precede the line.
+        (["train", "--run-dir", "{run_dir}", "--algo", "qmix", "--env", "mabrax:hopper_3x1"],
+         "algo: qmix needs discrete actions"),
+        (["eval", "{run_dir}"], "RUN_DIR: "),
+        (["train", "--resume", "{run_dir}"], "resume: "),
+    ],
+)  # fmt: skip
+def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path, argv, needle):
     run_dir = tmp_path / "never"
     result = subprocess.run(
-        [sys.executable, "-m", "prism_marl.cli", "train", "--run-dir", str(run_dir),
-         "--sharing.mask", "soft"],
+        [sys.executable, "-m", "prism_marl.cli",
+         *(a.format(run_dir=run_dir) for a in argv)],
         capture_output=True,
         text=True,
         check=False,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--sharing.mask" in lines[0], result.stderr
+    assert len(lines) == 1 and needle in lines[0], result.stderr
     assert not run_dir.exists()
 
 

@@ -20,10 +20,10 @@ EVAL_CHUNK = 99_999
 
 def load_trained(run_dir: str | Path) -> tuple[Trainer, Any]:
     """The run's trainer and its last checkpointed state (all seeds)."""
-    trainer = Trainer.from_run_dir(run_dir, progress=False)
+    trainer = Trainer.from_run_dir(run_dir, progress=False, field="RUN_DIR")
     state = trainer.restore_latest()
     if state is None:
-        raise ConfigError(f"run_dir: {run_dir} has no checkpoint to evaluate")
+        raise ConfigError(f"RUN_DIR: {run_dir} has no checkpoint to evaluate")
     return trainer, state
 
 

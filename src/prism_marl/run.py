@@ -196,12 +196,20 @@ class Trainer:
 
     @classmethod
     def from_run_dir(
-        cls, run_dir: str | Path, *, progress: bool = True, watchdog: Watchdog | None = None
+        cls,
+        run_dir: str | Path,
+        *,
+        progress: bool = True,
+        watchdog: Watchdog | None = None,
+        field: str = "resume",
     ) -> Trainer:
-        """A trainer that resumes the run stored in ``run_dir``."""
+        """A trainer that resumes the run stored in ``run_dir``.
+
+        ``field`` names the argument in the error raised when ``run_dir`` holds no run.
+        """
         path = Path(run_dir) / CONFIG_FILE
         if not path.exists():
-            raise ConfigError(f"resume: {run_dir} holds no {CONFIG_FILE}")
+            raise ConfigError(f"{field}: {run_dir} holds no {CONFIG_FILE}")
         import json
 
         config = from_dict(json.loads(path.read_text()))

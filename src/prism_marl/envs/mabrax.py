@@ -40,6 +40,10 @@ class MABraxEnv:
         limit = episode_limit or 1000
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            # brax's notice that it is no longer maintained: the pinned version is the one
+            # tested here, and the notice broke the one-line errors of runs that stop on
+            # bad input after building the environment (QMIX on a MaBrax task).
+            warnings.filterwarnings("ignore", "Brax System, piplines", UserWarning)
             self._env: Any = make(scenario, episode_length=limit, auto_reset=False)
         env: Any = self._env
         self.agents = list(env.agents)

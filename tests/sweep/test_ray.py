@@ -5,6 +5,8 @@ sweep that completes when a Ray worker is killed mid-run."""
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -85,3 +87,20 @@ def test_a_killed_worker_is_retried_and_its_run_resumes(ray_cluster, tmp_path):
     assert (run / "train.log").read_text().count("=== attempt") == 2
     steps = [r["env_steps"] for r in read_metrics(run)]
     assert steps == [s for s in range(0, 1601, 64) for _ in range(2)]
+
+
+def test_starting_ray_after_xla_warns_of_no_fork_deadlock(tmp_path):
+    """Planning builds environments, so XLA's threads run before the executor starts a local
+    Ray; jax's fork warning must not reach the user for Ray's fork-and-exec of its processes."""
+    script = (
+        "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()\n"
+        "from pathlib import Path\n"
+        "from prism_marl.sweep.executors import RayExecutor\n"
+        "RayExecutor(Path('results'), 1, num_cpus=1).close()\n"
+        "print('closed')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "closed", result.stderr
+    assert "os.fork()" not in result.stderr, result.stderr

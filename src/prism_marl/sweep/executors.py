@@ -11,6 +11,7 @@ import concurrent.futures
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,10 +104,15 @@ class RayExecutor:
         self._started_here = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
+            if not address:
+                kwargs["num_cpus"] = os.cpu_count() or 1
+            with warnings.catch_warnings():
+                # Planning built environments, so XLA's threads run here, and jax warns of a
+                # deadlock at every fork. Ray starts its processes by fork and exec with a
+                # preexec_fn that only blocks SIGINT and calls prctl through a handle it
+                # resolved before forking: nothing in the child waits on another thread.
+                warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
                 ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
             self._started_here = True
         # max_retries re-runs a task whose worker process died (killed, node lost); the
         # driver itself retries attempts that ended with a failing exit code.

@@ -130,18 +130,15 @@ class SMAXEnv:
         return auto_reset(reset_state, reset_step, next_state, stepped)
 
     def save_animation(self, frames: list[RenderFrame], path: str) -> None:
-        """Write the battle as a GIF through jaxmarl's SMAX visualiser (host side).
+        """Write the battle as a GIF, one frame per world tick (``smax_render``, host side).
 
-        The visualiser replays each step's internal world ticks from (key, state, actions);
-        ``step`` splits its key the way jaxmarl's own ``step`` does, so the replay is exact.
+        jaxmarl replays each step's internal world ticks from (key, state, actions); ``step``
+        splits its key the way jaxmarl's own ``step`` does, so the replay is exact.
         """
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from jaxmarl.viz.visualizer import SMAXVisualizer
+        from prism_marl.envs.smax_render import save_battle_gif
 
         sequence = [
             (frame.key, frame.state, {a: frame.action[i] for i, a in enumerate(self.agents)})
             for frame in frames
         ]
-        SMAXVisualizer(self._env, sequence).animate(save_fname=path, view=False)
+        save_battle_gif(self._env, sequence, path)

@@ -112,7 +112,9 @@ def draw_tick(ax: Any, env: Any, tick: Tick) -> None:
         ax.add_patch(Rectangle(tuple(position), 0.5, 0.5, color="gray"))
 
 
-def save_battle_gif(env: Any, sequence: Sequence[tuple[Any, Any, dict[str, Any]]], path: str) -> int:
+def save_battle_gif(
+    env: Any, sequence: Sequence[tuple[Any, Any, dict[str, Any]]], path: str
+) -> int:
     """Write the episode's world ticks as a GIF; returns the number of ticks drawn.
 
     Args:

@@ -129,6 +129,17 @@ def test_eval_command_uses_the_runs_evaluation_mode(finished_run, capsys):
     assert all(0.0 <= v <= 1.0 for v in outputs["--greedy"]["return_per_seed"])
 
 
+def test_eval_renders_one_greedy_episode_as_a_gif(finished_run, tmp_path, capsys):
+    from PIL import Image
+
+    _, run_dir, _ = finished_run
+    gif = tmp_path / "episode" / "lbf.gif"
+    assert cli.main(["eval", str(run_dir), "--episodes", "2", "--render", str(gif)]) == 0
+    assert json.loads(capsys.readouterr().out)["render"] == str(gif)
+    image = Image.open(gif)
+    assert image.format == "GIF" and image.n_frames > 1
+
+
 def test_refuses_to_overwrite_a_run(finished_run):
     config, _, _ = finished_run
     with pytest.raises(Exception, match="run-dir"):

@@ -36,6 +36,8 @@ def evaluate_run(
     own evaluation mode when None; the GIF shows one greedy episode of seed 0.
     """
     trainer, state = load_trained(run_dir)
+    if render:
+        require_renderer(trainer)  # before minutes of evaluation
     greedy = trainer.eval_greedy if greedy is None else greedy
     returns, won = trainer.evaluate_policies(state, episodes, chunk=EVAL_CHUNK, greedy=greedy)
     returns, won = np.asarray(returns), np.asarray(won)
@@ -55,11 +57,16 @@ def evaluate_run(
     return result
 
 
+def require_renderer(trainer: Trainer) -> None:
+    """``ConfigError`` unless the run's environment can be rendered (LBF and SMAX)."""
+    if not hasattr(trainer.algo.env, "save_animation"):
+        raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
+
+
 def render_episode(trainer: Trainer, variables: dict[str, Any], path: str) -> None:
     """Play one greedy episode and save it as a GIF through the adapter's renderer."""
+    require_renderer(trainer)
     env, algo = trainer.algo.env, trainer.algo
-    if not hasattr(env, "save_animation"):
-        raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
     carry = algo.initial_carry(1)
 
     @jax.jit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def evaluate_run(
     """
     trainer, state = load_trained(run_dir)
     if render:
-        require_renderer(trainer)  # before minutes of evaluation
+        renderer(trainer)  # refused before minutes of evaluation
     greedy = trainer.eval_greedy if greedy is None else greedy
     returns, won = trainer.evaluate_policies(state, episodes, chunk=EVAL_CHUNK, greedy=greedy)
     returns, won = np.asarray(returns), np.asarray(won)
@@ -57,15 +58,17 @@ def evaluate_run(
     return result
 
 
-def require_renderer(trainer: Trainer) -> None:
-    """``ConfigError`` unless the run's environment can be rendered (LBF and SMAX)."""
-    if not hasattr(trainer.algo.env, "save_animation"):
+def renderer(trainer: Trainer) -> Callable[[list[RenderFrame], str], None]:
+    """The environment's GIF writer; ``ConfigError`` where it has none (LBF and SMAX have)."""
+    env = trainer.algo.env
+    if not hasattr(env, "save_animation"):
         raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
+    return env.save_animation
 
 
 def render_episode(trainer: Trainer, variables: dict[str, Any], path: str) -> None:
     """Play one greedy episode and save it as a GIF through the adapter's renderer."""
-    require_renderer(trainer)
+    save_animation = renderer(trainer)
     env, algo = trainer.algo.env, trainer.algo
     carry = algo.initial_carry(1)
 
@@ -89,4 +92,4 @@ def render_episode(trainer: Trainer, variables: dict[str, Any], path: str) -> No
         if bool(step.episode_end):
             break
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    env.save_animation(frames, path)
+    save_animation(frames, path)

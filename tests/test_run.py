@@ -2,8 +2,10 @@
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -255,6 +257,48 @@ def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path, arg
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert not run_dir.exists()
+
+
+@pytest.mark.slow(minutes=0.5)
+def test_ctrl_c_ends_a_run_on_one_line_with_its_checkpoints_kept(tmp_path):
+    """Ctrl-C mid-run stops after the chunk's checkpoint: exit 130, no traceback, the resume
+    command; every save finished."""
+    run_dir = tmp_path / "interrupted"
+    args = [
+        "train", "--sharing", "prism", "--sharing.rank", "4", "--env", "lbf:8x8-2p-2f-coop",
+        "--env.episode-limit", "10", "--num-seeds", "1", "--total-steps", "10000000",
+        "--eval-interval", "64", "--eval-episodes", "2", "--algo.num-envs", "4",
+        "--algo.rollout-length", "8", "--algo.hidden-sizes", "16", "16",
+        "--algo.critic-hidden-sizes", "16", "--diversity-episodes", "0", "--no-progress",
+        "--run-dir", str(run_dir),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prism_marl.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background jobs start with SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    checkpoints = run_dir / "checkpoints"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if len([p for p in checkpoints.glob("*") if p.name.isdigit()]) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == cli.EXIT_INTERRUPTED, err[-2000:]
+    assert "Traceback" not in err and "ERROR" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Ctrl-C again" in lines[0], err
+    assert lines[1].endswith(f"prism-marl train --resume {run_dir}"), err
+    # Every save finished, and the metrics end where the last checkpoint does (chunk c ends
+    # at env step 64·(c + 1)): a resume continues as if the run had never stopped.
+    saved = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+    assert len(saved) >= 2 and all(p.name.isdigit() for p in checkpoints.iterdir())
+    assert read_metrics(run_dir)[-1]["env_steps"] == 64 * (saved[-1] + 1)
+    assert not (run_dir / SUMMARY_FILE).exists()
 
 
 def test_train_help_documents_strategy_flags(capsys):

@@ -191,6 +191,7 @@ class Trainer:
         self.resume = resume
         self.algo = build_algorithm(config)  # validates the environment and algorithm
         self.spec: EnvSpec = self.algo.spec
+        self.stop_requested = False
 
     # ----------------------------------------------------------------------- bookkeeping
 
@@ -259,7 +260,7 @@ class Trainer:
         """Train every chunk (from the last checkpoint when resuming) and write the results.
 
         ``max_chunks`` stops after that many chunks of this session without the final
-        evaluation, as a killed run would (returns None).
+        evaluation, as a killed run would (returns None); so does ``request_stop``.
         """
         if not self.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise ConfigError(
@@ -286,6 +287,14 @@ class Trainer:
             )
             closing.callback(progress.close)
             return self._train(manager, progress, closing, max_chunks)
+
+    def request_stop(self) -> None:
+        """Stop ``run`` after the chunk in progress is checkpointed (safe from a signal handler).
+
+        ``run`` then returns None without the final evaluation; ``resume`` continues the run
+        from that checkpoint as if it had never stopped.
+        """
+        self.stop_requested = True
 
     def _phase(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Label a phase for the stall watchdog (a no-op without one)."""
@@ -326,7 +335,9 @@ class Trainer:
         session_start = progress.start = time.time()
         session_steps = 0
         for chunk in range(start_chunk, self.plan.num_chunks):
-            if max_chunks is not None and chunk - start_chunk >= max_chunks:
+            if self.stop_requested or (
+                max_chunks is not None and chunk - start_chunk >= max_chunks
+            ):
                 return None
             with self._phase(f"preparation before chunk {chunk}"):
                 state = self._maybe_prepare(state, chunk, manager)

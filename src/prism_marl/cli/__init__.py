@@ -13,14 +13,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prism_marl.cli.args import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_LOCKED, OneLineParser
+from prism_marl.cli.args import (
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    OneLineParser,
+)
 from prism_marl.cli.bench import add_bench_command
 from prism_marl.cli.report import add_report_command
 from prism_marl.cli.resources import add_resources_command
 from prism_marl.cli.sweep import add_sweep_command
 from prism_marl.errors import ConfigError, RunLockedError, TrainingDivergedError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_DIVERGED", "EXIT_LOCKED", "build_parser", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DIVERGED",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "build_parser",
+    "main",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,3 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunLockedError as error:
         print(f"prism-marl: error: {error}", file=sys.stderr)
         return EXIT_LOCKED
+    except KeyboardInterrupt:
+        print("\nprism-marl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -11,6 +11,8 @@ from typing import NoReturn
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_LOCKED = 5
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT): 128 + the signal's number, as shells report it."""
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -8,14 +8,19 @@ every field of the chosen strategy, algorithm and environment is a further flag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from prism_marl.cli.args import (
+    EXIT_INTERRUPTED,
     OneLineParser,
     non_negative_float,
     non_negative_int,
@@ -171,10 +176,54 @@ def run_train(argv: list[str]) -> int:
         trainer = Trainer.from_run_dir(args.resume, progress=progress, watchdog=watchdog)
     else:
         trainer = Trainer(config, progress=progress, watchdog=watchdog)
-    summary = trainer.run()
-    assert summary is not None
+    resume_command = f"prism-marl train --resume {shlex.quote(run_dir)}"
+    try:
+        with stop_on_first_ctrl_c(trainer):
+            summary = trainer.run()
+    except KeyboardInterrupt:
+        # The second Ctrl-C: the run's files are closed by now (``Trainer.run``'s exit
+        # stack); a save it cut short is left unfinished, and resume takes the one before.
+        print(f"\nprism-marl: interrupted; continue with: {resume_command}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary is None:
+        print(
+            f"prism-marl: stopped at a checkpoint; continue with: {resume_command}", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
     print_summary(summary, trainer.run_dir)
     return 0
+
+
+@contextlib.contextmanager
+def stop_on_first_ctrl_c(trainer: Any) -> Iterator[None]:
+    """The first Ctrl-C stops the run after its current chunk's checkpoint; a second, at once.
+
+    An interrupt in the middle of a chunk would cut the checkpoint save in progress (orbax then
+    logs the failure with a traceback). Leaves SIGINT alone where it is ignored (a shell's
+    background job), handled outside Python, or where this is not the main thread.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if previous in (signal.SIG_IGN, None) or not main_thread:
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, previous)
+        print(
+            "\nprism-marl: stopping after this chunk's checkpoint (Ctrl-C again to stop now)",
+            file=sys.stderr,
+        )
+        trainer.request_stop()
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        # After a stop the process only reports and exits: a second Ctrl-C pressed meanwhile
+        # would interrupt the interpreter's teardown instead.
+        stopped = trainer.stop_requested
+        signal.signal(signal.SIGINT, signal.SIG_IGN if stopped else previous)
 
 
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:

@@ -5,7 +5,7 @@ jaxmarl's own ``SMAXVisualizer`` draws each tick with un-jitted JAX calls, one o
 one 24-step episode of smacv2_10_units took 11 minutes to render. This module keeps jaxmarl's
 replay of the world ticks (``expand_state_seq``, jitted) and its picture (allies blue, enemies
 green, a lighter shade while being shot, the unit type's letter, a grey square for each shot
-in flight) and draws from NumPy copies of the states, tens of milliseconds a tick.
+in flight) and draws from NumPy copies of the states, about 0.15 s a tick on 2 cores.
 """
 
 from __future__ import annotations

@@ -281,9 +281,13 @@ def test_ctrl_c_ends_a_run_on_one_line_with_its_checkpoints_kept(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     checkpoints = run_dir / "checkpoints"
+
+    def saved():
+        return sorted(int(p.name) for p in checkpoints.glob("*") if p.name.isdigit())
+
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if len([p for p in checkpoints.glob("*") if p.name.isdigit()]) >= 2:
+        if len(saved()) >= 2:
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
@@ -295,9 +299,9 @@ def test_ctrl_c_ends_a_run_on_one_line_with_its_checkpoints_kept(tmp_path):
     assert lines[1].endswith(f"prism-marl train --resume {run_dir}"), err
     # Every save finished, and the metrics end where the last checkpoint does (chunk c ends
     # at env step 64·(c + 1)): a resume continues as if the run had never stopped.
-    saved = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
-    assert len(saved) >= 2 and all(p.name.isdigit() for p in checkpoints.iterdir())
-    assert read_metrics(run_dir)[-1]["env_steps"] == 64 * (saved[-1] + 1)
+    steps = saved()
+    assert len(steps) >= 2 and all(p.name.isdigit() for p in checkpoints.iterdir())
+    assert read_metrics(run_dir)[-1]["env_steps"] == 64 * (steps[-1] + 1)
     assert not (run_dir / SUMMARY_FILE).exists()
 
 

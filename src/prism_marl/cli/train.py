@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prism_marl.cli.args import (
     EXIT_INTERRUPTED,
@@ -31,6 +31,9 @@ from prism_marl.errors import ConfigError
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
 from prism_marl.presets import PRESETS, build_run_config
 from prism_marl.sharing import STRATEGIES
+
+if TYPE_CHECKING:  # run_train imports it when it runs, as eval does
+    from prism_marl.run import Trainer
 
 RUN_FIELDS = (
     "num_seeds",
@@ -195,7 +198,7 @@ def run_train(argv: list[str]) -> int:
 
 
 @contextlib.contextmanager
-def stop_on_first_ctrl_c(trainer: Any) -> Iterator[None]:
+def stop_on_first_ctrl_c(trainer: Trainer) -> Iterator[None]:
     """The first Ctrl-C stops the run after its current chunk's checkpoint; a second, at once.
 
     An interrupt in the middle of a chunk would cut the checkpoint save in progress (orbax then

@@ -114,8 +114,8 @@ def draw_tick(ax: Any, env: Any, tick: Tick) -> None:
 
 def save_battle_gif(
     env: Any, sequence: Sequence[tuple[Any, Any, dict[str, Any]]], path: str
-) -> int:
-    """Write the episode's world ticks as a GIF; returns the number of ticks drawn.
+) -> None:
+    """Write the episode's world ticks as a GIF, one frame per tick.
 
     Args:
         env: jaxmarl's ``HeuristicEnemySMAX``.
@@ -141,4 +141,3 @@ def save_battle_gif(
     images[0].save(
         path, save_all=True, append_images=images[1:], duration=FRAME_MILLISECONDS, loop=0
     )
-    return len(ticks)

@@ -154,13 +154,26 @@ def descend(
     """One optimizer step on ∇_params ``loss(params, *args)``; the auxiliary state advances.
 
     The strategy's auxiliary state advances with the step's RL and auxiliary losses. The
-    metrics are the loss's own plus ``loss/aux`` and the auxiliary metrics.
+    metrics are the loss's own plus ``loss/aux``, the auxiliary metrics, the global norms of
+    the RL and auxiliary gradients before any clipping (``grad/rl_norm``, ``grad/aux_norm``)
+    and the strategy's weight diagnostics after the step.
     """
     grads, parts = jax.grad(loss, has_aux=True)(params, *args)
+    # The auxiliary term depends on the parameters only, so its gradient alone is cheap; XLA
+    # drops the RL forward pass that this second trace of ``loss`` leaves unused.
+    aux_grads = jax.grad(lambda p: loss(p, *args)[1].aux.loss)(params)
+    rl_grads = jax.tree_util.tree_map(jnp.subtract, grads, aux_grads)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     aux_state = strategy.update_aux_state(aux_state, parts.rl_loss, parts.aux)
-    metrics = {**parts.metrics, "loss/aux": parts.aux.loss, **parts.aux.metrics}
+    metrics = {
+        **parts.metrics,
+        "loss/aux": parts.aux.loss,
+        **parts.aux.metrics,
+        "grad/rl_norm": optax.global_norm(rl_grads),
+        "grad/aux_norm": optax.global_norm(aux_grads),
+        **strategy.weight_diagnostics(params),
+    }
     return Descent(params, opt_state, aux_state, metrics)
 
 

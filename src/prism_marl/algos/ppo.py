@@ -35,6 +35,7 @@ from prism_marl.networks.policy import (
     CentralCritic,
     greedy_action,
     log_prob_and_entropy,
+    output_spread,
     sample_action,
 )
 from prism_marl.rl.diversity import OutputKind
@@ -413,6 +414,7 @@ class PPO:
             "loss/value": value_loss,
             "loss/entropy": entropy_mean,
             "loss/clip_fraction": clip_fraction,
+            "policy/output_spread": output_spread(output, batch.action_mask, spec.action_kind),
         }
         return regularised(self.strategy, full, aux_state, rl_loss, metrics)
 

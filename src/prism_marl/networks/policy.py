@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from prism_marl.networks.agents import ActionKind, AgentsFirst
 from prism_marl.networks.heads import (
+    MASKED_LOGIT,
     categorical_entropy,
     categorical_log_prob,
     gaussian_entropy,
@@ -102,3 +103,21 @@ def log_prob_and_entropy(
     return gaussian_log_prob(mean, log_std, action, action_mask), gaussian_entropy(
         log_std, action_mask
     )
+
+
+def output_spread(output: Any, action_mask: jax.Array, kind: ActionKind) -> jax.Array:
+    """How sharp the policy's output is, averaged over samples: a scalar.
+
+    Discrete: max − min of the available actions' logits (the log-ratio of the most to the
+    least likely action). Continuous: mean |μ| / σ over real action dimensions (how far the
+    mean stands from zero in units of the exploration noise).
+    """
+    if kind == "discrete":
+        available = output > MASKED_LOGIT / 2
+        top = jnp.max(jnp.where(available, output, -jnp.inf), axis=-1)
+        bottom = jnp.min(jnp.where(available, output, jnp.inf), axis=-1)
+        return jnp.mean(top - bottom)
+    mean, log_std = output
+    ratio = jnp.abs(mean) * jnp.exp(-log_std)
+    real = jnp.broadcast_to(action_mask, ratio.shape)
+    return jnp.sum(jnp.where(real, ratio, 0.0)) / jnp.maximum(jnp.sum(real), 1)

@@ -357,6 +357,24 @@ class SharingStrategy:
         del num_agents, groups
         return self
 
+    def weight_diagnostics(self, params: Any) -> dict[str, jax.Array]:
+        """Per-layer weight statistics logged at every update, ``{"weights/<path>/...": []}``.
+
+        By default the Frobenius norm of every plain kernel (``kernel`` leaves; NoPS's and
+        SePS's stacked [G, D, O] ``group_kernel`` gives the mean of its groups' norms).
+        Strategies with other layer forms report their own effective kernels (Prism:
+        ``weights/<path>/kernel_norm`` and its spectra s ⊙ m).
+        """
+        metrics = {}
+        plain = named_layers(params, frozenset({"kernel"}))
+        grouped = named_layers(params, frozenset({"group_kernel"}))
+        for path, kernel in [(p, la["kernel"]) for p, la in plain] + [
+            (p, la["group_kernel"]) for p, la in grouped
+        ]:
+            norms = jnp.sqrt(jnp.sum(jnp.square(kernel), axis=(-2, -1)))
+            metrics[f"weights/{path}/kernel_norm"] = jnp.mean(norms)
+        return metrics
+
     def agent_masks(self, variables: Variables) -> dict[str, jax.Array]:
         """Each layer's per-agent masks, ``{"layer i": [N, R]}``, in layer order.
 
@@ -390,13 +408,20 @@ def iter_named_leaves(tree: Any) -> Iterator[tuple[str, Any]]:
 
 def find_layers(tree: Any, required: frozenset[str]) -> list[Mapping[str, Any]]:
     """All sub-mappings of ``tree`` whose keys include ``required``, in key order."""
+    return [layer for _, layer in named_layers(tree, required)]
+
+
+def named_layers(
+    tree: Any, required: frozenset[str], prefix: str = ""
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """``find_layers`` with each layer's path: its keys joined by ``/``."""
     if not isinstance(tree, Mapping):
         return []
     if required <= set(tree.keys()):
-        return [tree]
-    found: list[Mapping[str, Any]] = []
+        return [(prefix, tree)]
+    found: list[tuple[str, Mapping[str, Any]]] = []
     for key in sorted(tree.keys()):
-        found.extend(find_layers(tree[key], required))
+        found.extend(named_layers(tree[key], required, f"{prefix}/{key}" if prefix else str(key)))
     return found
 
 

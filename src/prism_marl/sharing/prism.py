@@ -22,6 +22,8 @@ from prism_marl.sharing.base import (
     Variables,
     find_layers,
     kernels_reused,
+    map_layers,
+    named_layers,
 )
 from prism_marl.sharing.grouped import (
     GATHER_COST_FACTOR,
@@ -34,10 +36,14 @@ from prism_marl.sharing.spectral import (
     DiversityOn,
     MaskKind,
     effective_rank,
+    kernel_norms,
     mask_values,
     mean_pairwise_distance,
     orthogonality_penalty,
+    renormalise_factors,
+    singular_values,
     spectral_init,
+    spectrum_gain,
 )
 
 _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
@@ -114,13 +120,16 @@ class SpectralDense(AgentLayer):
 
     Parameters: U [O, R], V [D, R], s [R], bias [O] (shared); mask_logits [N, R] (per agent).
     Initialised from the SVD of a dense kernel drawn with ``kernel_init``, so that with all
-    masks equal to 1 the layer equals that dense layer (at full rank).
+    masks equal to 1 the layer equals that dense layer (at full rank). With
+    ``scaled_spectrum`` the stored ``s`` is ŝ and s = κ·ŝ, κ = √(D·O/R)
+    (``spectral.spectrum_gain``).
     """
 
     rank: int | None = None
     mask_kind: MaskKind = "sigmoid"
     mask_init_mean: float = 2.0
     mask_init_noise: float = 0.5
+    scaled_spectrum: bool = False
 
     def layer_rank(self, in_features: int) -> int:
         """R = min(rank, D, O); full rank when ``rank`` is None."""
@@ -138,15 +147,18 @@ class SpectralDense(AgentLayer):
         # initialiser abstractly during apply (shape check), where no rng exists.
         svd_key = self.make_rng("params") if self.is_initializing() else jax.random.key(0)
 
+        gain = spectrum_gain(self.features, in_features, rank) if self.scaled_spectrum else 1.0
+
         def factor(index: int) -> Initializer:
             def init(_: jax.Array) -> jax.Array:
                 dense = self.kernel_init(svd_key, (in_features, self.features))
-                return spectral_init(dense, rank)[index]
+                value = spectral_init(dense, rank)[index]
+                return value / gain if index == 1 else value
 
             return init
 
         u = self.param("U", factor(0))
-        s = self.param("s", factor(1))
+        s = self.param("s", factor(1)) * gain
         v = self.param("V", factor(2))
         bias = self.param("bias", self.bias_init, (self.features,))
 
@@ -179,7 +191,8 @@ class SpectralDense(AgentLayer):
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         p = variables["params"]
-        spectrum = p["s"] * mask_values(p["mask_logits"][agent], self.mask_kind)
+        s = singular_values(p, self.scaled_spectrum)
+        spectrum = s * mask_values(p["mask_logits"][agent], self.mask_kind)
         return (p["V"] * spectrum) @ p["U"].T, p["bias"]
 
 
@@ -206,6 +219,11 @@ class Prism(SharingStrategy):
     """Distance between masks, or between spectra s ⊙ m (weighted by |s|)."""
     spectral_gru: bool = False
     """Make a GRU's recurrent kernels spectral too (shared plain kernels otherwise)."""
+    scaled_spectrum: bool = False
+    """Train ŝ with s = κ·ŝ, κ = √(D·O/R), so an optimiser step on s moves W as far as a
+    dense layer's step (docs/decisions/0034)."""
+    renormalise: bool = False
+    """After each update, move the norms of U's and V's columns into s (every W_i unchanged)."""
 
     def __post_init__(self) -> None:
         require(
@@ -242,6 +260,7 @@ class Prism(SharingStrategy):
             "mask_kind": self.mask,
             "mask_init_mean": self.initial_logit,
             "mask_init_noise": self.mask_init_noise,
+            "scaled_spectrum": self.scaled_spectrum,
         }
 
     @property
@@ -264,13 +283,14 @@ class Prism(SharingStrategy):
         distances, ranks = [], []
         for layer in layers:
             masks = mask_values(layer["mask_logits"], self.mask)
-            weights = layer["s"] if self.diversity_on == "spectra" else None
+            s = singular_values(layer, self.scaled_spectrum)
+            weights = s if self.diversity_on == "spectra" else None
             # Scale masks are unbounded, so their distance must not grow with their size
             # (docs/decisions/0017); sigmoid and hard masks keep the plain form.
             distances.append(
                 mean_pairwise_distance(masks, weights, scale_invariant=self.mask == "scale")
             )
-            ranks.append(effective_rank(layer["s"] * masks))
+            ranks.append(effective_rank(s * masks))
         return {
             "orth": jnp.asarray(orth),
             "diversity": jnp.mean(jnp.stack(distances)),
@@ -291,6 +311,46 @@ class Prism(SharingStrategy):
             "prism/effective_rank_per_agent": ranks,
         }
         return AuxOutput(loss, metrics)
+
+    def weight_diagnostics(self, params: Any) -> dict[str, jax.Array]:
+        """Per spectral layer: ``s_max`` and ``s_mean`` of s ⊙ m_i and ``kernel_norm`` ‖W_i‖_F.
+
+        Each is the mean over agents; plain kernels (GRU, critics) as the base reports them.
+        """
+        metrics = super().weight_diagnostics(params)
+        for path, layer in named_layers(params, _LAYER_KEYS):
+            spectra = singular_values(layer, self.scaled_spectrum) * mask_values(
+                layer["mask_logits"], self.mask
+            )  # [N, R]
+            magnitudes = jnp.abs(spectra)
+            metrics[f"weights/{path}/s_max"] = jnp.mean(jnp.max(magnitudes, axis=-1))
+            metrics[f"weights/{path}/s_mean"] = jnp.mean(magnitudes)
+            norms = kernel_norms(layer["U"], layer["V"], spectra)
+            metrics[f"weights/{path}/kernel_norm"] = jnp.mean(norms)
+        return metrics
+
+    def maintain(
+        self,
+        variables: Variables,
+        key: jax.Array,
+        step_before: jax.Array,
+        step_after: jax.Array,
+        total_steps: int,
+    ) -> Variables:
+        """With ``renormalise``, U's and V's column norms move into s; identity otherwise.
+
+        Every agent's W_i = U diag(s ⊙ m_i) Vᵀ is unchanged (``spectral.renormalise_factors``).
+        """
+        del key, step_before, step_after, total_steps
+        if not self.renormalise:
+            return variables
+
+        def unit_columns(layer: Any, index: int) -> dict[str, Any]:
+            del index
+            u, v, s = renormalise_factors(layer["U"], layer["V"], layer["s"])
+            return {**layer, "U": u, "V": v, "s": s}
+
+        return {**variables, "params": map_layers(variables["params"], _LAYER_KEYS, unit_columns)}
 
     def agent_masks(self, variables: Variables) -> dict[str, jax.Array]:
         """m_i of every spectral layer, ``{"layer i": [N, R]}`` in parameter-tree order."""

@@ -8,6 +8,8 @@ Learning", arXiv 2602.06476 (2026); the exact formulas are the project's specifi
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Literal
 
 import jax
@@ -32,6 +34,64 @@ def spectral_init(kernel: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, j
     """
     left, singular, right_t = jnp.linalg.svd(kernel, full_matrices=False)
     return right_t[:rank].T, singular[:rank], left[:, :rank]
+
+
+def spectrum_gain(out_features: int, in_features: int, rank: int) -> float:
+    """κ = √(D·O / R): the gain of a scaled spectrum, s = κ·ŝ (docs/decisions/0034).
+
+    Adam moves every parameter by about its learning rate η per step, whatever the gradient's
+    size. A dense [D, O] kernel's D·O entries can so move ‖W‖_F by up to η·√(D·O) per step;
+    R singular values move it by only η·√R. Training ŝ with s = κ·ŝ moves each s_k by κ·η
+    and ‖W‖_F by η·√(D·O), as a dense layer's step does. Under Adam this is the same as a
+    learning rate κ times larger on s, but it lives in the layer, so every algorithm and
+    optimiser sees it.
+
+    Args:
+        out_features: O.
+        in_features: D.
+        rank: R.
+
+    Returns:
+        κ ≥ 1 (R ≤ min(D, O)).
+    """
+    return math.sqrt(in_features * out_features / rank)
+
+
+def singular_values(layer: Mapping[str, jax.Array], scaled: bool) -> jax.Array:
+    """The singular values s [R] of one spectral layer's parameters {U [O, R], V [D, R], s}.
+
+    With ``scaled`` the stored ``s`` is ŝ and s = κ·ŝ (``spectrum_gain``); otherwise the
+    stored ``s`` itself.
+    """
+    stored = layer["s"]
+    if not scaled:
+        return stored
+    gain = spectrum_gain(layer["U"].shape[0], layer["V"].shape[0], stored.shape[-1])
+    return stored * gain
+
+
+def renormalise_factors(
+    u: jax.Array, v: jax.Array, s: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Move the norms of U's and V's columns into s; every U diag(s ⊙ m) Vᵀ is unchanged.
+
+    U diag(s ⊙ m) Vᵀ = Σ_k s_k m_k u_k v_kᵀ = Σ_k (s_k ‖u_k‖ ‖v_k‖) m_k û_k v̂_kᵀ with
+    û_k = u_k / ‖u_k‖: matrix products and elementwise operations only (no QR or SVD,
+    docs/decisions/0014). Columns of zero norm are left as they are.
+
+    Args:
+        u: [O, R].
+        v: [D, R].
+        s: [R] singular values (or ŝ: the factor is the same for s = κ·ŝ).
+
+    Returns:
+        (U [O, R] with unit columns, V [D, R] with unit columns, s [R]).
+    """
+    u_norms = jnp.linalg.norm(u, axis=0)
+    v_norms = jnp.linalg.norm(v, axis=0)
+    u_norms = jnp.where(u_norms > 0, u_norms, 1.0)
+    v_norms = jnp.where(v_norms > 0, v_norms, 1.0)
+    return u / u_norms, v / v_norms, s * u_norms * v_norms
 
 
 def mask_values(logits: jax.Array, kind: MaskKind) -> jax.Array:
@@ -119,6 +179,25 @@ def mean_pairwise_distance(
         per_pair = jnp.sum(diff * weights, axis=-1) / jnp.maximum(jnp.sum(weights), 1e-12)
     # The full [N, N] sum counts each unordered pair twice; the diagonal is zero.
     return jnp.sum(per_pair) / (num_agents * (num_agents - 1))
+
+
+def kernel_norms(u: jax.Array, v: jax.Array, spectra: jax.Array) -> jax.Array:
+    """‖W_i‖_F of every agent's kernel W_i = U diag(d_i) Vᵀ, without building W_i.
+
+    ‖W_i‖²_F = tr(V D_i UᵀU D_i Vᵀ) = Σ_jk d_ij d_ik (UᵀU)_jk (VᵀV)_jk, which equals ‖d_i‖₂²
+    when U and V are orthonormal.
+
+    Args:
+        u: [O, R].
+        v: [D, R].
+        spectra: [N, R] per-agent spectra d_i = s ⊙ m_i.
+
+    Returns:
+        [N] Frobenius norms.
+    """
+    gram = (u.T @ u) * (v.T @ v)  # [R, R]
+    squared = jnp.einsum("nj,jk,nk->n", spectra, gram, spectra)
+    return jnp.sqrt(jnp.maximum(squared, 0.0))
 
 
 def effective_rank(spectrum: jax.Array) -> jax.Array:

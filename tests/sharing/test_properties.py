@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from prism_marl.errors import ConfigError
@@ -34,6 +35,66 @@ def test_prism_with_unit_masks_equals_its_dense_initialisation():
     np.testing.assert_allclose(
         prism_layer.apply(prism_vars, X, IDS), dense_layer.apply(dense_vars, X, IDS), atol=1e-5
     )
+
+
+def test_prism_scaled_spectrum_starts_as_the_plain_layer_and_steps_kappa_times_further():
+    plain_layer, plain_vars = init(Prism())
+    scaled_layer, scaled_vars = init(Prism(scaled_spectrum=True))
+    kappa = np.sqrt(D * O / min(D, O))
+    np.testing.assert_allclose(scaled_vars["params"]["s"] * kappa, plain_vars["params"]["s"])
+    np.testing.assert_allclose(
+        scaled_layer.apply(scaled_vars, X, IDS), plain_layer.apply(plain_vars, X, IDS), atol=1e-5
+    )
+    # One Adam step (lr η) moves every stored parameter by η, so s by κ·η scaled, η plain.
+    lr = 1e-3
+
+    def stepped(layer, variables):
+        params = variables["params"]
+        loss = lambda p: jnp.sum(layer.apply({"params": p}, X, IDS))  # noqa: E731
+        optimizer = optax.adam(lr)
+        updates, _ = optimizer.update(jax.grad(loss)(params), optimizer.init(params), params)
+        return optax.apply_updates(params, updates)
+
+    moved_plain = stepped(plain_layer, plain_vars)["s"] - plain_vars["params"]["s"]
+    moved_scaled = (stepped(scaled_layer, scaled_vars)["s"] - scaled_vars["params"]["s"]) * kappa
+    np.testing.assert_allclose(jnp.abs(moved_plain), lr, rtol=1e-3)
+    np.testing.assert_allclose(jnp.abs(moved_scaled), kappa * lr, rtol=1e-3)
+
+
+def test_prism_renormalise_keeps_every_agents_layer_and_unit_columns():
+    strategy = Prism(rank=3, scaled_spectrum=True, renormalise=True)
+    layer, variables = init(strategy)
+    params = dict(variables["params"])
+    params["U"] = params["U"] * jnp.array([2.0, 0.5, 3.0])
+    params["V"] = params["V"] + 0.2
+    variables = {"params": params}
+    key, step = jax.random.key(0), jnp.asarray(0)
+    kept = strategy.maintain({"params": {"actor": params}}, key, step, step, 10)
+    kept_layer = kept["params"]["actor"]
+    np.testing.assert_allclose(jnp.linalg.norm(kept_layer["U"], axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(jnp.linalg.norm(kept_layer["V"], axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        layer.apply({"params": kept_layer}, X, IDS), layer.apply(variables, X, IDS), atol=1e-5
+    )
+    off = Prism(rank=3).maintain({"params": {"actor": params}}, key, step, step, 10)
+    np.testing.assert_array_equal(off["params"]["actor"]["U"], params["U"])
+
+
+def test_weight_diagnostics_hand_values():
+    fups_params = {"actor": {"dense": {"kernel": jnp.array([[3.0, 0.0], [0.0, 4.0]])}}}
+    assert float(FuPS().weight_diagnostics(fups_params)["weights/actor/dense/kernel_norm"]) == (
+        pytest.approx(5.0)
+    )
+    # Orthonormal U and V, s = (3, 4), masks (1, 1) and (1, 0): spectra (3, 4) and (3, 0).
+    eye = jnp.eye(2)
+    logits = jnp.array([[50.0, 50.0], [50.0, -50.0]])
+    prism_params = {
+        "layer": {"U": eye, "V": eye, "s": jnp.array([3.0, 4.0]), "mask_logits": logits}
+    }
+    metrics = Prism().weight_diagnostics(prism_params)
+    assert float(metrics["weights/layer/s_max"]) == pytest.approx(3.5)  # (4 + 3) / 2
+    assert float(metrics["weights/layer/s_mean"]) == pytest.approx(2.5)  # (3 + 4 + 3 + 0) / 4
+    assert float(metrics["weights/layer/kernel_norm"]) == pytest.approx(4.0)  # (5 + 3) / 2
 
 
 def test_prism_orthogonality_zero_at_init_positive_after_perturbation():

@@ -7,10 +7,14 @@ import pytest
 
 from prism_marl.sharing.spectral import (
     effective_rank,
+    kernel_norms,
     mask_values,
     mean_pairwise_distance,
     orthogonality_penalty,
+    renormalise_factors,
+    singular_values,
     spectral_init,
+    spectrum_gain,
 )
 
 
@@ -123,3 +127,41 @@ def test_mask_kinds_and_straight_through_gradient():
     grad = jax.grad(lambda x: jnp.sum(mask_values(x, "hard")))(logits)
     sig = jax.nn.sigmoid(logits)
     np.testing.assert_allclose(grad, sig * (1 - sig), rtol=1e-6)
+
+
+def test_spectrum_gain_and_scaled_singular_values_hand_values():
+    # D = 6, O = 4, R = 3: κ = √(24 / 3) = √8.
+    assert spectrum_gain(4, 6, 3) == pytest.approx(np.sqrt(8.0))
+    layer = {"U": jnp.zeros((4, 3)), "V": jnp.zeros((6, 3)), "s": jnp.array([1.0, 0.5, -2.0])}
+    np.testing.assert_allclose(singular_values(layer, scaled=False), layer["s"])
+    np.testing.assert_allclose(singular_values(layer, scaled=True), np.sqrt(8.0) * layer["s"])
+
+
+def test_renormalise_factors_hand_value_and_kernel_unchanged():
+    # Column norms: U (2, 1), V (3, 0.5); s = (1, 4) becomes (1·2·3, 4·1·0.5) = (6, 2).
+    u = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    v = jnp.array([[3.0, 0.0], [0.0, 0.3], [0.0, 0.4]])
+    s = jnp.array([1.0, 4.0])
+    new_u, new_v, new_s = renormalise_factors(u, v, s)
+    np.testing.assert_allclose(new_s, [6.0, 2.0], atol=1e-6)
+    np.testing.assert_allclose(jnp.linalg.norm(new_u, axis=0), 1.0, atol=1e-6)
+    np.testing.assert_allclose(jnp.linalg.norm(new_v, axis=0), 1.0, atol=1e-6)
+    keys = jax.random.split(jax.random.key(1), 3)
+    u = jax.random.normal(keys[0], (5, 3))
+    v = jax.random.normal(keys[1], (7, 3))
+    mask = jax.random.uniform(keys[2], (3,))
+    new_u, new_v, new_s = renormalise_factors(u, v, s=jnp.array([0.3, -1.0, 2.0]))
+    before = (u * (jnp.array([0.3, -1.0, 2.0]) * mask)) @ v.T
+    np.testing.assert_allclose((new_u * (new_s * mask)) @ new_v.T, before, atol=1e-5)
+
+
+def test_kernel_norms_equal_the_built_kernels_norms():
+    keys = jax.random.split(jax.random.key(2), 3)
+    u = jax.random.normal(keys[0], (5, 3))  # deliberately not orthonormal
+    v = jax.random.normal(keys[1], (4, 3))
+    spectra = jax.random.normal(keys[2], (2, 3))
+    expected = [jnp.linalg.norm((u * d) @ v.T) for d in spectra]
+    np.testing.assert_allclose(kernel_norms(u, v, spectra), expected, rtol=1e-5)
+    # Orthonormal U and V: ‖W_i‖_F = ‖d_i‖₂ = 5 for d = (3, 4).
+    eye = jnp.eye(3)[:, :2]
+    assert float(kernel_norms(eye, eye, jnp.array([[3.0, 4.0]]))[0]) == pytest.approx(5.0)

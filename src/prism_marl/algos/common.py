@@ -170,8 +170,8 @@ def descend(
         **parts.metrics,
         "loss/aux": parts.aux.loss,
         **parts.aux.metrics,
-        "grad/rl_norm": optax.global_norm(rl_grads),
-        "grad/aux_norm": optax.global_norm(aux_grads),
+        "grad/rl_norm": optax.tree.norm(rl_grads),
+        "grad/aux_norm": optax.tree.norm(aux_grads),
         **strategy.weight_diagnostics(params),
     }
     return Descent(params, opt_state, aux_state, metrics)

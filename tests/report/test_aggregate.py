@@ -87,3 +87,18 @@ def test_two_runs_of_one_setting_are_not_pooled(results_dirs):
     lone = str(results_dirs["lone"])
     (group,) = aggregate.make_groups(load_sources([lone, lone]))
     assert [run.method for run in group.runs] == ["prism [mine]", "prism [mine]"]
+
+
+def test_curve_areas_hand_values(figure2):
+    group, _ = figure2
+    areas = {(a.method, a.task): a for a in aggregate.curve_areas(group)}
+    # Straight lines from the untrained return r to the final mean f at steps 0, 100, 200:
+    # the mean of the three points is r + (f − r) / 2.
+    prism_lbf = 0.1 + (1.6 / 3 - 0.1) / 2
+    fups_lbf = 0.1 + (0.2 - 0.1) / 2
+    assert areas[("prism", LBF_TASK)].area == pytest.approx(prism_lbf)
+    assert areas[("fups", LBF_TASK)].area == pytest.approx(fups_lbf)
+    assert areas[("prism", LBF_TASK)].relative == pytest.approx(prism_lbf / fups_lbf)
+    assert areas[("fups", SMAX_TASK)].relative == pytest.approx(1.0)
+    assert areas[("prism", SMAX_TASK)].relative == pytest.approx((1.9 / 3) / 0.5)
+    assert aggregate.curve_areas(group, reference="absent")[0].relative is None

@@ -125,6 +125,15 @@ def _group_section(group: Group, out_dir: Path, resamples: int) -> str:
                 aggregate.improvements(cells, resamples),
             )
         )
+    areas = aggregate.curve_areas(group)
+    if areas:
+        parts += [
+            "### Area under the learning curve",
+            "Mean over the evaluation points (step 0 included) of the seeds' mean evaluation "
+            f"return; in brackets, divided by {aggregate.AREA_REFERENCE}'s on the same task. "
+            "The last column is the tuning protocol's score (docs/experiments/protocol.md).",
+            markdown.area_table(areas, aggregate.AREA_REFERENCE),
+        ]
     if group.experiment == "ablations" and cells:
         parts += [
             "### Ablations",

@@ -201,6 +201,43 @@ def curves(group: Group, metric: str, resamples: int = stats.RESAMPLES) -> list[
     return result
 
 
+class CurveArea(NamedTuple):
+    """A run's area under its learning curve, and relative to the reference method's."""
+
+    method: str
+    task: str
+    area: float
+    """Mean over evaluation points (step 0 included) of the seeds' mean evaluation return."""
+    relative: float | None
+    """``area`` / the reference method's on the same task; None without a reference run."""
+
+
+AREA_REFERENCE = "fups"
+"""The method curve areas are divided by (docs/experiments/protocol.md)."""
+
+
+def curve_areas(group: Group, reference: str = AREA_REFERENCE) -> list[CurveArea]:
+    """Area under every complete run's evaluation curve; the tuning rule's score.
+
+    Area = mean over the run's evaluation points of the seeds' mean ``eval_return`` (points are
+    evenly spaced, so this is the trapezoid-free area per step). ``relative`` divides it by the
+    ``reference`` method's area on the same task (None when that run is missing or its area is
+    not positive).
+    """
+    areas = {}
+    for run in group.runs:
+        steps, values = run.metric("eval_return")
+        if run.complete and steps.size:
+            areas[(run.method, task_label(run))] = float(np.mean([np.mean(v) for v in values]))
+    result = []
+    for (method, task), area in areas.items():
+        base = areas.get((reference, task))
+        relative = area / base if base is not None and base > 0 else None
+        result.append(CurveArea(method, task, area, relative))
+    order = {m: i for i, m in enumerate(method_order([a.method for a in result]))}
+    return sorted(result, key=lambda a: (a.task, order[a.method]))
+
+
 def last_points(curve_list: Sequence[Curve]) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(method, task) -> (IQM, low, high) at each curve's last evaluation point."""
     return {

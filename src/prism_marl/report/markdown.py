@@ -166,6 +166,30 @@ def final_table(cells: Sequence[Cell]) -> str:
     return table(headers, rows)
 
 
+def area_table(areas: Sequence[Any], reference: str) -> str:
+    """Methods × tasks: area under the curve (relative to ``reference``), and the mean relative."""
+    methods = method_order([a.method for a in areas])
+    tasks = sorted({a.task for a in areas})
+    cells = {(a.method, a.task): a for a in areas}
+    rows = []
+    for method in methods:
+        row: list[Any] = [method]
+        relatives = []
+        for task in tasks:
+            area = cells.get((method, task))
+            if area is None:
+                row.append(MISSING)
+                continue
+            if area.relative is not None:
+                relatives.append(area.relative)
+            relative = MISSING if area.relative is None else number(area.relative)
+            row.append(f"{number(area.area)} ({relative})")
+        complete = len(relatives) == len(tasks)
+        row.append(number(float(sum(relatives) / len(relatives))) if complete else MISSING)
+        rows.append(row)
+    return table(["method", *tasks, f"mean relative to {reference}"], rows)
+
+
 def pivot(values: dict[tuple[str, str], stats.Estimate | tuple[float, float, float]]) -> str:
     """Methods (rows) × tasks (columns), each cell ``IQM [low, high]``."""
     methods = method_order([m for m, _ in values])

@@ -434,6 +434,7 @@ class Trainer:
                 "wall_time": round(wall, 3),
                 "eval_return": float(np.mean(returns[seed])),
                 "steps_per_second": round(sps, 1),
+                "train/optimizer_steps": self.config.algo_config.optimizer_steps(steps),
             }
             if self.spec.has_win:
                 record["eval_win_rate"] = float(np.mean(won[seed]))

@@ -1,4 +1,4 @@
-"""The gradient step every algorithm shares: gradient norms measured apart."""
+"""The scaffolding every algorithm shares: gradient norms measured apart, optimiser steps."""
 
 import dataclasses
 
@@ -7,6 +7,9 @@ import optax
 import pytest
 
 from prism_marl.algos.common import descend, regularised
+from prism_marl.algos.matd3 import MATD3Config
+from prism_marl.algos.ppo import PPOConfig
+from prism_marl.algos.qmix import QMIXConfig
 from prism_marl.sharing import FuPS
 from prism_marl.sharing.base import AuxOutput
 
@@ -35,3 +38,19 @@ def test_descend_reports_rl_and_aux_gradient_norms_before_clipping():
     # The step itself still follows the clipped sum of both: ∇ = (4, 5), norm √41, clipped to 0.1.
     moved = jnp.linalg.norm(params["w"] - step.params["w"])
     assert float(moved) == pytest.approx(0.1, rel=1e-5)
+
+
+def test_optimizer_steps_hand_values():
+    # PPO: 64 envs × 128 steps per update, 4 epochs × 2 minibatches: 300k steps hold 36 updates.
+    ppo = PPOConfig(num_envs=64, rollout_length=128, num_epochs=4, num_minibatches=2)
+    assert ppo.optimizer_steps(300_000) == 36 * 8 == 288
+    assert ppo.optimizer_steps(8_191) == 0
+    # QMIX: 8 sequences of 50 steps per update; 32 sequences needed, so update 4 trains first.
+    qmix = QMIXConfig(num_envs=8, segment_length=50, learning_starts=32, gradient_steps=4)
+    assert qmix.optimizer_steps(3 * 400) == 0
+    assert qmix.optimizer_steps(4 * 400) == 4
+    assert qmix.optimizer_steps(10 * 400 + 399) == 7 * 4
+    # MATD3: 16 envs × 8 steps = 128 per update; 10,000 steps first reached by update 79.
+    matd3 = MATD3Config(num_envs=16, rollout_length=8, learning_starts=10_000, gradient_steps=8)
+    assert matd3.optimizer_steps(78 * 128) == 0
+    assert matd3.optimizer_steps(80 * 128) == 2 * 8

@@ -64,6 +64,7 @@ def metrics(task, finals, method, steps=STEPS):
                 "eval_return": RANDOM[task] + fraction * (final - RANDOM[task]),
                 "steps_per_second": 100.0 if step else 0.0,
                 "eval/snd": 0.1 * seed + fraction,
+                "train/optimizer_steps": step // 10,
             }
             if task.startswith("smax"):
                 record["eval_win_rate"] = fraction / 2

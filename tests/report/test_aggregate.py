@@ -1,5 +1,7 @@
 """The report's numbers from small results directories, against values computed by hand."""
 
+import dataclasses
+
 import pytest
 
 from prism_marl.report import aggregate
@@ -102,3 +104,15 @@ def test_curve_areas_hand_values(figure2):
     assert areas[("fups", SMAX_TASK)].relative == pytest.approx(1.0)
     assert areas[("prism", SMAX_TASK)].relative == pytest.approx((1.9 / 3) / 0.5)
     assert aggregate.curve_areas(group, reference="absent")[0].relative is None
+
+
+def test_curves_against_optimizer_steps(figure2):
+    group, _ = figure2
+    returns = aggregate.curves(group, "eval_return", resamples=50)
+    moved = aggregate.against_optimizer_steps(returns, group)
+    assert len(moved) == len(returns) > 0
+    for before, after in zip(returns, moved, strict=True):
+        assert list(after.steps) == [s // 10 for s in before.steps]  # the records' mapping
+        assert list(after.iqm) == list(before.iqm)
+    stripped = group._replace(runs=tuple(dataclasses.replace(r, records=()) for r in group.runs))
+    assert aggregate.against_optimizer_steps(returns, stripped) == []

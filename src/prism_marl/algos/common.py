@@ -177,6 +177,15 @@ def descend(
     return Descent(params, opt_state, aux_state, metrics)
 
 
+def gated_step_count(updates: int, first_ready: int, per_update: int) -> int:
+    """Gradient steps taken in ``updates`` updates.
+
+    Update ``first_ready`` (1-based) is the first to train; each training update takes
+    ``per_update`` steps.
+    """
+    return max(0, updates - first_ready + 1) * per_update
+
+
 def gated_steps(
     step: Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]],
     learner: Any,

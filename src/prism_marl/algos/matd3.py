@@ -34,6 +34,7 @@ from prism_marl.algos.common import (
     LossParts,
     collect,
     descend,
+    gated_step_count,
     gated_steps,
     merge_networks,
     only_network,
@@ -173,6 +174,16 @@ class MATD3Config:
     def steps_per_update(self) -> int:
         """Environment steps (per seed) collected by one update."""
         return self.num_envs * self.rollout_length
+
+    def optimizer_steps(self, env_steps: int) -> int:
+        """Critic gradient steps taken by the time ``env_steps`` (per seed) are collected.
+
+        Update u trains once its collection brings the steps to ``learning_starts``; the actor
+        takes one step per ``policy_delay`` of these.
+        """
+        first_ready = -(-self.learning_starts // self.steps_per_update)
+        updates = env_steps // self.steps_per_update
+        return gated_step_count(updates, first_ready, self.gradient_steps)
 
 
 # --------------------------------------------------------------------------------- networks

@@ -125,6 +125,10 @@ class PPOConfig:
         """Environment steps (per seed) consumed by one update."""
         return self.num_envs * self.rollout_length
 
+    def optimizer_steps(self, env_steps: int) -> int:
+        """Adam steps taken by the time ``env_steps`` (per seed) are consumed."""
+        return env_steps // self.steps_per_update * self.num_epochs * self.num_minibatches
+
 
 # ------------------------------------------------------------------------------------ state
 

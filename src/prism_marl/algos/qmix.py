@@ -29,6 +29,7 @@ from prism_marl.algos.common import (
     LossParts,
     collect,
     descend,
+    gated_step_count,
     gated_steps,
     merge_networks,
     regularised,
@@ -129,6 +130,16 @@ class QMIXConfig:
     def steps_per_update(self) -> int:
         """Environment steps (per seed) collected by one update."""
         return self.num_envs * self.segment_length
+
+    def optimizer_steps(self, env_steps: int) -> int:
+        """Gradient steps taken by the time ``env_steps`` (per seed) are collected.
+
+        Update u adds u·num_envs sequences and trains once the replay holds
+        ``learning_starts``.
+        """
+        first_ready = -(-self.learning_starts // self.num_envs)
+        updates = env_steps // self.steps_per_update
+        return gated_step_count(updates, first_ready, self.gradient_steps)
 
 
 def epsilon(config: QMIXConfig, env_steps: jax.Array) -> jax.Array:

@@ -113,6 +113,21 @@ def _group_section(group: Group, out_dir: Path, resamples: int) -> str:
             "evaluation point, shaded by its 95% stratified-bootstrap band; dashed: runs that "
             "did not finish, drawn to their last evaluation point.",
         ]
+        by_updates = aggregate.against_optimizer_steps(returns, group)
+        if by_updates:
+            plot_curves(
+                by_updates,
+                out_dir / f"{name}-curves-optimizer-steps.png",
+                ylabel="evaluation return (IQM)",
+                xlabel="optimiser steps (critic steps for MATD3)",
+            )
+            parts += [
+                markdown.image(
+                    f"{name}-curves-optimizer-steps.png", f"{group.name} against optimiser steps"
+                ),
+                "The same curves against the optimiser steps taken by each evaluation point "
+                "(`train/optimizer_steps`): how far each method gets per gradient step.",
+            ]
     cells = aggregate.final_cells(group, resamples)
     parts.append("### Final returns")
     parts.append(markdown.final_table(cells) if cells else "No complete run in this group.")

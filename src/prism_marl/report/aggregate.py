@@ -238,6 +238,27 @@ def curve_areas(group: Group, reference: str = AREA_REFERENCE) -> list[CurveArea
     return sorted(result, key=lambda a: (a.task, order[a.method]))
 
 
+def against_optimizer_steps(curve_list: Sequence[Curve], group: Group) -> list[Curve]:
+    """The same curves with optimiser steps (``train/optimizer_steps``) as their x.
+
+    A run's records map each evaluation point's environment steps to the optimiser steps
+    taken by then; curves of runs that do not log them are left out.
+    """
+    by_run: dict[tuple[str, str], dict[int, float]] = {}
+    for run in group.runs:
+        for record in run.records:
+            steps = record.get("train/optimizer_steps")
+            if steps is not None:
+                by_run.setdefault((run.method, task_label(run)), {})[record["env_steps"]] = steps
+    result = []
+    for curve in curve_list:
+        table = by_run.get((curve.method, curve.task), {})
+        if all(int(s) in table for s in curve.steps):
+            x = np.array([table[int(s)] for s in curve.steps], dtype=np.float64)
+            result.append(curve._replace(steps=x))
+    return result
+
+
 def last_points(curve_list: Sequence[Curve]) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(method, task) -> (IQM, low, high) at each curve's last evaluation point."""
     return {

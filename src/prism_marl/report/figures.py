@@ -40,9 +40,14 @@ def _grid(count: int, width: float = 4.6, height: float = 3.4):
 
 
 def plot_curves(
-    curve_list: Sequence[Curve], path: str | Path, *, ylabel: str, title: str = ""
+    curve_list: Sequence[Curve],
+    path: str | Path,
+    *,
+    ylabel: str,
+    title: str = "",
+    xlabel: str = "environment steps per seed",
 ) -> None:
-    """One panel per task: each method's IQM over seeds against environment steps per seed.
+    """One panel per task: each method's IQM over seeds against its curves' x (``steps``).
 
     Shaded: the 95% bootstrap band. Runs that did not finish are dashed and end at their last
     evaluation point.
@@ -63,7 +68,7 @@ def plot_curves(
             axis.plot(curve.steps, curve.iqm, style, marker="o", ms=2.5, color=color, label=label)
             axis.fill_between(curve.steps, curve.low, curve.high, color=color, alpha=0.15)
         axis.set_title(task, fontsize=9)
-        axis.set_xlabel("environment steps per seed")
+        axis.set_xlabel(xlabel)
         axis.xaxis.set_major_formatter(EngFormatter())  # 300k, not 300000 run together
         axis.set_ylabel(ylabel)
         axis.grid(True, alpha=0.3)

@@ -104,6 +104,22 @@ BAD = [
     ({"seeds = 2": "seeds = 0"}, "num-seeds: must be >= 1"),
     ({'name = "tiny"': 'name = "tiny"\nfigures = 2'}, "file.figures: unknown key; valid: name"),
     ({"[scales.quick]": "[scales.fast]"}, "scales.fast: unknown key; valid: quick, full"),
+    (
+        {"seeds = 2": "seeds = 2\nbackbone_tasks = { qmix = [] }"},
+        "scales.quick.backbone_tasks.qmix: unknown key; valid: mappo",
+    ),
+    (
+        {"seeds = 2": 'seeds = 2\nbackbone_tasks = { mappo = ["smax:smacv2_5_units"] }'},
+        "scales.quick.backbone_tasks.mappo: unknown name 'smax:smacv2_5_units'",
+    ),
+    (
+        {"seeds = 2": "seeds = 2\nbackbone_steps = { mappo = { atari = 5 } }"},
+        "scales.quick.backbone_steps.mappo.atari: unknown key; valid: lbf",
+    ),
+    (
+        {"seeds = 2": "seeds = 2\nbackbone_method_fields = { mappo = { nops = {} } }"},
+        "scales.quick.backbone_method_fields.mappo.nops: unknown key; valid: fups, prism",
+    ),
 ]
 
 
@@ -115,6 +131,34 @@ def test_bad_input_names_the_file_the_key_and_the_valid_values(tmp_path, replace
     text = str(caught.value)
     assert text.startswith(f"{path}: ") and message in text, text
     assert "\n" not in text
+
+
+def test_backbone_tasks_and_steps_override_the_scale(tmp_path):
+    path = tiny_experiment(
+        tmp_path / "subset.toml",
+        **{
+            "[scales.quick]\nseeds = 2": "[scales.quick]\nseeds = 2\n"
+            "backbone_steps = { mappo = { lbf = 32 } }\nbackbone_tasks = { mappo = [] }",
+        },
+    )
+    assert load_experiment(path).runs("quick") == []
+    path = tiny_experiment(
+        tmp_path / "steps.toml",
+        **{
+            "[scales.quick]\nseeds = 2": "[scales.quick]\nseeds = 2\n"
+            "backbone_steps = { mappo = { lbf = 32 } }"
+        },
+    )
+    assert {r.config.total_steps for r in load_experiment(path).runs("quick")} == {32}
+    path = tiny_experiment(
+        tmp_path / "fields.toml",
+        **{
+            "[scales.quick]\nseeds = 2": "[scales.quick]\nseeds = 2\n"
+            "backbone_method_fields = { mappo = { prism = { lambda_div = 0.5 } } }"
+        },
+    )
+    prism = [r for r in load_experiment(path).runs("quick") if r.method == "prism"]
+    assert prism[0].config.sharing.lambda_div == 0.5
 
 
 def test_not_toml_is_one_line(tmp_path):
@@ -144,7 +188,9 @@ def test_bundled_experiments_expand_at_the_quick_scale(path):
             "kaleidoscope",
             "prism",
         }
-    full = experiment.scales["full"]
-    assert full["seeds"] == 5
-    assert all(full["steps"][f] == {"lbf": 2_000_000}.get(f, 10_000_000) for f in full["steps"])
+    if experiment.name.startswith(("figure", "ablations")):  # the paper's protocol
+        full = experiment.scales["full"]
+        assert full["seeds"] == 5
+        budgets = full["steps"]
+        assert all(budgets[f] == {"lbf": 2_000_000}.get(f, 10_000_000) for f in budgets)
     assert len({r.run_id for r in quick}) == len(quick)

@@ -29,6 +29,9 @@ per environment family) and, per scale (``quick``, ``full``), seeds and budgets:
     methods = ["prism", "fups"]
     run = { eval_episodes = 32 }             # optional RunConfig fields
     method_fields = { seps = { pretrain_steps = 50_000 } }  # optional, per method name
+    backbone_tasks = { qmix = ["smax:smacv2_5_units"] }      # optional: a backbone's subset
+    backbone_steps = { matd3 = { mabrax = 100_000 } }        # optional: a backbone's budgets
+    backbone_method_fields = { matd3 = { seps = { pretrain_steps = 5_000 } } }  # over those
 
 Every run gets one RunConfig built through ``presets.build_run_config``, the path
 ``prism-marl train`` takes, so an entry means what the same flags mean. Everything (keys,
@@ -65,6 +68,9 @@ SCALE_KEYS = (
     "methods",
     "run",
     "method_fields",
+    "backbone_tasks",
+    "backbone_steps",
+    "backbone_method_fields",
 )
 BUDGETS = ("full", "half")
 
@@ -171,11 +177,11 @@ class Experiment:
         methods = [m for m in self.methods if m["name"] in table.get("methods", [m["name"]])]
         planned = []
         for backbone in backbones:
-            for task in tasks:
+            for task in table.get("backbone_tasks", {}).get(backbone["name"], tasks):
                 family = task.split(":", 1)[0]
                 if family not in backbone["presets"]:
                     continue
-                if family not in table["steps"]:
+                if family not in _budgets(table, backbone["name"]):
                     raise check.fail(
                         f"scales.{scale}.steps", f"no budget for family {family!r} ({task})"
                     )
@@ -191,7 +197,7 @@ class Experiment:
     def _run(self, check, scale, backbone, task, method, budget) -> PlannedRun:
         table = self.scales[scale]
         family = task.split(":", 1)[0]
-        steps = int(table["steps"][family])
+        steps = int(_budgets(table, backbone["name"])[family])
         evaluations = int(table.get("evaluations", 10))
         run_fields = {
             "num_seeds": int(table["seeds"]),
@@ -207,6 +213,9 @@ class Experiment:
                 sharing_fields={
                     **method.get("fields", {}),
                     **table.get("method_fields", {}).get(method["name"], {}),
+                    **table.get("backbone_method_fields", {})
+                    .get(backbone["name"], {})
+                    .get(method["name"], {}),
                 },
                 algo=backbone["algo"],
                 preset=backbone["presets"][family],
@@ -235,6 +244,11 @@ class Experiment:
             budget=budget,
             width=width,
         )
+
+
+def _budgets(table: dict[str, Any], backbone: str) -> dict[str, Any]:
+    """Environment steps per family for ``backbone`` at a scale: ``steps`` and its overrides."""
+    return {**table["steps"], **table.get("backbone_steps", {}).get(backbone, {})}
 
 
 def hidden_width(config: RunConfig) -> int:
@@ -350,6 +364,18 @@ def load_experiment(path: str | Path) -> Experiment:
         method_names = [m["name"] for m in methods]
         check.names(table.get("methods", []), method_names, f"{where}.methods")
         check.names(list(table.get("method_fields", {})), method_names, f"{where}.method_fields")
+        backbone_names = tuple(b["name"] for b in backbones)
+        scale_tasks = table.get("tasks", data["tasks"])
+        check.keys(table.get("backbone_tasks", {}), backbone_names, f"{where}.backbone_tasks")
+        for name, subset in table.get("backbone_tasks", {}).items():
+            check.names(subset, scale_tasks, f"{where}.backbone_tasks.{name}")
+        check.keys(table.get("backbone_steps", {}), backbone_names, f"{where}.backbone_steps")
+        for name, family_steps in table.get("backbone_steps", {}).items():
+            check.keys(family_steps, ENV_FAMILIES, f"{where}.backbone_steps.{name}")
+        fields = table.get("backbone_method_fields", {})
+        check.keys(fields, backbone_names, f"{where}.backbone_method_fields")
+        for name, per_method in fields.items():
+            check.keys(per_method, tuple(method_names), f"{where}.backbone_method_fields.{name}")
     experiment = Experiment(
         path=str(path),
         name=str(data["name"]),

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prism_marl.sharing import Kaleidoscope
 from prism_marl.sharing.kaleidoscope import soft_threshold
 
 
@@ -41,3 +42,21 @@ def test_soft_threshold_kernel_gradient_by_hand():
     # |W[0, 0]| = 0.9 beats σ = 0.05 and 0.5 (masks 0, 2), not σ(9) ≈ 1; |W[0, 1]| = 0.1
     # beats σ(-9) ≈ 1.2e-4 only (mask 2).
     np.testing.assert_allclose(grad, [[101.0, 100.0]], rtol=1e-6)
+
+
+def test_diversity_term_moves_thresholds_only():
+    """Kaleidoscope's diversity term: no gradient reaches the shared kernel (|W| detached)."""
+    strategy = Kaleidoscope()
+    layer = strategy.dense(4, 3, depth=1, name="layer")
+    variables = layer.init(jax.random.key(0), jnp.ones((3, 5)), jnp.arange(3))
+    params = dict(variables["params"])
+    # Masks that differ: mask 0 prunes every weight, the others almost nothing.
+    params["thresholds"] = params["thresholds"].at[0].set(9.0)
+
+    def diversity(p):
+        return strategy.diversity({**variables, "params": p})["diversity"]
+
+    assert float(diversity(params)) > 0
+    grads = jax.grad(diversity)(params)
+    np.testing.assert_array_equal(grads["kernel"], 0.0)
+    assert float(jnp.sum(jnp.abs(grads["thresholds"]))) > 0

@@ -98,8 +98,13 @@ def threshold_init(scale: float, offset: float) -> Initializer:
 
 
 def pairwise_masked_distance(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
-    """Σ_{m≠m'} ‖B_m ⊙ |W| − B_m' ⊙ |W|‖₁ for one layer (scalar)."""
-    masked = keep_masks(kernel, thresholds) * jnp.abs(kernel)
+    """Σ_{m≠m'} ‖B_m ⊙ |W| − B_m' ⊙ |W|‖₁ for one layer (scalar), |W| stopped.
+
+    Only the thresholds get this term's gradient, as in the original (``_get_weighted_masks``
+    detaches the weight): with |W| differentiated, the adaptive coefficient, which grows as the
+    distance falls, would push the shared kernel without bound.
+    """
+    masked = keep_masks(kernel, thresholds) * jax.lax.stop_gradient(jnp.abs(kernel))
     return jnp.sum(jnp.abs(masked[:, None] - masked[None, :]))
 
 

@@ -10,7 +10,7 @@ import pytest
 from prism_marl.algos.ppo import PPO
 from prism_marl.config import EnvConfig
 from prism_marl.run import build_algorithm
-from prism_marl.sharing import FuPS, NoPS
+from prism_marl.sharing import FuPS, Kaleidoscope, NoPS
 from tests.conftest import tiny_config
 
 # Episodes of 10 steps in a 24-step rollout: every env ends two episodes inside the rollout.
@@ -113,3 +113,18 @@ def test_which_updates_lay_minibatches_out_agents_first(tmp_path, algo, changes,
     else:
         config = dataclasses.replace(config, **changes)
     assert build_algorithm(config).agents_first_batches is expected
+
+
+def test_kaleidoscope_coefficient_tracks_the_actor_loss_only(tmp_path):
+    """Kaleidoscope's c tracks policy and entropy terms, never the critic's value loss."""
+    config = dataclasses.replace(tiny_config(tmp_path), sharing=Kaleidoscope())
+    algo = build_algorithm(config)
+    state = algo.init(jax.random.key(0))
+    after, metrics = jax.jit(algo.update)(state)
+    steps = int(after.aux_state.num_updates)
+    assert steps == algo.config.num_epochs * algo.config.num_minibatches
+    tracked = float(np.mean(np.asarray(after.aux_state.rl_losses)[:steps]))
+    actor = float(metrics["loss/policy"] - algo.config.entropy_coef * metrics["loss/entropy"])
+    value = float(algo.config.value_coef * metrics["loss/value"])
+    assert value > 1e-4  # 100 times the tolerance below: it would show if it were tracked
+    assert tracked == pytest.approx(actor, rel=1e-4, abs=1e-6)

@@ -115,6 +115,9 @@ class LossParts(NamedTuple):
     rl_loss: jax.Array
     aux: AuxOutput
     metrics: dict[str, jax.Array]
+    tracked_loss: jax.Array
+    """The loss the strategy's auxiliary state tracks: the actor's own loss (Kaleidoscope's
+    adaptive coefficient), which leaves out a separate critic's value loss."""
 
 
 def regularised(
@@ -123,14 +126,17 @@ def regularised(
     aux_state: Any,
     rl_loss: jax.Array,
     metrics: dict[str, jax.Array],
+    tracked_loss: jax.Array | None = None,
 ) -> tuple[jax.Array, LossParts]:
     """L = L_RL + L_aux(θ), and its parts for ``descend``.
 
     L_aux is the strategy's weighted auxiliary loss on the layers found in ``variables``
-    (method.md §2).
+    (method.md §2). ``tracked_loss`` is the part of L_RL that belongs to the network the
+    strategy regularises (PPO: policy and entropy terms); None when that is all of L_RL.
     """
     aux = strategy.aux_loss(variables, aux_state)
-    return rl_loss + aux.loss, LossParts(rl_loss, aux, metrics)
+    tracked = rl_loss if tracked_loss is None else tracked_loss
+    return rl_loss + aux.loss, LossParts(rl_loss, aux, metrics, tracked)
 
 
 class Descent(NamedTuple):
@@ -153,7 +159,7 @@ def descend(
 ) -> Descent:
     """One optimizer step on ∇_params ``loss(params, *args)``; the auxiliary state advances.
 
-    The strategy's auxiliary state advances with the step's RL and auxiliary losses. The
+    The strategy's auxiliary state advances with the step's tracked and auxiliary losses. The
     metrics are the loss's own plus ``loss/aux``, the auxiliary metrics, the global norms of
     the RL and auxiliary gradients before any clipping (``grad/rl_norm``, ``grad/aux_norm``)
     and the strategy's weight diagnostics after the step.
@@ -165,7 +171,7 @@ def descend(
     rl_grads = jax.tree_util.tree_map(jnp.subtract, grads, aux_grads)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    aux_state = strategy.update_aux_state(aux_state, parts.rl_loss, parts.aux)
+    aux_state = strategy.update_aux_state(aux_state, parts.tracked_loss, parts.aux)
     metrics = {
         **parts.metrics,
         "loss/aux": parts.aux.loss,

@@ -420,7 +420,10 @@ class PPO:
             "loss/clip_fraction": clip_fraction,
             "policy/output_spread": output_spread(output, batch.action_mask, spec.action_kind),
         }
-        return regularised(self.strategy, full, aux_state, rl_loss, metrics)
+        # The strategy's coefficient tracks the actor's loss: the critic's value loss (about
+        # 100 on MaBrax) would inflate Kaleidoscope's c, whose original sees the actor only.
+        actor_loss = policy_loss - cfg.entropy_coef * entropy_mean
+        return regularised(self.strategy, full, aux_state, rl_loss, metrics, actor_loss)
 
     def update(self, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         """One PPO update: rollout, GAE, epochs of minibatch steps, strategy maintenance."""

@@ -1,11 +1,16 @@
 """Kaleidoscope's masked kernels (sharing/kaleidoscope.py) against their plain formulas."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from prism_marl.resources import NetworkShape, build_network, example_inputs
 from prism_marl.sharing import Kaleidoscope
-from prism_marl.sharing.kaleidoscope import soft_threshold
+from prism_marl.sharing.base import map_layers, named_layers
+from prism_marl.sharing.kaleidoscope import keep_masks, soft_threshold, threshold_unit
 
 
 def plain_soft_threshold(kernel, thresholds):
@@ -60,3 +65,86 @@ def test_diversity_term_moves_thresholds_only():
     grads = jax.grad(diversity)(params)
     np.testing.assert_array_equal(grads["kernel"], 0.0)
     assert float(jnp.sum(jnp.abs(grads["thresholds"]))) > 0
+
+
+# A recurrent categorical policy as MAPPO trains it: dense_0 -> GRU -> orthogonal(0.01) head.
+SHAPE = NetworkShape(input_size=20, hidden_sizes=(64, 64), output_size=6, recurrent=True)
+AGENTS = 3
+
+
+@functools.cache
+def policy_variables(**fields):
+    strategy = Kaleidoscope(**fields)
+    network = build_network(strategy, SHAPE, AGENTS)
+    inputs = example_inputs(SHAPE, AGENTS)
+    return strategy, network.init(jax.random.key(0), *inputs)
+
+
+def pruned_fraction(variables, name, strategy):
+    layer = dict(named_layers(variables["params"], frozenset({"kernel", "thresholds"})))[name]
+    own = {"params": layer, "buffers": strategy_buffers(variables, name)}
+    kernel = np.asarray(layer["kernel"])
+    gate = np.asarray(keep_masks(kernel, layer["thresholds"], layer_unit(strategy, own, kernel)))
+    return 1.0 - gate.mean()
+
+
+def strategy_buffers(variables, name):
+    node = variables["buffers"]
+    for key in name.split("/"):
+        node = node[key]
+    return node
+
+
+def layer_unit(strategy, own, kernel):
+    if not strategy.relative_thresholds:
+        return 1.0
+    return threshold_unit(own["buffers"]["init_std"], kernel.shape[0])
+
+
+def test_gru_kernels_are_not_masked():
+    """The original's GRU is a plain nn.GRUCell: no thresholds on its input or recurrent kernels."""
+    _, variables = policy_variables()
+    masked = [p for p, _ in named_layers(variables["params"], frozenset({"thresholds"}))]
+    assert masked == ["head/logits", "torso/dense_0"]
+    assert "kernel" in variables["params"]["torso"]["input_kernels"]
+
+
+def test_relative_thresholds_prune_the_small_head_as_little_as_the_original():
+    """At init the orthogonal(0.01) head loses 1–2% of its weights, not 40–50%."""
+    strategy, variables = policy_variables()
+    assert pruned_fraction(variables, "head/logits", strategy) < 0.03
+    assert pruned_fraction(variables, "torso/dense_0", strategy) < 0.03
+    absolute, old = policy_variables(relative_thresholds=False)
+    assert pruned_fraction(old, "head/logits", absolute) > 0.3
+
+
+def test_threshold_unit_is_one_for_pytorchs_default_layer():
+    """κ = 1 when the layer starts as the original's do, U(±1/√D)."""
+    fan_in = 64
+    kernel = jax.random.uniform(jax.random.key(1), (fan_in, 4096), minval=-1.0, maxval=1.0)
+    kernel = kernel / np.sqrt(fan_in)
+    assert float(threshold_unit(jnp.std(kernel), fan_in)) == pytest.approx(1.0, abs=0.01)
+
+
+def everything_pruned(variables):
+    def prune(layer, index):
+        del index
+        return {**layer, "thresholds": jnp.full_like(layer["thresholds"], 20.0)}
+
+    params = map_layers(variables["params"], frozenset({"kernel", "thresholds"}), prune)
+    return {**variables, "params": params}
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_reset_draws_at_the_layers_own_scale_and_spares_the_first_layer(first):
+    strategy, variables = policy_variables(reset_ratio=1.0, reset_first_layer=first)
+    variables = everything_pruned(variables)
+    after = strategy.maintain(variables, jax.random.key(5), 999_999, 1_000_001, 10_000_000)
+    before_params, after_params = variables["params"], after["params"]
+    head, fresh = before_params["head"]["logits"], after_params["head"]["logits"]
+    assert bool(jnp.all(fresh["kernel"] != head["kernel"]))
+    # orthogonal(0.01) on [64, 6]: entries of std 0.01/8, where lecun_normal gives 1/8.
+    assert float(jnp.std(fresh["kernel"])) == pytest.approx(0.01 / 8, rel=0.1)
+    first_layer = before_params["torso"]["dense_0"]["kernel"]
+    changed = bool(jnp.any(after_params["torso"]["dense_0"]["kernel"] != first_layer))
+    assert changed == first

@@ -297,7 +297,7 @@ def test_kaleidoscope_adaptive_coefficient():
 
 
 def test_kaleidoscope_reset_changes_only_positions_every_mask_prunes():
-    strategy = Kaleidoscope(reset_interval=10, reset_ratio=1.0)
+    strategy = Kaleidoscope(reset_interval=10, reset_ratio=1.0, reset_first_layer=True)
     _, variables = init(strategy)
     params = dict(variables["params"])
     thresholds = np.full((N, D, O), -8.0, np.float32)

@@ -114,7 +114,7 @@ class GRUTorso(nn.Module):
         )
         # One product over all T steps: per-agent kernels (Prism's W_i = U diag(s ⊙ m_i) Vᵀ,
         # NoPS's stacks) are then built once per unroll instead of once per step.
-        from_input = self.strategy.dense(
+        from_input = self.strategy.recurrent_input_dense(
             3 * self.hidden_size, self.num_agents, depth=1, name="input_kernels"
         )(embedded, agent_ids)
         hiddens = _Unroll(self.strategy, self.num_agents, self.hidden_size, name="gru")(

@@ -293,6 +293,22 @@ class SharingStrategy:
             features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
         )
 
+    def recurrent_input_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        depth: int,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """The GRU's fused input projection W_i x + b_i, [..., D] -> [..., 3H].
+
+        By default this strategy's hidden layer (``dense``); strategies whose original leaves
+        the GRU alone (Kaleidoscope, SNP) return a plain ``SharedDense``.
+        """
+        return self.dense(features, num_agents, depth=depth, kernel_init=kernel_init, name=name)
+
     def aux_loss(self, variables: Variables, aux_state: Any) -> AuxOutput:
         """The weighted auxiliary loss to add to the RL loss, and metrics; zero by default."""
         del variables, aux_state

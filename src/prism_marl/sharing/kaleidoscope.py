@@ -1,7 +1,10 @@
 """Kaleidoscope: learnable per-weight masks on shared parameters (Li, Pan & Zhang, NeurIPS 2024).
 
-Mask m of a layer keeps thresholds S_m [D, O]; its weight is W_m = sign(W) ⊙ relu(|W| − σ(S_m))
-and its binary mask B_m = 1[|W| − σ(S_m) > 0] (straight-through, backward tanh(upstream)).
+Mask m of a layer keeps thresholds S_m [D, O]; its weight is W_m = sign(W) ⊙ relu(|W| − κ·σ(S_m))
+and its binary mask B_m = 1[|W| − κ·σ(S_m) > 0] (straight-through, backward tanh(upstream)).
+κ is 1 in the original. Here it is the layer's initial scale relative to the original's
+PyTorch default (``threshold_unit``), so that a threshold prunes the same share of a layer's
+initial weights whatever its initialiser (docs/decisions/0035).
 Agents map to masks through a static table (one mask per agent by default).
 Axis glossary: M masks, D input features, O output features.
 """
@@ -12,19 +15,20 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
     AgentLayer,
     AuxOutput,
     Initializer,
+    SharedDense,
     SharingStrategy,
     Variables,
-    find_layers,
     map_layers,
+    named_layers,
 )
 from prism_marl.sharing.grouped import apply_group_kernels, sum_as_product
 
@@ -49,43 +53,63 @@ def _binary_mask_bwd(residual: None, upstream: jax.Array) -> tuple[jax.Array]:
 binary_mask.defvjp(_binary_mask_fwd, _binary_mask_bwd)
 
 
-@jax.custom_vjp
-def soft_threshold(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
-    """W_m = sign(W) ⊙ relu(|W| − σ(S_m)); kernel [D, O], thresholds [M, D, O] -> [M, D, O].
+def soft_threshold(
+    kernel: jax.Array, thresholds: jax.Array, unit: jax.Array | float = 1.0
+) -> jax.Array:
+    """W_m = sign(W) ⊙ relu(|W| − κ·σ(S_m)); kernel [D, O], thresholds [M, D, O] -> [M, D, O].
 
-    Backward, with A_m = 1[|W| > σ(S_m)] (where W_m ≠ 0): ∂L/∂W = Σ_m A_m ⊙ G_m and
-    ∂L/∂S_m = −A_m ⊙ sign(W) ⊙ G_m ⊙ σ'(S_m), as autodiff gives them, except that the sum
-    over masks runs as a product (``grouped.sum_as_product``), not XLA:CPU's slow reduce.
+    κ = ``unit`` (a scalar, not differentiated). Backward, with A_m = 1[|W| > κ·σ(S_m)]
+    (where W_m ≠ 0): ∂L/∂W = Σ_m A_m ⊙ G_m and ∂L/∂S_m = −A_m ⊙ sign(W) ⊙ G_m ⊙ κ·σ'(S_m), as
+    autodiff gives them, except that the sum over masks runs as a product
+    (``grouped.sum_as_product``), not XLA:CPU's slow reduce.
     """
-    return _soft_threshold(kernel, thresholds)
+    return _masked_kernels(kernel, thresholds, jnp.asarray(unit, kernel.dtype))
 
 
-def _soft_threshold(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
-    return jnp.sign(kernel) * jax.nn.relu(jnp.abs(kernel) - jax.nn.sigmoid(thresholds))
+def _soft_threshold(kernel: jax.Array, thresholds: jax.Array, unit: jax.Array) -> jax.Array:
+    gate = unit * jax.nn.sigmoid(thresholds)
+    return jnp.sign(kernel) * jax.nn.relu(jnp.abs(kernel) - gate)
+
+
+_masked_kernels = jax.custom_vjp(_soft_threshold)
 
 
 def _soft_threshold_forward(
-    kernel: jax.Array, thresholds: jax.Array
-) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    return _soft_threshold(kernel, thresholds), (kernel, thresholds)
+    kernel: jax.Array, thresholds: jax.Array, unit: jax.Array
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    return _soft_threshold(kernel, thresholds, unit), (kernel, thresholds, unit)
 
 
 def _soft_threshold_backward(
-    residuals: tuple[jax.Array, jax.Array], grad: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    kernel, thresholds = residuals
-    gate = jax.nn.sigmoid(thresholds)
-    kept = jnp.where(jnp.abs(kernel) > gate, grad, 0.0)  # [M, D, O]
+    residuals: tuple[jax.Array, jax.Array, jax.Array], grad: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    kernel, thresholds, unit = residuals
+    sigmoid = jax.nn.sigmoid(thresholds)
+    kept = jnp.where(jnp.abs(kernel) > unit * sigmoid, grad, 0.0)  # [M, D, O]
     kernel_grad = sum_as_product(kept.reshape(1, kept.shape[0], -1)).reshape(kernel.shape)
-    return kernel_grad, -kept * jnp.sign(kernel) * gate * (1.0 - gate)
+    threshold_grad = -kept * jnp.sign(kernel) * unit * sigmoid * (1.0 - sigmoid)
+    # κ is a fixed buffer: its cotangent is never read.
+    return kernel_grad, threshold_grad, jnp.zeros_like(unit)
 
 
-soft_threshold.defvjp(_soft_threshold_forward, _soft_threshold_backward)
+_masked_kernels.defvjp(_soft_threshold_forward, _soft_threshold_backward)
 
 
-def keep_masks(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
-    """B_m = 1[|W| − σ(S_m) > 0] with |W| stopped; [M, D, O]."""
-    return binary_mask(jax.lax.stop_gradient(jnp.abs(kernel)) - jax.nn.sigmoid(thresholds))
+def keep_masks(
+    kernel: jax.Array, thresholds: jax.Array, unit: jax.Array | float = 1.0
+) -> jax.Array:
+    """B_m = 1[|W| − κ·σ(S_m) > 0] with |W| stopped; [M, D, O]."""
+    gate = unit * jax.nn.sigmoid(thresholds)
+    return binary_mask(jax.lax.stop_gradient(jnp.abs(kernel)) - gate)
+
+
+def threshold_unit(init_std: jax.Array, fan_in: int) -> jax.Array:
+    """κ = the layer's initial weight scale over the original's, std(W₀) · √(3·D).
+
+    The original's layers start from PyTorch's default U(±1/√D) (std 1/√(3D)), against which
+    its threshold initialisation prunes 1–2% of the weights; κ = 1 for such a layer.
+    """
+    return init_std * jnp.sqrt(3.0 * fan_in)
 
 
 def threshold_init(scale: float, offset: float) -> Initializer:
@@ -97,14 +121,16 @@ def threshold_init(scale: float, offset: float) -> Initializer:
     return init
 
 
-def pairwise_masked_distance(kernel: jax.Array, thresholds: jax.Array) -> jax.Array:
+def pairwise_masked_distance(
+    kernel: jax.Array, thresholds: jax.Array, unit: jax.Array | float = 1.0
+) -> jax.Array:
     """Σ_{m≠m'} ‖B_m ⊙ |W| − B_m' ⊙ |W|‖₁ for one layer (scalar), |W| stopped.
 
     Only the thresholds get this term's gradient, as in the original (``_get_weighted_masks``
     detaches the weight): with |W| differentiated, the adaptive coefficient, which grows as the
     distance falls, would push the shared kernel without bound.
     """
-    masked = keep_masks(kernel, thresholds) * jax.lax.stop_gradient(jnp.abs(kernel))
+    masked = keep_masks(kernel, thresholds, unit) * jax.lax.stop_gradient(jnp.abs(kernel))
     return jnp.sum(jnp.abs(masked[:, None] - masked[None, :]))
 
 
@@ -112,13 +138,23 @@ class MaskedDense(AgentLayer):
     """Shared dense layer with learnable per-weight thresholds per mask.
 
     Parameters: kernel [D, O], bias [O] (shared, unmasked), thresholds [M, D, O].
-    Buffers: diversity_weight, λ = base^depth (the depth weighting of the diversity loss).
+    Buffers: diversity_weight, λ = base^depth (the depth weighting of the diversity loss);
+    init_std, the standard deviation of the kernel drawn at initialisation (the scale of
+    reset weights and, with ``relative_thresholds``, of the thresholds); depth.
     """
 
     mask_of_agent: tuple[int, ...] = ()
     threshold_scale: float = 5.0
     threshold_offset: float = 5.0
     diversity_base: float = 2.0
+    relative_thresholds: bool = False
+    """Thresholds κ·σ(S) with κ from ``threshold_unit``; False: σ(S) as in the original."""
+
+    def unit(self, init_std: jax.Array, fan_in: int) -> jax.Array:
+        """κ of this layer (1 unless ``relative_thresholds``)."""
+        if not self.relative_thresholds:
+            return jnp.ones((), init_std.dtype)
+        return threshold_unit(init_std, fan_in)
 
     @property
     def num_masks(self) -> int:
@@ -139,15 +175,37 @@ class MaskedDense(AgentLayer):
             "diversity_weight",
             lambda: jnp.asarray(self.diversity_base**self.depth, jnp.float32),
         )
-        masked = soft_threshold(kernel, thresholds)
+        # Read at initialisation only: the scale of the layer's own initialiser, kept fixed.
+        init_std = self.variable("buffers", "init_std", lambda: jnp.std(kernel)).value
+        self.variable("buffers", "depth", lambda: jnp.asarray(self.depth, jnp.int32))
+        masked = soft_threshold(kernel, thresholds, self.unit(init_std, x.shape[-1]))
         return apply_group_kernels(x, masked, ids, self.mask_of_agent) + bias
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         params = variables["params"]
         mask = self.mask_of_agent[agent]
-        return soft_threshold(params["kernel"], params["thresholds"][mask : mask + 1])[0], params[
-            "bias"
-        ]
+        kernel = params["kernel"]
+        unit = self.unit(variables["buffers"]["init_std"], kernel.shape[0])
+        masked = soft_threshold(kernel, params["thresholds"][mask : mask + 1], unit)
+        return masked[0], params["bias"]
+
+
+class _Layer(NamedTuple):
+    """One masked layer's parameters and the buffers that go with them."""
+
+    kernel: jax.Array
+    thresholds: jax.Array
+    weight: jax.Array  # λ = base^depth
+    unit: jax.Array  # κ
+    init_std: jax.Array
+    depth: jax.Array
+
+
+def _buffer_at(buffers: Any, path: str) -> Mapping[str, Any]:
+    node = buffers
+    for key in path.split("/") if path else []:
+        node = node.get(key, {}) if isinstance(node, Mapping) else {}
+    return node if isinstance(node, Mapping) else {}
 
 
 class KaleidoscopeAuxState(NamedTuple):
@@ -181,6 +239,13 @@ class Kaleidoscope(SharingStrategy):
     """ρ: probability that a position every mask prunes is reset (0.2 SMACv2, 0.5 MaMuJoCo)."""
     num_masks: int | None = None
     """M; None gives one mask per agent."""
+    relative_thresholds: bool = True
+    """Scale thresholds by each layer's initial weight scale (``kaleidoscope.threshold_unit``),
+    so that orthogonal(0.01) policy heads are pruned at init as little as the original's
+    PyTorch-default layers (1–2%); False: the original's absolute σ(S) (decision 0035)."""
+    reset_first_layer: bool = False
+    """Whether resets reach the network's first layer: not in the SMACv2 original
+    (``reset_layers = [fc2, fc3, fc4]``), yes in the MaMuJoCo one (all three layers)."""
     mask_of_agent: tuple[int, ...] | None = None
     """Agent -> mask table (e.g. one mask per unit type); None: agent i uses mask i mod M."""
 
@@ -224,31 +289,67 @@ class Kaleidoscope(SharingStrategy):
             "threshold_scale": self.threshold_init_scale,
             "threshold_offset": self.threshold_init_offset,
             "diversity_base": self.diversity_base,
+            "relative_thresholds": self.relative_thresholds,
         }
+
+    def recurrent_input_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        depth: int,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """One plain shared layer: the original never masks its GRU (``nn.GRUCell``)."""
+        del depth
+        return SharedDense(
+            features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
+        )
+
+    def _layers(self, variables: Variables) -> list[_Layer]:
+        """Every masked layer with its buffers (defaults where a tree has none)."""
+        buffers = variables.get("buffers", {})
+        layers = []
+        for path, layer in named_layers(variables["params"], _LAYER_KEYS):
+            own = _buffer_at(buffers, path)
+            kernel = layer["kernel"]
+            init_std = jnp.asarray(own.get("init_std", jnp.std(kernel)))
+            unit = (
+                threshold_unit(init_std, kernel.shape[0])
+                if self.relative_thresholds and "init_std" in own
+                else jnp.ones(())
+            )
+            layers.append(
+                _Layer(
+                    kernel,
+                    layer["thresholds"],
+                    jnp.asarray(own.get("diversity_weight", 1.0)),
+                    unit,
+                    init_std,
+                    jnp.asarray(own.get("depth", 1)),
+                )
+            )
+        return layers
 
     def diversity(self, variables: Variables) -> dict[str, jax.Array]:
         """Raw diversity D ≥ 0 (L_div = −D), sparsity and mean pairwise mask distance.
 
         D = Σ_l λ_l Σ_{m≠m'} ‖B_{m,l}⊙|W_l| − B_{m',l}⊙|W_l|‖₁ / (M(M−1) · Σ_l D_l·O_l).
         """
-        layers = find_layers(variables["params"], _LAYER_KEYS)
-        weights = [
-            w["diversity_weight"]
-            for w in find_layers(variables.get("buffers", {}), frozenset({"diversity_weight"}))
-        ]
+        layers = self._layers(variables)
         if not layers:
             zero = jnp.zeros(())
             return {"diversity": zero, "sparsity": zero, "mask_distance": zero}
-        total_size = sum(layer["kernel"].size for layer in layers)
-        num_masks = layers[0]["thresholds"].shape[0]
+        total_size = sum(layer.kernel.size for layer in layers)
+        num_masks = layers[0].thresholds.shape[0]
         pairs = max(num_masks * (num_masks - 1), 1)
-        if len(weights) != len(layers):
-            weights = [jnp.ones(())] * len(layers)
         weighted = sum(
-            w * pairwise_masked_distance(layer["kernel"], layer["thresholds"])
-            for w, layer in zip(weights, layers, strict=True)
+            la.weight * pairwise_masked_distance(la.kernel, la.thresholds, la.unit) for la in layers
         )
-        keeps = [jax.lax.stop_gradient(keep_masks(la["kernel"], la["thresholds"])) for la in layers]
+        keeps = [
+            jax.lax.stop_gradient(keep_masks(la.kernel, la.thresholds, la.unit)) for la in layers
+        ]
         sparsity = 1.0 - sum(jnp.sum(k) for k in keeps) / (num_masks * total_size)
         disagreement = sum(jnp.sum(jnp.abs(k[:, None] - k[None])) for k in keeps)
         return {
@@ -313,25 +414,31 @@ class Kaleidoscope(SharingStrategy):
     ) -> Variables:
         """Periodic reset of positions every mask prunes.
 
-        Each such position gets, with probability ρ, fresh thresholds and a fresh weight
-        (lecun-normal), when a reset is due.
+        Each such position gets, with probability ρ, fresh thresholds and a fresh weight when
+        a reset is due; the first layer (depth 0) only with ``reset_first_layer``. A fresh
+        weight is drawn at the scale of the layer's own initialiser, N(0, std(W₀)²): one
+        position of an orthogonal kernel cannot be redrawn orthogonally, and the original's
+        draw (PyTorch's default, its layers' own initialiser) is likewise per position.
         """
         due = self.reset_due(step_before, step_after, total_steps)
+        layers = self._layers(variables)
 
         def reset_layer(layer: Mapping[str, Any], index: int) -> Mapping[str, Any]:
             kernel, thresholds = layer["kernel"], layer["thresholds"]
+            own = layers[index]
             choose_key, threshold_key, weight_key = jax.random.split(
                 jax.random.fold_in(key, index), 3
             )
-            pruned_by_all = jnp.all(jnp.abs(kernel) <= jax.nn.sigmoid(thresholds), axis=0)
+            gate = own.unit * jax.nn.sigmoid(thresholds)
+            pruned_by_all = jnp.all(jnp.abs(kernel) <= gate, axis=0)
             chosen = pruned_by_all & (
                 jax.random.uniform(choose_key, kernel.shape) < self.reset_ratio
             )
-            chosen = chosen & due
+            chosen = chosen & due & (self.reset_first_layer | (own.depth > 0))
             fresh_thresholds = threshold_init(
                 self.threshold_init_scale, self.threshold_init_offset
             )(threshold_key, thresholds.shape)
-            fresh_kernel = nn.initializers.lecun_normal()(weight_key, kernel.shape)
+            fresh_kernel = own.init_std * jax.random.normal(weight_key, kernel.shape, kernel.dtype)
             return {
                 **layer,
                 "kernel": jnp.where(chosen, fresh_kernel, kernel),

@@ -1,6 +1,7 @@
 """Named presets with paper-style settings per benchmark family (``--preset NAME``).
 
-A preset fills run fields and algorithm hyper-parameters; flags given explicitly win. The
+A preset fills run fields, algorithm hyper-parameters and, per strategy, the strategy fields
+its original used on that family (``"sharing": {name: fields}``); flags given explicitly win. The
 paper's exact hyper-parameters are not public; these follow the MAPPO/IPPO settings commonly
 used on each benchmark family (EPyMARL for LBF, JaxMARL for SMAX and MaBrax), and the QMIX and
 MATD3 settings of the lineage Prism is compared with (Kaleidoscope's QMIX on SMACv2, MATD3 on
@@ -16,10 +17,40 @@ from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
 from prism_marl.errors import ConfigError, require
 from prism_marl.sharing import STRATEGIES
 
+# Kaleidoscope as LXXXXR/Kaleidoscope ran it per benchmark (docs/method.md §2, decision 0035).
+# Every original feeds the one-hot agent id (SMACv2 and MPE: ``obs_agent_id: True`` in
+# config/default.yaml; MaMuJoCo: mujoco_multi.py:204-209 appends it to each observation).
+KALEIDOSCOPE_SMACV2: dict[str, Any] = {
+    # Kalei_SMACv2/src/src/config/algs/Kalei_qmix_rnn_1R3.yaml:36-43
+    "alpha": 5.0,
+    "reset_interval": 1_000_000,
+    "reset_ratio": 0.2,
+    "reset_first_layer": False,  # n_rnn_agent.py:207, reset_layers = [fc2, fc3, fc4]
+    "agent_id_input": True,
+}
+KALEIDOSCOPE_MAMUJOCO: dict[str, Any] = {
+    # Kalei_MaMuJoCo/src/tuned_configs/*-Kalei_matd3_s0.json, "Kalei": {...}
+    "alpha": 0.1,
+    "reset_interval": 1_000_000,
+    "reset_ratio": 0.5,
+    "reset_first_layer": True,  # plain_mlp.py:178, reset_layers = [fc1, fc2, fc3]
+    "agent_id_input": True,
+}
+KALEIDOSCOPE_MPE: dict[str, Any] = {
+    # LBF has no Kaleidoscope original; its nearest is MPE (small grid-like tasks, QMIX,
+    # short budgets): Kalei_MPE/src/config/algs/Kalei_qmix_rnn_1R3.yaml:35-43.
+    "alpha": 0.5,
+    "reset_interval": 200_000,
+    "reset_ratio": 0.1,
+    "reset_first_layer": False,
+    "agent_id_input": True,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "lbf": {
         "run": {"algo": "mappo", "total_steps": 2_000_000, "eval_interval": 100_000},
         "env": {"id": "lbf:8x8-2p-2f-coop"},
+        "sharing": {"kaleidoscope": KALEIDOSCOPE_MPE},
         "algo": {
             "lr": 5e-4,
             "num_envs": 32,
@@ -33,6 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smax": {
         "run": {"algo": "mappo", "total_steps": 10_000_000, "eval_interval": 250_000},
         "env": {"id": "smax:smacv2_5_units"},
+        "sharing": {"kaleidoscope": KALEIDOSCOPE_SMACV2},
         "algo": {
             "lr": 5e-4,
             "num_envs": 64,
@@ -48,6 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mabrax": {
         "run": {"algo": "mappo", "total_steps": 10_000_000, "eval_interval": 250_000},
         "env": {"id": "mabrax:hopper_3x1"},
+        "sharing": {"kaleidoscope": KALEIDOSCOPE_MAMUJOCO},
         "algo": {
             "lr": 3e-4,
             "num_envs": 64,
@@ -64,6 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "matd3-mabrax": {
         "run": {"algo": "matd3", "total_steps": 10_000_000, "eval_interval": 250_000},
         "env": {"id": "mabrax:hopper_3x1"},
+        "sharing": {"kaleidoscope": KALEIDOSCOPE_MAMUJOCO},
         "algo": {
             "actor_lr": 5e-4,
             "critic_lr": 1e-3,
@@ -79,6 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "qmix-smacv2": {
         "run": {"algo": "qmix", "total_steps": 10_000_000, "eval_interval": 250_000},
         "env": {"id": "smax:smacv2_5_units"},
+        "sharing": {"kaleidoscope": KALEIDOSCOPE_SMACV2},
         "algo": {
             "lr": 1e-3,
             "batch_size": 128,
@@ -98,6 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "qmix-lbf": {
         "run": {"algo": "qmix", "total_steps": 2_000_000, "eval_interval": 100_000},
         "env": {"id": "lbf:8x8-2p-2f-coop"},
+        "sharing": {"kaleidoscope": KALEIDOSCOPE_MPE},
         "algo": {
             "lr": 5e-4,
             "batch_size": 32,
@@ -152,8 +188,9 @@ def build_run_config(
         valid = ", ".join(f.name for f in dataclasses.fields(RunConfig) if f.init)
         raise ConfigError(f"run: unknown field(s) {unknown}; valid: {valid}")
     algo_values = {**chosen.get("algo", {}), **(algo_fields or {})}
+    sharing_values = {**chosen.get("sharing", {}).get(sharing, {}), **(sharing_fields or {})}
     return RunConfig(
-        sharing=build_dataclass(STRATEGIES[sharing], dict(sharing_fields or {})),
+        sharing=build_dataclass(STRATEGIES[sharing], sharing_values),
         env=build_dataclass(EnvConfig, {**chosen.get("env", {}), **(env_fields or {})}),
         algo_config=build_dataclass(ALGORITHMS[algo], algo_values),
         **run,

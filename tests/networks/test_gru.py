@@ -96,3 +96,58 @@ def test_static_and_traced_agent_ids_give_the_same_gradients(name):
     assert any(np.any(np.asarray(leaf) != 0.0) for leaf in jax.tree.leaves(recurrent))
     for a, b in zip(jax.tree.leaves(by_static), jax.tree.leaves(by_traced), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5)
+
+
+def test_state_mask_values_and_gradients_equal_autodiff_of_the_masked_scan(problem):
+    """h' ← m ⊙ h' every step: the hand-written backward pass applies m to g first."""
+    variables, from_input, ids, starts, hidden, weights = problem
+    mask = jax.random.bernoulli(jax.random.key(9), 0.6, (B, N, H)).astype(jnp.float32)
+    masks = jnp.broadcast_to(mask, (T, B, N, H))
+
+    def reference(variables, from_input, hidden):
+        def step(h, xs):
+            a, ids_t, start = xs
+            h = jnp.where(start[..., None], 0.0, h)
+            layer = per_agent_layer(variables, h, ids_t)
+            new, _ = gru_step(tuple(jnp.split(a, 3, -1)), layer, h)
+            return new * mask, new * mask
+
+        return jax.lax.scan(step, hidden, (from_input, ids, starts))[1]
+
+    def ours(variables, from_input, hidden):
+        return gru_unroll(per_agent_layer, variables, from_input, ids, starts, hidden, masks)
+
+    def loss(unroll):
+        return lambda *a: jnp.sum(jnp.tanh(unroll(*a)) * weights)
+
+    args = (variables, from_input, hidden)
+    out = ours(*args)
+    np.testing.assert_allclose(out, reference(*args), rtol=1e-6, atol=1e-6)
+    assert np.all(np.asarray(out)[:, mask == 0] == 0.0)
+    got = jax.grad(loss(ours), argnums=(0, 1, 2))(*args)
+    want = jax.grad(loss(reference), argnums=(0, 1, 2))(*args)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_snp_prunes_gru_units_whose_state_stays_zero():
+    """SNP's pruned GRU unit: zero state at every step; the GRU's kernels are not masked."""
+    strategy = STRATEGIES["snp"](prune_ratio=0.5)
+    torso = GRUTorso(strategy, N, input_size=4, hidden_size=H)
+    obs = jax.random.normal(jax.random.key(1), (T, B, N, 3))
+    starts = jnp.zeros((T, B), bool)
+    hidden = jnp.zeros((B, N, H))
+    for ids in (np.arange(N), jnp.broadcast_to(jnp.arange(N), (T, B, N))):
+        variables = torso.init(jax.random.key(2), hidden, obs, ids, starts)
+        buffers = variables["buffers"]
+        assert set(buffers) == {"dense_0", "state_mask"}  # input_kernels are plain shared
+        unit_mask = np.asarray(buffers["state_mask"]["neuron_mask"])  # [N, H]
+        assert 0 < unit_mask.sum() < unit_mask.size
+        last, out = torso.apply(variables, hidden, obs, ids, starts)
+        out = np.asarray(out)  # [T, B, N, H]
+        pruned = np.broadcast_to(unit_mask == 0, out.shape)
+        assert np.all(out[pruned] == 0.0)
+        # Every kept unit moves at some step (a step may be exactly 0 where relu zeroed the
+        # whole input and the state was 0).
+        assert np.all(np.abs(out).max(axis=(0, 1))[unit_mask == 1] > 0)
+        np.testing.assert_array_equal(np.asarray(last), out[-1])

@@ -6,12 +6,15 @@ Equations (Cho et al., 2014; PyTorch's gate layout), for one step with the input
 
     r = σ(a_r + c_r),  z = σ(a_z + c_z),  n = tanh(a_n + r ⊙ c_n),  h' = (1 − z) ⊙ n + z ⊙ h
 
-where h is zeroed first where an episode starts. The backward pass, from g = ∂L/∂h' (the
-step's own cotangent plus the one carried back from step t + 1):
+where h is zeroed first where an episode starts. With a state mask m (SNP's pruned units),
+h' ← m ⊙ h', so a pruned unit's state stays zero and feeds nothing. The backward pass, from
+g = ∂L/∂h' (the step's own cotangent plus the one carried back from step t + 1):
 
     ∂n = g ⊙ (1 − z),  ∂a_n = ∂n ⊙ (1 − n²),  ∂c_n = ∂a_n ⊙ r,
     ∂a_r = ∂c_r = ∂a_n ⊙ c_n ⊙ r ⊙ (1 − r),  ∂a_z = ∂c_z = g ⊙ (h − n) ⊙ z ⊙ (1 − z),
-    ∂h = g ⊙ z + layerᵀ(∂c), then zeroed where the step reset the state.
+    ∂h = g ⊙ z + layerᵀ(∂c), then zeroed where the step reset the state,
+
+with g ← m ⊙ g first under a state mask.
 
 Why not let JAX differentiate the scan (docs/decisions/0024): XLA:CPU emits the fused gate
 arithmetic of a scan step as scalar code when it slices gates out of a per-step slice of the
@@ -67,30 +70,41 @@ def _forward(
     ids: Any,
     starts: jax.Array,
     hidden: jax.Array,
+    mask: jax.Array | None,
 ) -> tuple[jax.Array, Gates]:
     """Hidden states after every step [T, B, H] and the gates of every step."""
     # Three scanned arrays, not one [T, B, 3H] sliced inside the loop (module docstring).
     parts = tuple(jnp.split(from_input, 3, axis=-1))
 
     def step(h: jax.Array, xs: Any) -> tuple[jax.Array, tuple[jax.Array, Gates]]:
-        gates_in, ids_t, start = xs
+        gates_in, ids_t, start, mask_t = xs
         h = jnp.where(start[..., None], jnp.zeros_like(h), h)
         new, gates = gru_step(gates_in, layer(variables, h, ids_t), h)
+        if mask_t is not None:
+            new = new * mask_t
         return new, (new, gates)
 
     with reused_kernels():
-        _, (hiddens, gates) = jax.lax.scan(step, hidden, (parts, ids, starts))
+        _, (hiddens, gates) = jax.lax.scan(step, hidden, (parts, ids, starts, mask))
     return hiddens, gates
 
 
 def _backward(
-    layer: RecurrentLayer, variables: Any, ids: Any, starts: jax.Array, gates: Gates, g: jax.Array
+    layer: RecurrentLayer,
+    variables: Any,
+    ids: Any,
+    starts: jax.Array,
+    mask: jax.Array | None,
+    gates: Gates,
+    g: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(∂a [T, B, 3H], ∂c [T, B, 3H], ∂h₀ [B, H]) from the cotangents g [T, B, H]."""
 
     def step(carried: jax.Array, xs: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        g_t, ids_t, start, saved = xs
+        g_t, ids_t, start, mask_t, saved = xs
         grad = carried + g_t
+        if mask_t is not None:
+            grad = grad * mask_t
         d_candidate = grad * (1.0 - saved.update) * (1.0 - saved.candidate * saved.candidate)
         d_update = grad * (saved.hidden - saved.candidate) * saved.update * (1.0 - saved.update)
         d_reset = d_candidate * saved.recurrent_n * saved.reset * (1.0 - saved.reset)
@@ -103,7 +117,7 @@ def _backward(
     with reused_kernels():
         initial = jnp.zeros_like(g[0])
         d_h0, (d_input, d_hidden) = jax.lax.scan(
-            step, initial, (g, ids, starts, gates), reverse=True
+            step, initial, (g, ids, starts, mask, gates), reverse=True
         )
     return d_input, d_hidden, d_h0
 
@@ -116,6 +130,7 @@ def gru_unroll(
     ids: Any,
     starts: jax.Array,
     hidden: jax.Array,
+    mask: jax.Array | None = None,
 ) -> jax.Array:
     """Hidden state after every step, [T, B, H].
 
@@ -128,10 +143,12 @@ def gru_unroll(
             [T] array when the layer closes over static ids).
         starts: True where an episode starts (h is zeroed before that step), [T, B].
         hidden: the state before the first step, [B, H].
+        mask: None, or a multiplicative mask on every step's new state, [T, B, H] (SNP's
+            per-agent unit masks; not differentiated).
 
     B may be several axes. Differentiable in ``variables``, ``from_input`` and ``hidden``.
     """
-    return _forward(layer, variables, from_input, ids, starts, hidden)[0]
+    return _forward(layer, variables, from_input, ids, starts, hidden, mask)[0]
 
 
 def _unroll_forward(
@@ -141,20 +158,23 @@ def _unroll_forward(
     ids: Any,
     starts: jax.Array,
     hidden: jax.Array,
-) -> tuple[jax.Array, tuple[Any, Any, jax.Array, Gates]]:
-    hiddens, gates = _forward(layer, variables, from_input, ids, starts, hidden)
-    return hiddens, (variables, ids, starts, gates)
+    mask: jax.Array | None = None,
+) -> tuple[jax.Array, tuple[Any, Any, jax.Array, jax.Array | None, Gates]]:
+    hiddens, gates = _forward(layer, variables, from_input, ids, starts, hidden, mask)
+    return hiddens, (variables, ids, starts, mask, gates)
 
 
 def _unroll_backward(
-    layer: RecurrentLayer, residuals: tuple[Any, Any, jax.Array, Gates], g: jax.Array
-) -> tuple[Any, jax.Array, None, None, jax.Array]:
-    variables, ids, starts, gates = residuals
-    d_input, d_hidden, d_h0 = _backward(layer, variables, ids, starts, gates, g)
+    layer: RecurrentLayer,
+    residuals: tuple[Any, Any, jax.Array, jax.Array | None, Gates],
+    g: jax.Array,
+) -> tuple[Any, jax.Array, None, None, jax.Array, None]:
+    variables, ids, starts, mask, gates = residuals
+    d_input, d_hidden, d_h0 = _backward(layer, variables, ids, starts, mask, gates, g)
     # The layer's parameter gradient once, over every recorded state, not at each step.
     _, transpose = jax.vjp(lambda v: layer(v, gates.hidden, ids), variables)
     (d_variables,) = transpose(d_hidden)
-    return d_variables, d_input, None, None, d_h0
+    return d_variables, d_input, None, None, d_h0, None
 
 
 gru_unroll.defvjp(_unroll_forward, _unroll_backward)

@@ -79,7 +79,8 @@ class GRUTorso(nn.Module):
     """Recurrent body over time: dense -> activation -> GRU, with hidden-state resets.
 
     Parameters: ``dense_0``, the GRU's ``input_kernels`` (applied to all steps before the
-    scan) and ``gru/cell/recurrent_kernels``.
+    scan) and ``gru/cell/recurrent_kernels``; with SNP, the buffer ``state_mask`` (per-agent
+    GRU unit masks, ``strategy.recurrent_state_mask``).
 
     Called with x [T, B, D], agent_ids broadcastable to [T, B], resets [T, B] or a prefix of
     its axes (True where an episode starts, so the hidden state is zeroed before that step) and
@@ -117,8 +118,13 @@ class GRUTorso(nn.Module):
         from_input = self.strategy.recurrent_input_dense(
             3 * self.hidden_size, self.num_agents, depth=1, name="input_kernels"
         )(embedded, agent_ids)
+        # SNP prunes GRU units as neurons: a per-agent mask on every step's new state.
+        mask_layer = self.strategy.recurrent_state_mask(
+            self.hidden_size, self.num_agents, name="state_mask"
+        )
+        state_mask = None if mask_layer is None else mask_layer(embedded, agent_ids)
         hiddens = _Unroll(self.strategy, self.num_agents, self.hidden_size, name="gru")(
-            hidden, from_input, agent_ids, resets
+            hidden, from_input, agent_ids, resets, state_mask
         )
         return hiddens[-1], hiddens
 
@@ -136,9 +142,17 @@ class _Unroll(nn.Module):
 
     @nn.compact
     def __call__(
-        self, hidden: jax.Array, from_input: jax.Array, agent_ids: AgentIds, resets: jax.Array
+        self,
+        hidden: jax.Array,
+        from_input: jax.Array,
+        agent_ids: AgentIds,
+        resets: jax.Array,
+        state_mask: jax.Array | None = None,
     ) -> jax.Array:
-        """Hidden [B, H], W_i x + b_i [T, B, 3H], ids, resets [T, B] -> hiddens [T, B, H]."""
+        """Hidden [B, H], W_i x + b_i [T, B, 3H], ids, resets [T, B] -> hiddens [T, B, H].
+
+        ``state_mask`` [T, B, H], if given, multiplies every step's new state.
+        """
         cell = GRUCell(self.strategy, self.num_agents, self.hidden_size, name="cell")
         # Static ids (np.arange(N) along the agent axis) stay static inside the loops so that
         # the layer keeps its agent-major products; traced ids are scanned over time.
@@ -157,4 +171,4 @@ class _Unroll(nn.Module):
                 recurrent.apply(variables, h, agent_ids.ravel() if static else ids_t)
             )
 
-        return gru_unroll(layer, variables, from_input, ids, resets, hidden)
+        return gru_unroll(layer, variables, from_input, ids, resets, hidden, state_mask)

@@ -309,6 +309,17 @@ class SharingStrategy:
         """
         return self.dense(features, num_agents, depth=depth, kernel_init=kernel_init, name=name)
 
+    def recurrent_state_mask(
+        self, hidden_size: int, num_agents: int, *, name: str | None = None
+    ) -> AgentLayer | None:
+        """A layer giving each sample's mask on the GRU's state; None: no mask (the default).
+
+        Called as ``layer(x [..., D], ids) -> [..., H]``; the mask multiplies every step's new
+        state.
+        """
+        del hidden_size, num_agents, name
+        return None
+
     def aux_loss(self, variables: Variables, aux_state: Any) -> AuxOutput:
         """The weighted auxiliary loss to add to the RL loss, and metrics; zero by default."""
         del variables, aux_state

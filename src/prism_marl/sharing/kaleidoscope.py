@@ -353,9 +353,9 @@ class Kaleidoscope(SharingStrategy):
         sparsity = 1.0 - sum(jnp.sum(k) for k in keeps) / (num_masks * total_size)
         disagreement = sum(jnp.sum(jnp.abs(k[:, None] - k[None])) for k in keeps)
         return {
-            "diversity": weighted / (pairs * total_size),
-            "sparsity": sparsity,
-            "mask_distance": disagreement / (pairs * total_size),
+            "diversity": jnp.asarray(weighted) / (pairs * total_size),
+            "sparsity": jnp.asarray(sparsity),
+            "mask_distance": jnp.asarray(disagreement) / (pairs * total_size),
         }
 
     def init_aux_state(self) -> KaleidoscopeAuxState:

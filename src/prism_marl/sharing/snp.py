@@ -2,7 +2,9 @@
 
 Each agent has a fixed random binary mask over every hidden layer's neurons, drawn once at
 initialisation (mask[i, h] = 1[u > p], u ~ U(0, 1)) and applied to the pre-activation; masks live
-in the ``buffers`` collection and are never trained. Output layers are not pruned.
+in the ``buffers`` collection and are never trained. Output layers are not pruned. In a GRU the
+units are the neurons: the GRU's state is masked at every step (``recurrent_state_mask``), so a
+pruned unit's state stays zero, while its input and recurrent kernels stay plain shared layers.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
+    DEFAULT_KERNEL_INIT,
+    AgentLayer,
+    Initializer,
     SharedDense,
     SharingStrategy,
     Variables,
@@ -44,6 +50,18 @@ class PrunedDense(SharedDense):
         return variables["buffers"]["neuron_mask"][agent]
 
 
+class UnitMask(PrunedDense):
+    """No kernel: its output is each sample's neuron mask, [..., D] -> [..., O] of 0/1.
+
+    The GRU's state mask (``SNP.recurrent_state_mask``), laid out like any layer's output.
+    """
+
+    def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
+        """Ones in the layout of the layer's output; ``output_mask`` then masks them."""
+        del ids
+        return jnp.ones((*x.shape[:-1], self.features), x.dtype)
+
+
 @dataclasses.dataclass(frozen=True)
 class SNP(SharingStrategy):
     """Shared network with a fixed random neuron-level mask per agent."""
@@ -66,6 +84,29 @@ class SNP(SharingStrategy):
         """The pruning probability p (see ``SharingStrategy.layer_fields``)."""
         del num_agents
         return {"prune_ratio": self.prune_ratio}
+
+    def recurrent_input_dense(
+        self,
+        features: int,
+        num_agents: int,
+        *,
+        depth: int,
+        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
+        name: str | None = None,
+    ) -> AgentLayer:
+        """A plain shared layer: the GRU's units are pruned through its state, not its gates."""
+        del depth
+        return SharedDense(
+            features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
+        )
+
+    def recurrent_state_mask(
+        self, hidden_size: int, num_agents: int, *, name: str | None = None
+    ) -> AgentLayer | None:
+        """Per-agent masks on the GRU's H units, drawn like a hidden layer's (``UnitMask``)."""
+        return UnitMask(
+            features=hidden_size, num_agents=num_agents, prune_ratio=self.prune_ratio, name=name
+        )
 
     def per_agent_leaves(self) -> tuple[str, ...]:
         """Neuron masks (d_out numbers per agent and hidden layer) and any agent-id weights."""

@@ -38,7 +38,7 @@ KALEIDOSCOPE_MAMUJOCO: dict[str, Any] = {
 }
 KALEIDOSCOPE_MPE: dict[str, Any] = {
     # LBF has no Kaleidoscope original; its nearest is MPE (small grid-like tasks, QMIX,
-    # short budgets): Kalei_MPE/src/config/algs/Kalei_qmix_rnn_1R3.yaml:35-43.
+    # short budgets): Kalei_MPE/src/config/algs/Kalei_qmix_rnn_1R3.yaml:40-48.
     "alpha": 0.5,
     "reset_interval": 200_000,
     "reset_ratio": 0.1,

@@ -173,6 +173,14 @@ def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
     return cls(**{k: _coerce(hints[k], v) for k, v in data.items() if k != "type"})
 
 
+# Fields whose default changed: a config.json written before the field existed ran the old
+# behaviour (Prism: decision 0034; Kaleidoscope: decision 0035).
+_SHARING_BEFORE: dict[str, dict[str, Any]] = {
+    "prism": {"scaled_spectrum": False},
+    "kaleidoscope": {"relative_thresholds": False, "reset_first_layer": True},
+}
+
+
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig from ``to_dict``'s output (config.json)."""
     missing = [k for k in ("algo", "sharing", "env", "algo_config") if k not in data]
@@ -185,7 +193,9 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"config: unknown algorithm {data.get('algo')!r}")
     return RunConfig(
         algo=data["algo"],
-        sharing=build_dataclass(STRATEGIES[sharing["type"]], sharing),
+        sharing=build_dataclass(
+            STRATEGIES[sharing["type"]], {**_SHARING_BEFORE.get(sharing["type"], {}), **sharing}
+        ),
         # config.json files written before env.lbf_rules existed ran jumanji's LBF.
         env=build_dataclass(EnvConfig, {"lbf_rules": "jumanji", **data["env"]}),
         algo_config=build_dataclass(ALGORITHMS[data["algo"]], data["algo_config"]),

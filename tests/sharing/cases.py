@@ -17,5 +17,5 @@ def strategy_cases(num_agents: int) -> dict[str, object]:
         "prism": Prism(),
         "prism-rank2-hard-id": Prism(rank=2, mask="hard", agent_id_input=True),
         "prism-scale": Prism(mask="scale"),
-        "prism-scaled-spectrum": Prism(rank=3, scaled_spectrum=True, renormalise=True),
+        "prism-plain-spectrum": Prism(rank=3, scaled_spectrum=False, renormalise=True),
     }

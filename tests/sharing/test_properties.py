@@ -10,7 +10,7 @@ from prism_marl.errors import ConfigError
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, Kaleidoscope, NoPS, Prism, SePS
 from prism_marl.sharing.kaleidoscope import keep_masks
-from prism_marl.sharing.spectral import mask_values, mean_pairwise_distance
+from prism_marl.sharing.spectral import mask_values, mean_pairwise_distance, singular_values
 
 N, D, O = 4, 6, 5
 X = jax.random.normal(jax.random.key(7), (N, D))
@@ -27,7 +27,7 @@ def test_prism_with_unit_masks_equals_its_dense_initialisation():
     dense_layer, dense_vars = init(FuPS())
     p = prism_vars["params"]
     np.testing.assert_allclose(p["mask_logits"], 1.0)
-    usv = (p["U"] * p["s"]) @ p["V"].T  # W = U diag(s) Vᵀ, [O, D]
+    usv = (p["U"] * singular_values(p, scaled=True)) @ p["V"].T  # W = U diag(s) Vᵀ, [O, D]
     np.testing.assert_allclose(usv.T, dense_vars["params"]["kernel"], atol=1e-5)
     for agent in range(N):
         kernel, _ = prism_layer.effective_weight(prism_vars, agent)
@@ -38,8 +38,8 @@ def test_prism_with_unit_masks_equals_its_dense_initialisation():
 
 
 def test_prism_scaled_spectrum_starts_as_the_plain_layer_and_steps_kappa_times_further():
-    plain_layer, plain_vars = init(Prism())
-    scaled_layer, scaled_vars = init(Prism(scaled_spectrum=True))
+    plain_layer, plain_vars = init(Prism(scaled_spectrum=False))
+    scaled_layer, scaled_vars = init(Prism())  # the default since decision 0034
     kappa = np.sqrt(D * O / min(D, O))
     np.testing.assert_allclose(scaled_vars["params"]["s"] * kappa, plain_vars["params"]["s"])
     np.testing.assert_allclose(
@@ -91,7 +91,7 @@ def test_weight_diagnostics_hand_values():
     prism_params = {
         "layer": {"U": eye, "V": eye, "s": jnp.array([3.0, 4.0]), "mask_logits": logits}
     }
-    metrics = Prism().weight_diagnostics(prism_params)
+    metrics = Prism(scaled_spectrum=False).weight_diagnostics(prism_params)
     assert float(metrics["weights/layer/s_max"]) == pytest.approx(3.5)  # (4 + 3) / 2
     assert float(metrics["weights/layer/s_mean"]) == pytest.approx(2.5)  # (3 + 4 + 3 + 0) / 4
     assert float(metrics["weights/layer/kernel_norm"]) == pytest.approx(4.0)  # (5 + 3) / 2
@@ -144,7 +144,7 @@ def test_prism_bounded_masks_keep_the_plain_distance(mask, diversity_on):
     _, variables = init(strategy)
     p = variables["params"]
     masks = mask_values(p["mask_logits"], mask)
-    weights = p["s"] if diversity_on == "spectra" else None
+    weights = singular_values(p, scaled=True) if diversity_on == "spectra" else None
     expected = mean_pairwise_distance(masks, weights)
     assert float(strategy.regularisers(variables)["diversity"]) == float(expected)
 

@@ -129,7 +129,7 @@ class SpectralDense(AgentLayer):
     mask_kind: MaskKind = "sigmoid"
     mask_init_mean: float = 2.0
     mask_init_noise: float = 0.5
-    scaled_spectrum: bool = False
+    scaled_spectrum: bool = True
 
     def layer_rank(self, in_features: int) -> int:
         """R = min(rank, D, O); full rank when ``rank`` is None."""
@@ -219,9 +219,9 @@ class Prism(SharingStrategy):
     """Distance between masks, or between spectra s ⊙ m (weighted by |s|)."""
     spectral_gru: bool = False
     """Make a GRU's recurrent kernels spectral too (shared plain kernels otherwise)."""
-    scaled_spectrum: bool = False
+    scaled_spectrum: bool = True
     """Train ŝ with s = κ·ŝ, κ = √(D·O/R), so an optimiser step on s moves W as far as a
-    dense layer's step (docs/decisions/0034)."""
+    dense layer's step (docs/decisions/0034); False trains s itself."""
     renormalise: bool = False
     """After each update, move the norms of U's and V's columns into s (every W_i unchanged)."""
 

@@ -190,8 +190,10 @@ def test_seps_prepares_after_pretraining(tmp_path):
     )
     Trainer(config, progress=False).run()
     saved = from_dict(json.loads((tmp_path / "s" / "config.json").read_text()))
-    assert saved.sharing.cluster_of_agent is not None
-    assert sorted(set(saved.sharing.cluster_of_agent)) == [0, 1]
+    assert saved.sharing.prepared_clusters == 2 and saved.sharing.preparation_steps == 0
+    tables = json.loads((tmp_path / "s" / "preparation.json").read_text())["cluster_of_agent"]
+    assert len(tables) == config.num_seeds  # one table per seed, each from its own data
+    assert all(sorted(table) == [0, 1] for table in tables), tables  # two agents, K = 2
 
 
 def test_config_round_trip_for_every_strategy():
@@ -200,6 +202,7 @@ def test_config_round_trip_for_every_strategy():
         FuPS(),
         FuPSID(),
         SePS(cluster_of_agent=(0, 1)),
+        SePS(prepared_clusters=2),
         SNP(),
         Kaleidoscope(mask_of_agent=(0, 0)),
         Prism(rank=3, mask="hard"),

@@ -49,6 +49,7 @@ SUMMARY_FILE = "summary.json"
 MARL_EVAL_FILE = "marl_eval.json"
 CURVE_FILE = "learning_curve.png"
 MASKS_FILE = "agent_masks.json"
+PREPARATION_FILE = "preparation.json"
 
 
 @dataclasses.dataclass
@@ -106,20 +107,22 @@ def _algorithm(
     return make_algorithm(name, make_env(env), strategy, algo_config, total_steps)
 
 
-def prepare_strategy(config: RunConfig, algo: Algorithm, state: Any) -> tuple[Algorithm, Any]:
+def prepare_strategy(
+    config: RunConfig, algo: Algorithm, state: Any
+) -> tuple[Algorithm, Any, dict[str, Any]]:
     """Host side, all seeds: prepare ``algo``'s strategy from ``state`` (SePS: cluster agents).
 
-    Collects per-agent transitions with the current policies, lets the strategy prepare
-    itself, builds the algorithm for the prepared strategy and carries every seed's variables
-    over with ``Preparation.adopt`` (fresh optimizer states). Returns the new algorithm and
-    state.
+    Collects every seed's per-agent transitions with its current policy, lets the strategy
+    prepare itself from them (each seed from its own), builds the algorithm for the prepared
+    strategy and carries every seed's variables over with ``Preparation.adopt`` (fresh
+    optimizer states). Returns the new algorithm, the new state and the preparation's record.
     """
     data = algo.agent_transitions(state)
     preparation = algo.strategy.prepare(data, jax.random.PRNGKey(config.seed + 7))
     new_algo = build_algorithm(config, preparation.strategy)
     fresh = init_seeds(new_algo)(seed_keys(config))
-    adopted = jax.vmap(preparation.adopt)(state.variables, fresh.variables)
-    return new_algo, new_algo.with_variables(state, adopted)
+    adopted = jax.vmap(preparation.adopt)(state.variables, fresh.variables, preparation.per_seed)
+    return new_algo, new_algo.with_variables(state, adopted), dict(preparation.record)
 
 
 def non_finite_losses(metrics: dict[str, Any]) -> list[str]:
@@ -468,11 +471,13 @@ class Trainer:
         steps = strategy.preparation_steps
         if steps == 0 or chunk < math.ceil(steps / self.plan.chunk_steps):
             return state
-        new_algo, state = prepare_strategy(self.config, self.algo, state)
+        new_algo, state, record = prepare_strategy(self.config, self.algo, state)
         self.algo = new_algo
         self.__dict__["_compiled"] = {}
         self.config = dataclasses.replace(self.config, sharing=new_algo.strategy)
         write_json(self.run_dir / CONFIG_FILE, to_dict(self.config))
+        if record:  # per-seed facts (SePS's clusters) that the config cannot hold
+            write_json(self.run_dir / PREPARATION_FILE, record)
         # Checkpoints before the switch hold one-cluster shapes; drop them.
         for step in list(manager.all_steps()):
             manager.delete(step)

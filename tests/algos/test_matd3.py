@@ -238,9 +238,16 @@ def test_seps_prepares_through_matd3s_hooks():
     )
     algo = build_algorithm(config)
     state = init_seeds(algo)(seed_keys(config))
-    prepared, new_state = prepare_strategy(config, algo, state)
-    clusters = prepared.strategy.cluster_of_agent
-    assert len(clusters) == 3 and set(clusters) <= {0, 1}, clusters
+    prepared, new_state, record = prepare_strategy(config, algo, state)
+    tables = [  # every grouped layer's per-seed table, [S, N]
+        np.asarray(leaf)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(new_state.variables["buffers"])
+        if "group_of_agent" in jax.tree_util.keystr(path)
+    ]
+    assert tables
+    for table in tables:
+        np.testing.assert_array_equal(table, record["cluster_of_agent"])
+    assert tables[0].shape == (2, 3) and set(tables[0].ravel()) <= {0, 1}, tables
     before = state.variables["params"]["actor"]
     after = new_state.variables["params"]["actor"]
     grouped = [
@@ -254,7 +261,7 @@ def test_seps_prepares_through_matd3s_hooks():
     ]
     assert grouped, "no per-cluster kernels"
     for path, old, new in grouped:  # [S, 1, ...] shared -> [S, clusters, ...] per cluster
-        assert new.shape[1] == max(clusters) + 1, path
+        assert new.shape[1] == prepared.strategy.prepared_clusters == 2, path
         np.testing.assert_array_equal(new, np.repeat(np.asarray(old), new.shape[1], axis=1))
     jax.tree_util.tree_map(np.testing.assert_array_equal, new_state.targets, new_state.variables)
     steps = jax.tree_util.tree_leaves(new_state.actor_opt_state)

@@ -55,13 +55,35 @@ def planted_transitions(groups, steps=2000, obs_size=4, num_actions=3, seed=0):
     )
 
 
+def seeds(*datasets):
+    """Transitions of several seeds stacked on a leading seed axis, as the runner hands them."""
+    return jax.tree_util.tree_map(lambda *x: jnp.stack(x), *datasets)
+
+
 def test_seps_recovers_planted_clusters():
     groups = (0, 1, 2, 0, 1, 2)
     strategy = SePS()
     assert strategy.preparation_steps
-    prepared = strategy.prepare(planted_transitions(groups), jax.random.key(0)).strategy
-    assert not prepared.preparation_steps
-    assert prepared.cluster_of_agent == (0, 1, 2, 0, 1, 2)
+    preparation = strategy.prepare(seeds(planted_transitions(groups)), jax.random.key(0))
+    assert not preparation.strategy.preparation_steps
+    assert preparation.strategy.prepared_clusters == 3
+    np.testing.assert_array_equal(preparation.per_seed, [groups])
+    assert preparation.record == {"cluster_of_agent": [list(groups)]}
+
+
+def test_seps_clusters_each_seed_from_its_own_data():
+    """Seeds whose agents behave differently get different clusters (pooling them gave every
+    seed one table), and the program has as many networks as the seed with the most."""
+    first, second = (0, 0, 0, 1, 1, 1), (0, 1, 0, 1, 0, 1)
+    data = seeds(planted_transitions(first, seed=0), planted_transitions(second, seed=1))
+    preparation = SePS().prepare(data, jax.random.key(0))
+    np.testing.assert_array_equal(preparation.per_seed, [first, second])
+    assert preparation.strategy.prepared_clusters == 2
+    three = (0, 1, 2, 0, 1, 2)
+    data = seeds(planted_transitions(first, seed=0), planted_transitions(three, seed=1))
+    preparation = SePS().prepare(data, jax.random.key(0))
+    np.testing.assert_array_equal(preparation.per_seed, [first, three])
+    assert preparation.strategy.prepared_clusters == 3
 
 
 def test_davies_bouldin_gives_singletons_the_mean_spread():

@@ -218,6 +218,45 @@ def test_seps_adopts_pretrained_network_in_every_cluster():
     )
 
 
+def test_seps_adopts_each_seeds_own_cluster_table():
+    _, pretrained = init(SePS())
+    prepared = SePS(prepared_clusters=2)
+    layer, fresh = init(prepared)
+    np.testing.assert_array_equal(fresh["buffers"]["group_of_agent"], [0, 1, 0, 1])
+    tables = jnp.array([[0, 0, 1, 1], [1, 0, 0, 0]], jnp.int32)
+    both = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), (pretrained, fresh))
+    adopted = jax.vmap(prepared.adopt_pretrained)(*both, tables)
+    np.testing.assert_array_equal(adopted["buffers"]["group_of_agent"], tables)
+    kernels = adopted["params"]["group_kernel"]  # [S, K, D, O], the pretrained one everywhere
+    np.testing.assert_array_equal(kernels[:, 1], kernels[:, 0])
+
+
+def test_seps_per_seed_tables_route_each_seeds_agents_to_its_own_clusters():
+    """One program, two seeds' tables in buffers: each seed computes what a layer with its
+    table fixed computes (the old static table gave both seeds the same clusters)."""
+    layer, variables = init(SePS(prepared_clusters=2))
+    tables = jnp.array([[0, 0, 1, 1], [1, 0, 0, 1]], jnp.int32)
+    stacked = {
+        "params": jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), variables["params"]),
+        "buffers": {"group_of_agent": tables},
+    }
+    agent_major = np.arange(N)  # static ids: the batched agent-major path
+    for ids in (IDS, agent_major):
+        outputs = jax.vmap(lambda v, ids=ids: layer.apply(v, X, ids))(stacked)
+        for seed in range(2):
+            fixed = SePS(cluster_of_agent=tuple(int(g) for g in tables[seed]))
+            fixed_layer, _ = init(fixed)
+            expected = fixed_layer.apply({"params": variables["params"]}, X, IDS)
+            np.testing.assert_allclose(outputs[seed], expected, atol=1e-6)
+    assert not np.allclose(outputs[0], outputs[1])
+    kernel, _ = layer.effective_weight(jax.tree_util.tree_map(lambda x: x[1], stacked), 0)
+    np.testing.assert_array_equal(kernel, variables["params"]["group_kernel"][1])
+    used_one = {**variables, "buffers": {"group_of_agent": jnp.zeros(N, jnp.int32)}}
+    # One cluster used of two: no network beyond the first, N cluster indices.
+    assert SePS(prepared_clusters=2).additional_resource(used_one, N) == N
+    assert SePS(prepared_clusters=2).additional_resource(variables, N) == N + D * O + O
+
+
 def test_strategies_without_preparation_keep_themselves_and_their_variables():
     strategy = FuPS()
     assert strategy.preparation_steps == 0
@@ -237,6 +276,8 @@ def test_seps_accounting_form_is_round_robin_until_prepared():
     assert prepared.accounting_form(3, 2) is prepared
     assert SePS(pretrain_steps=5).preparation_steps == 5
     assert prepared.preparation_steps == 0
+    assert SePS(prepared_clusters=2).preparation_steps == 0
+    assert SePS(prepared_clusters=2).accounting_form(3, 3) == SePS(prepared_clusters=2)
 
 
 def test_seps_needs_pretraining_steps():

@@ -3,6 +3,7 @@
 - merged network variables (one tree with a sub-tree per network) and the actor's sub-tree;
 - environment start-up and episode statistics;
 - the collection scan (act, step every environment, record a row);
+- per-agent transitions of every seed's behaviour policy for a strategy's preparation;
 - a gradient step with the sharing strategy's auxiliary loss and auxiliary state;
 - the learning-start gate around a scan of gradient steps;
 - the chunk of updates the runner jits.
@@ -20,6 +21,8 @@ import jax.numpy as jnp
 import optax
 
 from prism_marl.envs.base import EnvStep, MultiAgentEnv
+from prism_marl.rl.evaluation import Actor
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import AuxOutput, SharingStrategy, reused_kernels
 
 State = TypeVar("State", bound=Any)
@@ -107,6 +110,50 @@ def collect(
             env_step, state._replace(key=key), jax.random.split(collect_key, length)
         )
     return state._replace(env_steps=state.env_steps + length * num_envs), rows
+
+
+PREPARATION_STREAM = 0x5E95
+"""Folded into each seed's key for the preparation's rollout, which leaves the training key."""
+
+
+def seed_transitions(actor: Actor, states: Any, num_envs: int, length: int) -> AgentTransitions:
+    """Host side, all seeds: per-agent transitions of each seed's own behaviour policy.
+
+    ``states`` holds every seed's ``variables`` and ``key`` (leading seed axis). Each seed
+    runs ``length`` steps of ``num_envs`` fresh environments, acting as in training
+    (``actor.act`` with ``greedy`` False), on a key folded from its own. Every step is a pair,
+    episode ends included: the next observation is the one the step reached
+    (``EnvStep.final_obs``), as the original SePS stores it.
+
+    Returns:
+        [S, P, N, ...] per field, P = length·num_envs; discrete actions one-hot.
+    """
+    spec = actor.spec
+
+    def one_seed(variables: Any, key: jax.Array) -> AgentTransitions:
+        reset_key, run_key = jax.random.split(jax.random.fold_in(key, PREPARATION_STREAM))
+        env_state, first = start_envs(actor.env, reset_key, num_envs)
+
+        def step(carry: tuple[Any, ...], step_key: jax.Array) -> tuple[tuple[Any, ...], Any]:
+            env_state, last, hidden, starts = carry
+            act_key, env_key = jax.random.split(step_key)
+            hidden, action = actor.act(variables, hidden, last, starts, act_key, False)
+            env_state, out = jax.vmap(actor.env.step)(
+                jax.random.split(env_key, num_envs), env_state, action
+            )
+            reward = jnp.broadcast_to(out.team_reward[:, None], out.reward.shape)
+            row = AgentTransitions(last.obs, action, reward, out.final_obs)
+            return (env_state, out, hidden, out.episode_end), row
+
+        init = (env_state, first, actor.initial_carry(num_envs), jnp.ones((num_envs,), bool))
+        with reused_kernels():
+            _, rows = jax.lax.scan(step, init, jax.random.split(run_key, length))
+        if spec.action_kind == "discrete":
+            rows = rows._replace(actions=jax.nn.one_hot(rows.actions, spec.num_actions))
+        # [T, E, N, ...] -> [T·E, N, ...]
+        return jax.tree_util.tree_map(lambda x: x.reshape(-1, *x.shape[2:]), rows)
+
+    return jax.jit(jax.vmap(one_seed))(states.variables, states.key)
 
 
 class LossParts(NamedTuple):

@@ -40,6 +40,7 @@ from prism_marl.algos.common import (
     only_network,
     regularised,
     run_updates,
+    seed_transitions,
     select_network,
     start_envs,
 )
@@ -52,7 +53,7 @@ from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_windows
 from prism_marl.rl.targets import n_step_returns, smoothed_target_actions
-from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import SharingStrategy, map_layers
 from prism_marl.sharing.kaleidoscope import MaskedDense, threshold_init
 
@@ -696,13 +697,9 @@ class MATD3:
     # ----------------------------------------------------------------------- protocol hooks
 
     def agent_transitions(self, states: TrainState) -> AgentTransitions:
-        """Host side, all seeds: per-agent pairs from one fresh exploring rollout per seed."""
+        """Host side, all seeds: per-agent pairs from exploring steps of every seed."""
         length = max(self.config.rollout_length, 32)
-        collect = jax.jit(jax.vmap(lambda s: self.collect(s, length, jnp.asarray(False))))
-        _, batch = collect(states)
-        return transitions_from_sequences(
-            batch.obs, batch.action, batch.reward, batch.episode_end, None
-        )
+        return seed_transitions(self, states, self.config.num_envs, length)
 
     def with_variables(self, states: TrainState, variables: dict[str, Any]) -> TrainState:
         """Host side, all seeds: new variables, re-synced targets and fresh optimizers."""

@@ -24,6 +24,7 @@ from prism_marl.algos.common import (
     merge_networks,
     regularised,
     run_updates,
+    seed_transitions,
     select_network,
     start_envs,
 )
@@ -42,7 +43,7 @@ from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
 from prism_marl.rl.returns import generalized_advantages, next_state_values
-from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import SharingStrategy
 
 # ----------------------------------------------------------------------------------- config
@@ -505,16 +506,8 @@ class PPO:
     # ------------------------------------------------------------------- preparation hooks
 
     def agent_transitions(self, states: TrainState) -> AgentTransitions:
-        """Host side, all seeds: per-agent pairs from one fresh rollout of every seed."""
-        _, batch, _ = jax.jit(jax.vmap(self.rollout))(states)
-        discrete = self.spec.action_kind == "discrete"
-        return transitions_from_sequences(
-            batch.obs,
-            batch.action,
-            batch.reward,
-            batch.episode_end,
-            self.spec.num_actions if discrete else None,
-        )
+        """Host side, all seeds: per-agent pairs from one rollout's worth of each seed's steps."""
+        return seed_transitions(self, states, self.config.num_envs, self.config.rollout_length)
 
     def with_variables(self, states: TrainState, variables: dict[str, Any]) -> TrainState:
         """Host side, all seeds: new variables (a prepared strategy's) and a fresh optimizer."""

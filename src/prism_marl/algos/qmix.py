@@ -34,6 +34,7 @@ from prism_marl.algos.common import (
     merge_networks,
     regularised,
     run_updates,
+    seed_transitions,
     select_network,
     start_envs,
 )
@@ -45,7 +46,7 @@ from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_sample
 from prism_marl.rl.returns import td_lambda_returns
-from prism_marl.rl.transitions import AgentTransitions, transitions_from_sequences
+from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import SharingStrategy
 
 # ----------------------------------------------------------------------------------- config
@@ -761,16 +762,8 @@ class QLearner:
     # -------------------------------------------------------------------- protocol hooks
 
     def agent_transitions(self, states: QMIXState) -> AgentTransitions:
-        """Host side, all seeds: per-agent pairs from one fresh collection of every seed."""
-        _, sequences = jax.jit(jax.vmap(self.collect))(states)
-        time_first = lambda x: np.swapaxes(np.asarray(x), 1, 2)  # [S, E, T] -> [S, T, E]  # noqa: E731
-        return transitions_from_sequences(
-            time_first(sequences.obs),
-            time_first(sequences.action),
-            time_first(sequences.reward),
-            time_first(sequences.episode_end),
-            self.spec.num_actions,
-        )
+        """Host side, all seeds: per-agent pairs from one collection's worth of steps per seed."""
+        return seed_transitions(self, states, self.config.num_envs, self.config.segment_length)
 
     def with_variables(self, states: QMIXState, variables: dict[str, Any]) -> QMIXState:
         """Host side, all seeds: new variables, copied targets, fresh optimizer, empty replay.

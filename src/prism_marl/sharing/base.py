@@ -72,19 +72,26 @@ class Preparation(NamedTuple):
     Attributes:
         strategy: the frozen strategy training continues with; its layers may have other
             shapes than the unprepared strategy's.
-        adopt: ``adopt(pretrained, fresh) -> variables`` for ONE seed (``jax.vmap`` it over
-            seeds): ``pretrained`` are the variables trained under the unprepared strategy,
-            ``fresh`` freshly initialised variables of ``strategy``; the result has ``fresh``'s
-            tree and shapes, and training continues from it. Pure and jit-safe.
+        adopt: ``adopt(pretrained, fresh, per_seed) -> variables`` for ONE seed (``jax.vmap``
+            it over seeds): ``pretrained`` are the variables trained under the unprepared
+            strategy, ``fresh`` freshly initialised variables of ``strategy``, ``per_seed``
+            this seed's slice of ``per_seed`` below; the result has ``fresh``'s tree and
+            shapes, and training continues from it. Pure and jit-safe.
+        per_seed: arrays with a leading seed axis that ``adopt`` receives one seed at a time
+            (SePS: each seed's agent -> cluster table, [S, N]); None when there are none.
+        record: JSON-serialisable facts of the preparation for the run's files (SePS: each
+            seed's clusters); empty when there are none.
     """
 
     strategy: SharingStrategy
-    adopt: Callable[[Variables, Variables], Variables]
+    adopt: Callable[..., Variables]
+    per_seed: Any = None
+    record: Mapping[str, Any] = {}
 
 
-def keep_pretrained(pretrained: Variables, fresh: Variables) -> Variables:
+def keep_pretrained(pretrained: Variables, fresh: Variables, per_seed: Any = None) -> Variables:
     """The default ``Preparation.adopt``: continue from the trained variables unchanged."""
-    del fresh
+    del fresh, per_seed
     return pretrained
 
 
@@ -359,7 +366,8 @@ class SharingStrategy:
         """Host-side preparation from the transitions of the first ``preparation_steps``.
 
         Args:
-            data: every seed's per-agent transitions ([T, N, ...] per field), pooled.
+            data: every seed's per-agent transitions, [S, P, N, ...] per field (seed s's
+                pairs in ``data[s]``; seeds prepare from their own data).
             key: PRNG key.
 
         Returns:

@@ -57,13 +57,16 @@ def grouped_matmul(x: jax.Array, kernels: jax.Array, groups: jax.Array) -> jax.A
     return jnp.take_along_axis(every_group, groups[:, None, None], axis=1)[:, 0]
 
 
-def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -> jax.Array:
+def agent_matmul(
+    x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray | jax.Array
+) -> jax.Array:
     """y[p, n, q] = x[p, n, q] @ kernels[group_of_agent[n]] for agent-major input.
 
     Args:
         x: [P, N, Q, D], agent n's samples in x[:, n].
         kernels: [G, D, O].
-        group_of_agent: [N] static (numpy) table of groups.
+        group_of_agent: [N] table of groups: static (numpy), or traced (a per-seed buffer,
+            SePS's clusters), which gathers the N kernels at run time.
 
     Returns:
         [P, N, Q, O]: one batched product over the agent axis, P·N·Q·D·O FLOPs whatever G is
@@ -72,8 +75,9 @@ def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -
     """
     if kernels.shape[0] == 1:
         return flat_matmul(x, kernels[0])
-    identity = np.array_equal(group_of_agent, np.arange(kernels.shape[0]))
-    per_agent = kernels if identity else kernels[group_of_agent]
+    per_agent = (
+        kernels if is_identity(group_of_agent, kernels.shape[0]) else kernels[group_of_agent]
+    )
     # XLA CPU runs a batched product fastest with the batch (agent) axis leading and one free
     # axis; any other layout makes it transpose activations and their gradients in slower
     # ways (measured on an MLP gradient under vmap: a unit axis ahead of the agents cost 2.9x,
@@ -85,8 +89,18 @@ def agent_matmul(x: jax.Array, kernels: jax.Array, group_of_agent: np.ndarray) -
     return jnp.moveaxis(y, 0, 1)
 
 
+def is_identity(group_of_agent: np.ndarray | jax.Array, num_groups: int) -> bool:
+    """Whether a static table maps agent n to group n (NoPS); a traced table never is."""
+    return isinstance(group_of_agent, np.ndarray) and np.array_equal(
+        group_of_agent, np.arange(num_groups)
+    )
+
+
 def apply_group_kernels(
-    x: jax.Array, kernels: jax.Array, ids: jax.Array | None, group_of_agent: tuple[int, ...]
+    x: jax.Array,
+    kernels: jax.Array,
+    ids: jax.Array | None,
+    group_of_agent: tuple[int, ...] | jax.Array,
 ) -> jax.Array:
     """Each sample times its agent's group kernel, on either flat layout.
 
@@ -95,12 +109,16 @@ def apply_group_kernels(
             None.
         kernels: [G, D, O].
         ids: agent id per sample, or None for the agent-major layout.
-        group_of_agent: static agent -> group table (length N).
+        group_of_agent: agent -> group table (length N), static (a tuple) or traced.
 
     Returns:
         [B, O] or [P, N, Q, O].
     """
-    table = np.asarray(group_of_agent, np.int32)
+    table = (
+        np.asarray(group_of_agent, np.int32)
+        if isinstance(group_of_agent, tuple)
+        else group_of_agent
+    )
     if ids is None:
         return agent_matmul(x, kernels, table)
     return grouped_matmul(x, kernels, jnp.asarray(table)[ids])

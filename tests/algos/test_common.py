@@ -1,15 +1,19 @@
 """The scaffolding every algorithm shares: gradient norms measured apart, optimiser steps."""
 
 import dataclasses
+from types import SimpleNamespace
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
-from prism_marl.algos.common import descend, regularised
+from prism_marl.algos.common import descend, regularised, seed_transitions
 from prism_marl.algos.matd3 import MATD3Config
 from prism_marl.algos.ppo import PPOConfig
 from prism_marl.algos.qmix import QMIXConfig
+from prism_marl.envs.base import EnvSpec, EnvStep
 from prism_marl.sharing import FuPS
 from prism_marl.sharing.base import AuxOutput
 
@@ -54,3 +58,60 @@ def test_optimizer_steps_hand_values():
     matd3 = MATD3Config(num_envs=16, rollout_length=8, learning_starts=10_000, gradient_steps=8)
     assert matd3.optimizer_steps(78 * 128) == 0
     assert matd3.optimizer_steps(80 * 128) == 2 * 8
+
+
+class _CountingEnv:
+    """Three agents; obs = [t]; agent i earns i + 1 whatever it does; episodes last 2 steps."""
+
+    spec = EnvSpec("count", 3, 1, 4, 1, "discrete", 2)
+
+    def reset(self, key):
+        del key
+        obs = jnp.zeros((3, 1))
+        return jnp.zeros((), jnp.int32), EnvStep.first(obs, jnp.ones((3, 4), bool), jnp.zeros(1))
+
+    def step(self, key, t, action):
+        del key, action
+        t = t + 1
+        end = t == 2
+        reached = jnp.full((3, 1), t, jnp.float32)
+        reward = jnp.arange(1.0, 4.0)
+        step = EnvStep(
+            obs=jnp.where(end, 0.0, reached),
+            action_mask=jnp.ones((3, 4), bool),
+            global_state=jnp.zeros(1),
+            reward=reward,
+            team_reward=jnp.sum(reward),
+            terminated=jnp.asarray(False),
+            truncated=end,
+            final_obs=reached,
+            final_global_state=jnp.zeros(1),
+            won=jnp.asarray(False),
+        )
+        return jnp.where(end, 0, t), step
+
+
+class _AgentIndexActor:
+    """Agent i always plays action i."""
+
+    env = _CountingEnv()
+    spec = env.spec
+
+    def initial_carry(self, num_envs):
+        return jnp.zeros((num_envs,))
+
+    def act(self, variables, carry, step, starts, key, greedy):
+        del variables, step, starts, key, greedy
+        return carry, jnp.broadcast_to(jnp.arange(3), (carry.shape[0], 3))
+
+
+def test_seed_transitions_keep_each_agents_reward_and_episode_end_pairs():
+    states = SimpleNamespace(variables=jnp.zeros((2,)), key=jax.random.split(jax.random.key(0)))
+    data = seed_transitions(_AgentIndexActor(), states, num_envs=2, length=4)
+    assert data.obs.shape == (2, 8, 3, 1)  # [S, T·E, N, D]
+    # Each agent's own reward (1, 2, 3), not the team's 6 broadcast to all.
+    np.testing.assert_array_equal(data.rewards, np.broadcast_to([1.0, 2.0, 3.0], (2, 8, 3)))
+    np.testing.assert_array_equal(data.actions[0, 0], np.eye(4)[:3])
+    # t = 0, 1, 0, 1 per env; the step from t = 1 ends the episode and reaches 2, not the reset 0.
+    np.testing.assert_array_equal(data.obs[0, :, 0, 0], [0, 0, 1, 1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(data.next_obs[0, :, 0, 0], [1, 1, 2, 2, 1, 1, 2, 2])

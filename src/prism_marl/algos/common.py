@@ -123,7 +123,8 @@ def seed_transitions(actor: Actor, states: Any, num_envs: int, length: int) -> A
     runs ``length`` steps of ``num_envs`` fresh environments, acting as in training
     (``actor.act`` with ``greedy`` False), on a key folded from its own. Every step is a pair,
     episode ends included: the next observation is the one the step reached
-    (``EnvStep.final_obs``), as the original SePS stores it.
+    (``EnvStep.final_obs``), as the original SePS stores it. Rewards are each agent's own
+    (``EnvStep.reward``), not the team's.
 
     Returns:
         [S, P, N, ...] per field, P = length·num_envs; discrete actions one-hot.
@@ -141,8 +142,10 @@ def seed_transitions(actor: Actor, states: Any, num_envs: int, length: int) -> A
             env_state, out = jax.vmap(actor.env.step)(
                 jax.random.split(env_key, num_envs), env_state, action
             )
-            reward = jnp.broadcast_to(out.team_reward[:, None], out.reward.shape)
-            row = AgentTransitions(last.obs, action, reward, out.final_obs)
+            # Each agent's own reward, as the original's VAE reconstructs it (``ac.py:411``,
+            # ``reward[:, agent]``); it equals the team reward where the environment gives
+            # every agent the team's (SMAX, MaBrax), and differs on LBF.
+            row = AgentTransitions(last.obs, action, out.reward, out.final_obs)
             return (env_state, out, hidden, out.episode_end), row
 
         init = (env_state, first, actor.initial_carry(num_envs), jnp.ones((num_envs,), bool))

@@ -19,7 +19,7 @@ class AgentTransitions(NamedTuple):
     Attributes:
         obs: [..., P, N, D].
         actions: [..., P, N, A] action features (one-hot for discrete actions).
-        rewards: [..., P, N].
+        rewards: [..., P, N], each agent's own reward (``EnvStep.reward``).
         next_obs: [..., P, N, D], the observation each step reached (before any reset).
 
     The runner hands a strategy every seed's transitions with a leading seed axis [S, ...].

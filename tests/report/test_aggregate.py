@@ -1,9 +1,11 @@
 """The report's numbers from small results directories, against values computed by hand."""
 
 import dataclasses
+import json
 
 import pytest
 
+from prism_marl.config import from_dict
 from prism_marl.report import aggregate
 from prism_marl.report.load import load_source, load_sources
 from tests.report.conftest import LBF, SMAX
@@ -116,3 +118,18 @@ def test_curves_against_optimizer_steps(figure2):
         assert list(after.iqm) == list(before.iqm)
     stripped = group._replace(runs=tuple(dataclasses.replace(r, records=()) for r in group.runs))
     assert aggregate.against_optimizer_steps(returns, stripped) == []
+
+
+def test_optimizer_steps_come_from_the_config_for_runs_logged_before_the_metric(figure2):
+    group, _ = figure2
+    run = group.runs[0]
+    old = dataclasses.replace(
+        run,
+        records=tuple(
+            {k: v for k, v in r.items() if k != "train/optimizer_steps"} for r in run.records
+        ),
+    )
+    config = from_dict(json.loads((run.path / "config.json").read_text()))
+    expected = {s: config.algo_config.optimizer_steps(s) for s in (0, 100, 200)}
+    assert old.optimizer_steps() == expected
+    assert run.optimizer_steps() == {0: 0, 100: 10, 200: 20}  # the records win when present

@@ -241,15 +241,10 @@ def curve_areas(group: Group, reference: str = AREA_REFERENCE) -> list[CurveArea
 def against_optimizer_steps(curve_list: Sequence[Curve], group: Group) -> list[Curve]:
     """The same curves with optimiser steps (``train/optimizer_steps``) as their x.
 
-    A run's records map each evaluation point's environment steps to the optimiser steps
-    taken by then; curves of runs that do not log them are left out.
+    Each run maps its evaluation points' environment steps to the optimiser steps taken by
+    then (``Run.optimizer_steps``); curves of runs without that mapping are left out.
     """
-    by_run: dict[tuple[str, str], dict[int, float]] = {}
-    for run in group.runs:
-        for record in run.records:
-            steps = record.get("train/optimizer_steps")
-            if steps is not None:
-                by_run.setdefault((run.method, task_label(run)), {})[record["env_steps"]] = steps
+    by_run = {(run.method, task_label(run)): run.optimizer_steps() for run in group.runs}
     result = []
     for curve in curve_list:
         table = by_run.get((curve.method, curve.task), {})

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from prism_marl.config import from_dict
 from prism_marl.errors import ConfigError
 from prism_marl.results import read_jsonl
 from prism_marl.sweep.index import INDEX_FILE, IndexEntry, load_index
@@ -86,6 +87,27 @@ class Run:
                 by_step.setdefault(int(record["env_steps"]), []).append(float(value))
         steps = sorted(by_step)
         return np.asarray(steps, dtype=np.int64), [np.asarray(by_step[s]) for s in steps]
+
+    def optimizer_steps(self) -> dict[int, float]:
+        """Environment steps -> optimiser steps taken by then, at every evaluation point.
+
+        From ``train/optimizer_steps`` in the records, or, for runs logged before that metric
+        existed, from the algorithm's config in ``config.json`` (the same count); empty when
+        neither is readable.
+        """
+        logged = {
+            int(r["env_steps"]): float(r["train/optimizer_steps"])
+            for r in self.records
+            if "train/optimizer_steps" in r
+        }
+        if logged:
+            return logged
+        try:
+            config = from_dict(_read_json(self.path / "config.json") or {})
+        except (ConfigError, TypeError, ValueError):
+            return {}
+        count = config.algo_config.optimizer_steps
+        return {int(r["env_steps"]): float(count(int(r["env_steps"]))) for r in self.records}
 
     def initial_returns(self) -> np.ndarray:
         """Evaluation returns of the untrained policy (the step-0 records), ``[seeds]``."""

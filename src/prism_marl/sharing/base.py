@@ -219,6 +219,9 @@ class SharingStrategy:
     per_agent_kernels: ClassVar[bool] = True
     """Whether agents' kernels differ (networks then lay agents out first, ``AgentsFirst``)."""
     layer_class: ClassVar[type[AgentLayer]]
+    shared_recurrent_input: ClassVar[bool] = False
+    """Whether a GRU's fused input projection is one plain ``SharedDense`` for all agents
+    (Kaleidoscope and SNP, whose originals never mask the GRU's kernels)."""
     """The ``AgentLayer`` subclass that ``dense`` builds; every concrete strategy sets it."""
 
     agent_id_input: bool = False
@@ -311,9 +314,13 @@ class SharingStrategy:
     ) -> AgentLayer:
         """The GRU's fused input projection W_i x + b_i, [..., D] -> [..., 3H].
 
-        By default this strategy's hidden layer (``dense``); strategies whose original leaves
-        the GRU alone (Kaleidoscope, SNP) return a plain ``SharedDense``.
+        This strategy's hidden layer (``dense``), or a plain ``SharedDense`` where
+        ``shared_recurrent_input`` (strategies whose original leaves the GRU alone).
         """
+        if self.shared_recurrent_input:
+            return SharedDense(
+                features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
+            )
         return self.dense(features, num_agents, depth=depth, kernel_init=kernel_init, name=name)
 
     def recurrent_state_mask(

@@ -20,11 +20,9 @@ import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
     AgentLayer,
     AuxOutput,
     Initializer,
-    SharedDense,
     SharingStrategy,
     Variables,
     map_layers,
@@ -222,6 +220,7 @@ class Kaleidoscope(SharingStrategy):
 
     name = "kaleidoscope"
     layer_class = MaskedDense
+    shared_recurrent_input = True  # the original never masks its GRU (``nn.GRUCell``)
 
     threshold_init_scale: float = 5.0
     """Thresholds start at −(scale · u + offset), u ~ U(0, 1)."""
@@ -291,21 +290,6 @@ class Kaleidoscope(SharingStrategy):
             "diversity_base": self.diversity_base,
             "relative_thresholds": self.relative_thresholds,
         }
-
-    def recurrent_input_dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        depth: int,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """One plain shared layer: the original never masks its GRU (``nn.GRUCell``)."""
-        del depth
-        return SharedDense(
-            features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
-        )
 
     def _layers(self, variables: Variables) -> list[_Layer]:
         """Every masked layer with its buffers (defaults where a tree has none)."""

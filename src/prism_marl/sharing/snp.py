@@ -17,9 +17,7 @@ import jax.numpy as jnp
 
 from prism_marl.errors import require
 from prism_marl.sharing.base import (
-    DEFAULT_KERNEL_INIT,
     AgentLayer,
-    Initializer,
     SharedDense,
     SharingStrategy,
     Variables,
@@ -69,6 +67,7 @@ class SNP(SharingStrategy):
     name = "snp"
     per_agent_kernels = False  # one shared kernel; only output masks differ
     layer_class = PrunedDense
+    shared_recurrent_input = True  # GRU units are pruned through the state, not the gates
 
     prune_ratio: float = 0.3
     """p: probability that a hidden neuron is pruned for an agent."""
@@ -84,21 +83,6 @@ class SNP(SharingStrategy):
         """The pruning probability p (see ``SharingStrategy.layer_fields``)."""
         del num_agents
         return {"prune_ratio": self.prune_ratio}
-
-    def recurrent_input_dense(
-        self,
-        features: int,
-        num_agents: int,
-        *,
-        depth: int,
-        kernel_init: Initializer = DEFAULT_KERNEL_INIT,
-        name: str | None = None,
-    ) -> AgentLayer:
-        """A plain shared layer: the GRU's units are pruned through its state, not its gates."""
-        del depth
-        return SharedDense(
-            features=features, num_agents=num_agents, kernel_init=kernel_init, name=name
-        )
 
     def recurrent_state_mask(
         self, hidden_size: int, num_agents: int, *, name: str | None = None

@@ -30,7 +30,10 @@ POLICY_INPUTS = (
     jnp.zeros((1, NUM_AGENTS), bool),
     jnp.ones((1, NUM_AGENTS, NUM_AGENTS), bool),
 )
-SEEDS = 9
+# Prism leaves one agent on another agent's action (reward 0.75, a local optimum of the exact
+# gradient) in about a quarter of seeds: 6 of 27 with a plain spectrum, 8 of 27 scaled (decision
+# 0034). With 9 seeds the median sat on that boundary; 27 make it a statement about the method.
+SEEDS = 27
 STEPS = 600
 
 

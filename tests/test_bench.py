@@ -96,7 +96,7 @@ def test_factored_reference_is_prisms_layer_with_unit_spectra():
     """The ``factored-products`` rows time Prism's factored layer and loss minus the spectra:
     with s = 1 and masks at 1, Prism's layer has the same loss and gradients for U, V, b, x."""
     rank, num_agents = 3, 2
-    layer = Prism(rank=rank).dense(4, num_agents)
+    layer = Prism(rank=rank, scaled_spectrum=False).dense(4, num_agents)  # s itself is 1
     x = jax.random.normal(jax.random.key(0), (num_agents, 6, 5))
     ids = np.arange(num_agents)[:, None]
     params = layer.init(jax.random.key(1), x, ids)["params"]

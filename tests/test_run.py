@@ -211,6 +211,21 @@ def test_config_round_trip_for_every_strategy():
         assert from_dict(json.loads(json.dumps(to_dict(config)))) == config
 
 
+def test_config_json_from_before_a_changed_default_rebuilds_what_it_ran():
+    """A config.json written before a field existed ran the old behaviour, not the new default."""
+    for strategy, field, before in (
+        (Prism(), "scaled_spectrum", False),
+        (Kaleidoscope(), "relative_thresholds", False),
+        (Kaleidoscope(), "reset_first_layer", True),
+    ):
+        data = to_dict(RunConfig(sharing=strategy))
+        del data["sharing"][field]
+        assert getattr(from_dict(data).sharing, field) is before
+        assert getattr(from_dict(to_dict(RunConfig(sharing=strategy))).sharing, field) is (
+            getattr(strategy, field)
+        )
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

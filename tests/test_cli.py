@@ -100,3 +100,36 @@ def test_bench_train_json_rows_have_the_documented_keys(capsys):
         assert keys | {"ratio_to_env_only"} <= set(row)
         assert row["steps_per_second"] > 0 and row["ratio_to_env_only"] > 0
     assert rows[0]["ratio_to_fups"] == 1.0
+
+
+def test_print_config_round_trips_through_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--sharing", "snp", "--preset", "smax", "--algo.lr", "0.001"]
+    assert main([*argv, "--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert "run_dir" not in text  # generated per run, so each run from the file gets its own
+    (tmp_path / "run.toml").write_text(text)
+    assert main(["train", "--config", "run.toml", "--total-steps", "777", "--print-config"]) == 0
+    again = capsys.readouterr().out
+    assert again == text.replace("total_steps = 10000000", "total_steps = 777")
+    assert "lr = 0.001" in again and 'type = "snp"' in again
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "argv", "needle"),
+    [
+        ('[sharing]\ntype = "prism"\nrank = 4\n', ["--sharing", "fups"], "--sharing fups"),
+        ('algo = "mappo"\n[algo_config]\nclip = 0.1\n', ["--algo", "qmix"], "--algo qmix"),
+        ("[sharing]\ntype = 'magic'\n", [], "sharing: unknown strategy 'magic'"),
+        ("[env]\ncolour = 1\n", [], "unknown field(s) ['colour'] for EnvConfig; valid:"),
+        ("num_seeds = 0\n", [], "num-seeds"),
+    ],
+)
+def test_config_file_errors_are_one_line(tmp_path, capsys, monkeypatch, text, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text(text)
+    assert main(["train", "--config", "bad.toml", *argv, "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.toml"]

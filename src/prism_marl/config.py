@@ -75,7 +75,7 @@ class RunConfig:
     """One training run: algorithm, sharing strategy, environment and the run's bookkeeping."""
 
     algo: str = "mappo"
-    """Algorithm: mappo or ippo."""
+    """Algorithm: mappo, ippo, qmix, vdn or matd3."""
     sharing: SharingStrategy = Prism()
     """Parameter-sharing strategy."""
     env: EnvConfig = EnvConfig()
@@ -89,7 +89,7 @@ class RunConfig:
     eval_interval: int = 100_000
     """Environment steps per seed between evaluations, logs and checkpoints."""
     eval_episodes: int = 32
-    """Greedy evaluation episodes per seed at each evaluation."""
+    """Evaluation episodes per seed at each evaluation, played as eval_greedy says."""
     final_eval_episodes: int = 320
     """Evaluation episodes per seed for the final (absolute) evaluation."""
     diversity_episodes: int = 8
@@ -169,7 +169,10 @@ def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known - {"type"}
     if unknown:
-        raise ConfigError(f"config: unknown field(s) {sorted(unknown)} for {cls.__name__}")
+        valid = ", ".join(sorted(known))
+        raise ConfigError(
+            f"config: unknown field(s) {sorted(unknown)} for {cls.__name__}; valid: {valid}"
+        )
     return cls(**{k: _coerce(hints[k], v) for k, v in data.items() if k != "type"})
 
 

@@ -76,7 +76,7 @@ def plot_learning_curve(records: Sequence[dict], path: str | Path, title: str = 
             steps, [min(v) for v in by_step], [max(v) for v in by_step], alpha=0.25, label="min–max"
         )
     axis.set_xlabel("environment steps per seed")
-    axis.set_ylabel("greedy evaluation return")
+    axis.set_ylabel("evaluation return")
     axis.set_title(title)
     axis.grid(True, alpha=0.3)
     axis.legend()

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     # train and eval build their own parsers (their flags depend on --sharing and --algo);
     # main() hands them the command line before this parser sees it.
-    commands.add_parser("train", help="train a sharing strategy with MAPPO or IPPO (see train -h)")
+    commands.add_parser("train", help="train a sharing strategy with any algorithm (see train -h)")
     commands.add_parser("eval", help="evaluation (and a GIF) of a trained run (eval -h)")
     add_resources_command(commands)
     add_bench_command(commands)

@@ -2,7 +2,9 @@
 
 Basic flags: --algo NAME --sharing NAME --env ID --num-seeds N --total-steps N --run-dir DIR;
 every field of the chosen strategy, algorithm and environment is a further flag
-(``--sharing.rank 16``, ``--algo.lr 3e-4``, ``--env.episode-limit 50``).
+(``--sharing.rank 16``, ``--algo.lr 3e-4``, ``--env.episode-limit 50``). ``--config FILE.toml``
+sets any of them from a file (``config_file.py``); a preset's values come first, then the
+file's, then the flags'. ``--print-config`` prints the resolved run as such a file.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from prism_marl.cli.args import (
     positive_int,
 )
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig
-from prism_marl.errors import ConfigError
+from prism_marl.config_file import ConfigFile, dump_config, load_config_file
+from prism_marl.errors import ConfigError, require
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
 from prism_marl.presets import PRESETS, build_run_config
 from prism_marl.sharing import STRATEGIES
@@ -53,6 +56,7 @@ def _selection_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sharing", choices=list(STRATEGIES))
     parser.add_argument("--preset", choices=list(PRESETS))
     parser.add_argument("--resume", metavar="RUN_DIR")
+    parser.add_argument("--config", metavar="FILE.toml")
     return parser
 
 
@@ -81,6 +85,17 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="read the run's settings from a TOML file in --print-config's form; flags given "
+        "here override it, and it overrides --preset",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved settings as a TOML file for --config, and exit without training",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     parser.add_argument(
@@ -131,35 +146,65 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
 
 
 def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespace]:
-    """Build the RunConfig from the command line (None when resuming)."""
+    """Build the RunConfig from the command line (None when resuming).
+
+    Precedence, lowest first: the defaults, ``--preset``, the ``--config`` file, the flags.
+    """
     selection, _ = _selection_parser().parse_known_args(argv)
-    sharing = selection.sharing or "prism"
-    preset: dict[str, Any] = PRESETS.get(selection.preset or "", {})
-    algo = selection.algo or preset.get("run", {}).get("algo", "mappo")
+    file = load_config_file(selection.config) if selection.config else ConfigFile()
+    sharing = selection.sharing or file.sharing or "prism"
+    preset_name = selection.preset or file.preset
+    preset: dict[str, Any] = PRESETS.get(preset_name or "", {})
+    algo = selection.algo or file.algo or preset.get("run", {}).get("algo", "mappo")
+    require(
+        sharing in STRATEGIES,
+        "sharing",
+        f"unknown strategy {sharing!r}; valid: {', '.join(STRATEGIES)}",
+    )
+    require(
+        algo in ALGORITHMS, "algo", f"unknown algorithm {algo!r}; valid: {', '.join(ALGORITHMS)}"
+    )
+    _check_file_matches(file, sharing, algo)
     args = build_train_parser(sharing, algo).parse_args(argv)
     if args.resume:
         return None, args
-    run = {k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None}
+    run = {**file.run_fields}
+    run.update({k: getattr(args, k) for k in RUN_FIELDS if getattr(args, k) is not None})
     if args.eval_greedy is not None:
         run["eval_greedy"] = args.eval_greedy
-    env_fields = overrides(args, "env")
+    env_fields = {**file.env_fields, **overrides(args, "env")}
     if args.env:
         env_fields["id"] = args.env
     if "run_dir" not in run:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         env_id = env_fields.get("id", preset.get("env", {}).get("id", EnvConfig().id))
-        env_name = env_id.replace(":", "_").replace("|", "-")
+        env_name = str(env_id).replace(":", "_").replace("|", "-")
         run["run_dir"] = f"runs/{algo}_{sharing}_{env_name}_{stamp}"
+        args.generated_run_dir = True
     config = build_run_config(
         sharing=sharing,
-        sharing_fields=overrides(args, "sharing"),
+        sharing_fields={**file.sharing_fields, **overrides(args, "sharing")},
         algo=algo,
-        preset=selection.preset,
+        preset=preset_name,
         run_fields=run,
         env_fields=env_fields,
-        algo_fields=overrides(args, "algo"),
+        algo_fields={**file.algo_fields, **overrides(args, "algo")},
     )
     return config, args
+
+
+def _check_file_matches(file: ConfigFile, sharing: str, algo: str) -> None:
+    """A file's strategy or algorithm fields cannot be applied to another one chosen by a flag."""
+    if file.sharing_fields and file.sharing not in (None, sharing):
+        raise ConfigError(
+            f"--sharing {sharing}: the --config file's [sharing] table sets {file.sharing}'s "
+            f"fields ({', '.join(file.sharing_fields)}); remove them or choose {file.sharing}"
+        )
+    if file.algo_fields and file.algo not in (None, algo):
+        raise ConfigError(
+            f"--algo {algo}: the --config file's [algo_config] table sets {file.algo}'s "
+            f"fields ({', '.join(file.algo_fields)}); remove them or choose {file.algo}"
+        )
 
 
 def run_train(argv: list[str]) -> int:
@@ -170,6 +215,9 @@ def run_train(argv: list[str]) -> int:
     die_with_parent()
 
     config, args = parse_train_args(argv)
+    if args.print_config:
+        print_config(config, args)
+        return 0
     progress = not args.no_progress
     run_dir = args.resume if config is None else config.run_dir
     watchdog = None
@@ -195,6 +243,20 @@ def run_train(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     print_summary(summary, trainer.run_dir)
     return 0
+
+
+def print_config(config: RunConfig | None, args: argparse.Namespace) -> None:
+    """``--print-config``: the resolved run (or the resumed run's) as TOML on stdout."""
+    if config is None:
+        from prism_marl.config import from_dict
+
+        path = Path(args.resume) / "config.json"
+        try:
+            config = from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            raise ConfigError(f"--resume: no readable config.json in {args.resume!r}") from None
+    keep = not getattr(args, "generated_run_dir", False)
+    print(dump_config(config, keep_run_dir=keep), end="")
 
 
 @contextlib.contextmanager

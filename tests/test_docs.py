@@ -1,0 +1,29 @@
+"""The documentation's code runs: every ```python block of docs/python-api.md, in order."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
+
+
+@pytest.mark.slow(minutes=1)
+def test_python_api_page_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks(DOCS / "python-api.md")
+    assert len(blocks) == 2
+    namespace: dict = {"__name__": "docs_example"}
+    for block in blocks:
+        exec(compile(block, "docs/python-api.md", "exec"), namespace)
+    summary, result = namespace["summary"], namespace["result"]
+    assert summary["num_seeds"] == 2 and len(summary["final_returns"]) == 2
+    assert len(result["return_per_seed"]) == 2
+    assert all(0.0 <= r <= 1.0 for r in result["return_per_seed"])
+    # The trained run's records reach the last evaluation for both seeds.
+    assert sorted(r["seed"] for r in namespace["last"]) == [0, 1]
+    assert namespace["hidden"]["U"].shape == (64, 16)  # U [O, R], R = rank 16

@@ -195,3 +195,25 @@ def test_layers_come_from_the_declared_layer_class(name):
     recurrent = strategy.recurrent_dense(OUT_FEATURES, 3)
     expected = SharedDense if strategy.shared_recurrent else strategy.layer_class
     assert type(recurrent) is expected
+
+
+def test_a_registered_strategy_is_found_by_name():
+    import dataclasses
+
+    from prism_marl.errors import ConfigError
+    from prism_marl.presets import build_run_config
+    from prism_marl.sharing import STRATEGIES, FuPS, register_strategy
+
+    @dataclasses.dataclass(frozen=True)
+    class Mine(FuPS):
+        name = "mine-test"
+
+    try:
+        register_strategy(Mine)
+        assert build_run_config(sharing="mine-test").sharing == Mine()
+        with pytest.raises(ConfigError, match="already registered"):
+            register_strategy(dataclasses.dataclass(frozen=True)(type("Other", (Mine,), {})))
+        with pytest.raises(ConfigError, match="not a named SharingStrategy"):
+            register_strategy(int)
+    finally:
+        STRATEGIES.pop("mine-test", None)

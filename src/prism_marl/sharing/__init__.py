@@ -26,6 +26,20 @@ STRATEGIES: dict[str, type[SharingStrategy]] = {
 }
 
 
+def register_strategy(cls: type[SharingStrategy], *, overwrite: bool = False) -> None:
+    """Make a strategy class of your own available by its ``name`` everywhere a built-in is.
+
+    ``--sharing NAME``, experiment files, ``config.json`` and the reports find it once it is
+    registered in the process (import your module before training). ``cls`` must be a frozen
+    dataclass subclass of ``SharingStrategy`` with a ``name`` and a ``layer_class``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, SharingStrategy)) or not cls.name:
+        raise ConfigError(f"sharing: {cls!r} is not a named SharingStrategy subclass")
+    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls and not overwrite:
+        raise ConfigError(f"sharing: {cls.name!r} is already registered (overwrite=True replaces)")
+    STRATEGIES[cls.name] = cls
+
+
 def make_strategy(name: str, **fields: object) -> SharingStrategy:
     """Build a strategy by its command-line name, e.g. ``make_strategy("prism", rank=16)``."""
     if name not in STRATEGIES:
@@ -48,5 +62,6 @@ __all__ = [
     "SharingStrategy",
     "count_leaves",
     "make_strategy",
+    "register_strategy",
     "reused_kernels",
 ]

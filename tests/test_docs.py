@@ -27,3 +27,12 @@ def test_python_api_page_runs(tmp_path, monkeypatch, capsys):
     # The trained run's records reach the last evaluation for both seeds.
     assert sorted(r["seed"] for r in namespace["last"]) == [0, 1]
     assert namespace["hidden"]["U"].shape == (64, 16)  # U [O, R], R = rank 16
+
+
+def test_every_decision_is_indexed_with_a_status():
+    index = (DOCS / "decisions" / "README.md").read_text()
+    for path in sorted((DOCS / "decisions").glob("0*.md")):
+        row = next((line for line in index.splitlines() if f"]({path.name})" in line), None)
+        assert row is not None, path.name
+        status = row.rstrip(" |").rsplit("|", 1)[-1].strip()
+        assert status == "active" or status.startswith("superseded"), row

@@ -44,6 +44,30 @@ def test_descend_reports_rl_and_aux_gradient_norms_before_clipping():
     assert float(moved) == pytest.approx(0.1, rel=1e-5)
 
 
+def test_descend_reports_the_per_agent_parameters_gradients_apart():
+    strategy = SumAux()  # FuPS's per-agent leaf: agent_id_kernel
+
+    def loss(params):
+        rl_loss = 0.5 * jnp.sum(jnp.square(params["w"])) + 2.0 * jnp.sum(params["agent_id_kernel"])
+        return regularised(strategy, {"params": params}, (), rl_loss, {})
+
+    params = {"w": jnp.array([3.0, 4.0]), "agent_id_kernel": jnp.array([1.0, 1.0, 1.0])}
+    optimizer = optax.sgd(0.1)
+    step = descend(strategy, optimizer, loss, params, optimizer.init(params), ())
+    # RL: ∇k = (2, 2, 2); the aux term Σ w touches only w.
+    assert float(step.metrics["grad/agent_rl_norm"]) == pytest.approx(12**0.5)
+    assert float(step.metrics["grad/agent_aux_norm"]) == 0.0
+    assert float(step.metrics["grad/rl_norm"]) == pytest.approx((25 + 12) ** 0.5)
+    # Without per-agent parameters the two keys are absent rather than a misleading zero.
+    del params["agent_id_kernel"]
+
+    def shared_loss(params):
+        return regularised(strategy, {"params": params}, (), jnp.sum(params["w"]), {})
+
+    step = descend(strategy, optimizer, shared_loss, params, optimizer.init(params), ())
+    assert "grad/agent_rl_norm" not in step.metrics
+
+
 def test_optimizer_steps_hand_values():
     # PPO: 64 envs × 128 steps per update, 4 epochs × 2 minibatches: 300k steps hold 36 updates.
     ppo = PPOConfig(num_envs=64, rollout_length=128, num_epochs=4, num_minibatches=2)

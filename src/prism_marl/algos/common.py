@@ -23,7 +23,7 @@ import optax
 from prism_marl.envs.base import EnvStep, MultiAgentEnv
 from prism_marl.rl.evaluation import Actor
 from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing.base import AuxOutput, SharingStrategy, reused_kernels
+from prism_marl.sharing.base import AuxOutput, SharingStrategy, iter_named_leaves, reused_kernels
 
 State = TypeVar("State", bound=Any)
 
@@ -211,8 +211,11 @@ def descend(
 
     The strategy's auxiliary state advances with the step's tracked and auxiliary losses. The
     metrics are the loss's own plus ``loss/aux``, the auxiliary metrics, the global norms of
-    the RL and auxiliary gradients before any clipping (``grad/rl_norm``, ``grad/aux_norm``)
-    and the strategy's weight diagnostics after the step.
+    the RL and auxiliary gradients before any clipping (``grad/rl_norm``, ``grad/aux_norm``),
+    the same two norms on the strategy's per-agent parameters alone where it has any
+    (``grad/agent_rl_norm``, ``grad/agent_aux_norm``: Prism's mask logits, whose direction
+    under Adam follows whichever of the two dominates) and the strategy's weight diagnostics
+    after the step.
     """
     grads, parts = jax.grad(loss, has_aux=True)(params, *args)
     # The auxiliary term depends on the parameters only, so its gradient alone is cheap; XLA
@@ -230,6 +233,12 @@ def descend(
         "grad/aux_norm": optax.tree.norm(aux_grads),
         **strategy.weight_diagnostics(params),
     }
+    names = strategy.per_agent_leaves()
+    rl_agent = [leaf for name, leaf in iter_named_leaves(rl_grads) if name in names]
+    if rl_agent:
+        aux_agent = [leaf for name, leaf in iter_named_leaves(aux_grads) if name in names]
+        metrics["grad/agent_rl_norm"] = optax.tree.norm(rl_agent)
+        metrics["grad/agent_aux_norm"] = optax.tree.norm(aux_agent)
     return Descent(params, opt_state, aux_state, metrics)
 
 

@@ -2,7 +2,8 @@
 
 RUN_DIR/config.json, metrics.jsonl, summary.json, marl_eval.json, TensorBoard events and a
 learning-curve PNG. A JSON file is written to a temporary sibling and renamed into place, so a
-killed run never leaves a truncated file; metrics.jsonl is rewritten the same way.
+killed run never leaves a truncated file; metrics.jsonl is rewritten the same way. The
+statistics in summary.json come from ``prism_marl.report.stats``, the report's too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,35 +51,6 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 def write_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
     """Atomically (re)write a JSON-lines file."""
     write_atomic(path, "".join(json.dumps(dict(r)) + "\n" for r in records))
-
-
-def interquartile_mean(values: Sequence[float]) -> float:
-    """Mean of the middle 50% (Agarwal et al., 2021): drop the lowest and highest quarters.
-
-    Uses fractional weights at the quartile boundaries, so it is defined for any count.
-    """
-    data = np.sort(np.asarray(values, dtype=np.float64))
-    n = len(data)
-    if n == 0:
-        return math.nan
-    positions = (np.arange(n) + 0.5) / n
-    weights = np.clip(
-        np.minimum(positions + 0.5 / n, 0.75) - np.maximum(positions - 0.5 / n, 0.25), 0, None
-    )
-    return float(np.sum(weights * data) / np.sum(weights))
-
-
-def bootstrap_ci(
-    values: Sequence[float], confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over ``values`` (seeds)."""
-    data = np.asarray(values, dtype=np.float64)
-    if len(data) == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
 
 
 def to_builtin(value: Any) -> Any:

@@ -1,15 +1,16 @@
 """``prism-marl report``: report.md and its figures from results directories only.
 
 ``load`` reads sweeps' results directories and run directories into frozen records,
-``aggregate`` computes the numbers with ``stats`` (IQM, stratified bootstrap, probability of
-improvement), ``figures`` draws the PNGs and ``markdown`` writes the text. ``write_report``
-runs them in that order: every input is read and the output directory checked before anything
-is written.
+``aggregate`` computes the numbers with ``stats`` (rliable's IQM, mean, median, optimality gap,
+stratified bootstrap, probability of improvement, performance profiles), ``figures`` draws the
+PNGs and ``markdown`` writes the text. ``write_report`` runs them in that order: every input is
+read and the output directory checked before anything is written. ``marl_eval`` merges the
+runs' ``marl_eval.json`` files into the one file marl-eval's tools read.
 
 Per experiment (and budget): learning curves per task (Figures 2 and 3), the final-return
-table, the aggregate over tasks, the ablation table (experiment ``ablations``) and the
-behavioural-diversity panel; then Figure 4 for experiments with budgets, Figure 5, and every
-missing or unfinished run.
+table, the aggregate over tasks with rliable's aggregate figure and the performance profiles,
+the ablation table (experiment ``ablations``) and the behavioural-diversity panel; then Figure 4
+for experiments with budgets, Figure 5, and every missing or unfinished run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,37 +83,57 @@ def write_report(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"--out: cannot create {out} ({error.strerror or error})") from None
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    how = stats.Bootstrap(resamples=resamples)
     groups = aggregate.make_groups(sources)
     parts = [
-        markdown.header(sources, command, when),
+        markdown.header(sources, command, generated_at()),
         markdown.missing_runs([run for source in sources for run in source.runs]),
-        markdown.how_to_read(resamples),
+        markdown.how_to_read(how),
     ]
-    parts += [_group_section(group, out_dir, resamples) for group in groups]
-    parts += _budget_sections(groups, out_dir, resamples)
+    parts += [_group_section(group, out_dir, how) for group in groups]
+    parts += _budget_sections(groups, out_dir, how)
     parts.append(_resources_section(sources, out_dir, agent_counts))
     path = out_dir / REPORT_FILE
     write_atomic(path, "\n\n".join(parts) + "\n")
     return path
 
 
-def _group_section(group: Group, out_dir: Path, resamples: int) -> str:
+def generated_at() -> str:
+    """When the report was made: now, or ``$SOURCE_DATE_EPOCH`` (reproducible builds' variable).
+
+    A report regenerated from the same files with the same epoch is the same, byte for byte.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    seconds = int(epoch) if epoch and epoch.isdigit() else time.time()
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _band(how: stats.Bootstrap) -> str:
+    """The caption of a curve figure's statistic and band."""
+    return f"IQM over seeds; shaded: {how.describe()}"
+
+
+def _group_section(group: Group, out_dir: Path, how: stats.Bootstrap) -> str:
     """Curves, final returns, aggregate, ablations and diversity of one group."""
     from prism_marl.report.figures import plot_curves
 
     name = slug(group.name)
     complete = sum(run.complete for run in group.runs)
     parts = [f"## {group.name}", f"{len(group.runs)} runs, {complete} complete."]
-    returns = aggregate.curves(group, "eval_return", resamples)
+    returns = aggregate.curves(group, "eval_return", how)
     if returns:
-        plot_curves(returns, out_dir / f"{name}-curves.png", ylabel="evaluation return (IQM)")
+        plot_curves(
+            returns,
+            out_dir / f"{name}-curves.png",
+            ylabel="evaluation return (IQM)",
+            note=_band(how),
+        )
         parts += [
             "### Learning curves",
             markdown.image(f"{name}-curves.png", f"{group.name} learning curves"),
             "Evaluation return against environment steps per seed: IQM over seeds at each "
-            "evaluation point, shaded by its 95% stratified-bootstrap band; dashed: runs that "
-            "did not finish, drawn to their last evaluation point.",
+            f"evaluation point, shaded by its {how.describe()}; dashed: runs that did not "
+            "finish, drawn to their last evaluation point.",
         ]
         by_updates = aggregate.against_optimizer_steps(returns, group)
         if by_updates:
@@ -120,6 +142,7 @@ def _group_section(group: Group, out_dir: Path, resamples: int) -> str:
                 out_dir / f"{name}-curves-optimizer-steps.png",
                 ylabel="evaluation return (IQM)",
                 xlabel="optimiser steps (critic steps for MATD3)",
+                note=_band(how),
             )
             parts += [
                 markdown.image(
@@ -128,18 +151,17 @@ def _group_section(group: Group, out_dir: Path, resamples: int) -> str:
                 "The same curves against the optimiser steps taken by each evaluation point "
                 "(`train/optimizer_steps`): how far each method gets per gradient step.",
             ]
-    cells = aggregate.final_cells(group, resamples)
+    cells = aggregate.final_cells(group, how)
     parts.append("### Final returns")
-    parts.append(markdown.final_table(cells) if cells else "No complete run in this group.")
     if cells:
-        scales = aggregate.normalisations(cells, aggregate.random_returns(group.runs))
-        parts.append(
-            markdown.aggregate_section(
-                scales,
-                aggregate.aggregate(cells, scales, resamples),
-                aggregate.improvements(cells, resamples),
-            )
-        )
+        parts += [
+            "Per method and task, the seeds' final returns: IQM (25% trimmed mean) and mean, "
+            f"each with its {how.describe()}.",
+            markdown.final_table(cells, how),
+        ]
+        parts.append(_aggregate(group, cells, out_dir, how))
+    else:
+        parts.append("No complete run in this group.")
     areas = aggregate.curve_areas(group)
     if areas:
         parts += [
@@ -152,27 +174,49 @@ def _group_section(group: Group, out_dir: Path, resamples: int) -> str:
     if group.experiment == "ablations" and cells:
         parts += [
             "### Ablations",
-            "Final return per Prism setting and task: IQM over seeds [95% CI].",
+            f"Final return per Prism setting and task: IQM over seeds [{how.describe()}].",
             markdown.pivot({(c.method, c.task): c.iqm for c in cells}),
         ]
-    parts.append(_diversity(group, out_dir, resamples))
+    parts.append(_diversity(group, out_dir, how))
     return "\n\n".join(parts)
 
 
-def _diversity(group: Group, out_dir: Path, resamples: int) -> str:
+def _aggregate(
+    group: Group, cells: list[aggregate.Cell], out_dir: Path, how: stats.Bootstrap
+) -> str:
+    """The aggregate over tasks: table, rliable's aggregate figure, profiles, P(Prism > Y)."""
+    from prism_marl.report.figures import plot_aggregates, plot_profiles
+
+    name = slug(group.name)
+    scales = aggregate.normalisations(cells, aggregate.random_returns(group.runs))
+    rows = aggregate.aggregate(cells, scales, how)
+    figures = []
+    if rows:
+        figures = [f"{name}-aggregates.png", f"{name}-profiles.png"]
+        note = f"normalised final returns; {how.describe()}"
+        plot_aggregates(rows, out_dir / figures[0], note=note)
+        plot_profiles(aggregate.profiles(rows, how), out_dir / figures[1], note=note)
+    improvements = aggregate.improvements(cells, how)
+    return markdown.aggregate_section(scales, rows, improvements, how, figures)
+
+
+def _diversity(group: Group, out_dir: Path, how: stats.Bootstrap) -> str:
     """SND over training and at the end, Prism's mask metrics, and the final masks."""
     from prism_marl.analysis.figures import plot_agent_masks
     from prism_marl.report.figures import plot_curves
 
     name = slug(group.name)
     parts = ["### Behavioural diversity"]
-    snd = aggregate.curves(group, SND, resamples)
+    snd = aggregate.curves(group, SND, how)
     if snd:
-        plot_curves(snd, out_dir / f"{name}-snd.png", ylabel="SND (IQM over seeds)")
+        plot_curves(
+            snd, out_dir / f"{name}-snd.png", ylabel="SND (IQM over seeds)", note=_band(how)
+        )
         parts += [
             markdown.image(f"{name}-snd.png", f"{group.name} SND"),
             "`eval/snd` (system neural diversity, decision 0019) over training: IQM over "
-            "seeds, 95% band. At the last evaluation point of the complete runs, IQM [95% CI]:",
+            f"seeds, shaded by its {how.describe()}. At the last evaluation point of the "
+            "complete runs, IQM [95% CI]:",
             markdown.pivot(aggregate.last_points([c for c in snd if c.complete])),
         ]
     else:
@@ -181,11 +225,14 @@ def _diversity(group: Group, out_dir: Path, resamples: int) -> str:
             "observe different limbs, or turned off with `--diversity-episodes 0`)."
         )
     for metric, label in PRISM_METRICS:
-        prism = aggregate.curves(group, metric, resamples)
+        prism = aggregate.curves(group, metric, how)
         if prism:
             figure = f"{name}-{slug(metric)}.png"
-            plot_curves(prism, out_dir / figure, ylabel=label)
-            parts += [f"`{metric}` over training (IQM over seeds):", markdown.image(figure, label)]
+            plot_curves(prism, out_dir / figure, ylabel=label, note=_band(how))
+            parts += [
+                f"`{metric}` over training (IQM over seeds, shaded by its {how.describe()}):",
+                markdown.image(figure, label),
+            ]
     masked = [run for run in group.runs if run.masks]
     if masked:
         parts.append("Final masks of seed 0, agents (rows) × singular values, per layer:")
@@ -200,7 +247,7 @@ def _diversity(group: Group, out_dir: Path, resamples: int) -> str:
     return "\n\n".join(parts)
 
 
-def _budget_sections(groups: Sequence[Group], out_dir: Path, resamples: int) -> list[str]:
+def _budget_sections(groups: Sequence[Group], out_dir: Path, how: stats.Bootstrap) -> list[str]:
     """Figure 4 for each experiment whose runs have Full and Half budgets."""
     from prism_marl.report.figures import plot_budgets
 
@@ -217,15 +264,16 @@ def _budget_sections(groups: Sequence[Group], out_dir: Path, resamples: int) -> 
         if half is None:
             continue
         name = full.experiment if full.scale is None else f"{full.experiment}-{full.scale}"
-        full_cells = aggregate.final_cells(full, resamples)
-        half_cells = aggregate.final_cells(half, resamples)
+        full_cells = aggregate.final_cells(full, how)
+        half_cells = aggregate.final_cells(half, how)
         random = aggregate.random_returns([*full.runs, *half.runs])
         figure = f"{slug(name)}-budgets.png"
-        plot_budgets(full_cells, half_cells, out_dir / figure)
+        note = f"IQM over seeds of the final return; error bars: {how.describe()}"
+        plot_budgets(full_cells, half_cells, out_dir / figure, note=note)
         cells = [("full", c) for c in full_cells] + [("half", c) for c in half_cells]
         cells.sort(key=lambda item: (item[1].task, item[1].method, item[0]))
         retained = aggregate.retentions(full_cells, half_cells, random)
-        sections.append(markdown.budget_section(name, figure, cells, retained))
+        sections.append(markdown.budget_section(name, figure, cells, retained, how))
     return sections
 
 
@@ -243,4 +291,4 @@ def _resources_section(
     return markdown.resources_section("resources.png", rows, agent_counts)
 
 
-__all__ = ["DEFAULT_AGENT_COUNTS", "REPORT_FILE", "check_output", "write_report"]
+__all__ = ["DEFAULT_AGENT_COUNTS", "REPORT_FILE", "check_output", "generated_at", "write_report"]

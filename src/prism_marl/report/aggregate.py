@@ -1,5 +1,8 @@
 """The numbers the report shows, computed from runs with ``report.stats``.
 
+Every statistic takes a ``stats.Bootstrap``, how its intervals are drawn (2,000 resamples,
+95%, seed 0 unless ``prism-marl report --resamples`` says otherwise).
+
 Runs are grouped by experiment (and parameter budget); inside a group a *method* is the
 experiment file's method name and a *task* is an environment with its backbone algorithm, e.g.
 ``lbf:8x8-2p-2f-coop / mappo``. Final returns come from ``summary.json`` (``final_returns``, one
@@ -45,7 +48,7 @@ class Cell(NamedTuple):
     returns: np.ndarray
     """Per-seed final returns, ``[seeds]``."""
     iqm: stats.Estimate
-    mean: float
+    mean: stats.Estimate
     win_rate: float | None
     greedy_mean: float | None
     sampled_mean: float | None
@@ -80,12 +83,28 @@ class Normalisation(NamedTuple):
 
 
 class AggregateRow(NamedTuple):
-    """A method's normalised final returns pooled over tasks."""
+    """A method's normalised final returns over tasks: rliable's four aggregate metrics."""
 
     method: str
     tasks: int
-    iqm: stats.Estimate
-    mean: float
+    runs: int
+    """Seeds over all tasks."""
+    estimates: dict[str, stats.Estimate]
+    """``stats.AGGREGATES``' names (IQM, mean, median, optimality gap) -> estimate."""
+    strata: tuple[np.ndarray, ...]
+    """The normalised final returns, one array of seeds per task."""
+
+    @property
+    def iqm(self) -> stats.Estimate:
+        """The IQM's estimate."""
+        return self.estimates["IQM"]
+
+
+class ProfileRow(NamedTuple):
+    """A method's performance profile on normalised final returns."""
+
+    method: str
+    profile: stats.Profile
 
 
 class Improvement(NamedTuple):
@@ -157,8 +176,8 @@ def _optional_mean(summary: Mapping | None, key: str) -> float | None:
     return None if values is None else float(np.mean(values))
 
 
-def final_cells(group: Group, resamples: int = stats.RESAMPLES) -> list[Cell]:
-    """One cell per complete run: IQM (with interval) and mean of its per-seed final returns."""
+def final_cells(group: Group, how: stats.Bootstrap = stats.DEFAULT) -> list[Cell]:
+    """One cell per complete run: IQM and mean of its per-seed final returns, with intervals."""
     cells = []
     for run in group.runs:
         if not run.complete or run.final_returns.size == 0:
@@ -171,8 +190,8 @@ def final_cells(group: Group, resamples: int = stats.RESAMPLES) -> list[Cell]:
                 task=task_label(run),
                 run=run,
                 returns=returns,
-                iqm=stats.iqm_estimate(returns, resamples=resamples),
-                mean=float(np.mean(returns)),
+                iqm=stats.iqm_estimate(returns, how),
+                mean=stats.mean_estimate(returns, how),
                 win_rate=summary.get("final_win_rate_mean"),
                 greedy_mean=_optional_mean(summary, "final_returns_greedy"),
                 sampled_mean=_optional_mean(summary, "final_returns_sampled"),
@@ -183,7 +202,7 @@ def final_cells(group: Group, resamples: int = stats.RESAMPLES) -> list[Cell]:
     return sorted(cells, key=lambda c: (c.task, order[c.method]))
 
 
-def curves(group: Group, metric: str, resamples: int = stats.RESAMPLES) -> list[Curve]:
+def curves(group: Group, metric: str, how: stats.Bootstrap = stats.DEFAULT) -> list[Curve]:
     """Every run's ``metric`` over training, IQM over its seeds with a 95% bootstrap band.
 
     A run that stopped early (or logs the metric at fewer points) ends where its records end.
@@ -193,7 +212,7 @@ def curves(group: Group, metric: str, resamples: int = stats.RESAMPLES) -> list[
         steps, values = run.metric(metric)
         if steps.size == 0:
             continue
-        estimates = [stats.iqm_estimate(v, resamples=resamples) for v in values]
+        estimates = [stats.iqm_estimate(v, how) for v in values]
         low = np.array([e.low for e in estimates])
         high = np.array([e.high for e in estimates])
         iqm = np.array([e.point for e in estimates])
@@ -274,34 +293,57 @@ def normalisations(cells: Sequence[Cell], random: dict[str, float]) -> list[Norm
     """Per task: the untrained policy's mean return and the best method's mean final return."""
     result = []
     for task in sorted({c.task for c in cells}):
-        best = max((c for c in cells if c.task == task), key=lambda c: c.mean)
-        result.append(Normalisation(task, random.get(task, float("nan")), best.mean, best.method))
+        best = max((c for c in cells if c.task == task), key=lambda c: c.mean.point)
+        result.append(
+            Normalisation(task, random.get(task, float("nan")), best.mean.point, best.method)
+        )
     return result
 
 
 def aggregate(
-    cells: Sequence[Cell], scales: Sequence[Normalisation], resamples: int = stats.RESAMPLES
+    cells: Sequence[Cell], scales: Sequence[Normalisation], how: stats.Bootstrap = stats.DEFAULT
 ) -> list[AggregateRow]:
-    """Per method: IQM and mean of normalised final returns pooled over the usable tasks.
+    """Per method: IQM, mean, median and optimality gap of its normalised final returns.
 
-    The interval is the stratified bootstrap's, with one stratum per task (its seeds).
+    Over the usable tasks; the intervals are the stratified bootstrap's, with one stratum per
+    task (its seeds), as rliable's ``get_interval_estimates``.
     """
     usable = {n.task: n for n in scales if n.usable}
     rows = []
     for method in method_order([c.method for c in cells]):
-        strata = [
+        strata = tuple(
             stats.normalise(c.returns, usable[c.task].random, usable[c.task].best)
             for c in cells
             if c.method == method and c.task in usable
-        ]
+        )
         if not strata:
             continue
-        estimate = stats.stratified_bootstrap(strata, stats.pooled_iqm, resamples=resamples)
-        rows.append(AggregateRow(method, len(strata), estimate, float(stats.pooled_mean(strata))))
+        estimates = stats.aggregate_estimates(strata, how)
+        runs = sum(s.size for s in strata)
+        rows.append(AggregateRow(method, len(strata), runs, estimates, strata))
     return rows
 
 
-def improvements(cells: Sequence[Cell], resamples: int = stats.RESAMPLES) -> list[Improvement]:
+PROFILE_POINTS = 101
+"""Thresholds of a performance profile, evenly spaced."""
+
+
+def profiles(
+    rows: Sequence[AggregateRow], how: stats.Bootstrap = stats.DEFAULT
+) -> list[ProfileRow]:
+    """Every method's performance profile on one grid of thresholds (normalised returns).
+
+    The grid runs from min(0, lowest score) to max(1, highest score) over every method's runs,
+    so all profiles of a group share their x axis and reach 0.
+    """
+    if not rows:
+        return []
+    pooled = np.concatenate([s for row in rows for s in row.strata])
+    taus = np.linspace(min(0.0, pooled.min()), max(1.0, pooled.max()), PROFILE_POINTS)
+    return [ProfileRow(row.method, stats.profile_estimate(row.strata, taus, how)) for row in rows]
+
+
+def improvements(cells: Sequence[Cell], how: stats.Bootstrap = stats.DEFAULT) -> list[Improvement]:
     """P(Prism > Y) for every other method Y, over the tasks both have (empty without Prism)."""
     prism = {c.task: c.returns for c in cells if c.method == PRISM}
     result = []
@@ -313,7 +355,7 @@ def improvements(cells: Sequence[Cell], resamples: int = stats.RESAMPLES) -> lis
         if not tasks:
             continue
         x, y = [prism[t] for t in tasks], [theirs[t] for t in tasks]
-        estimate = stats.improvement_estimate(x, y, resamples=resamples)
+        estimate = stats.improvement_estimate(x, y, how)
         result.append(Improvement(baseline, len(tasks), estimate))
     return result
 
@@ -361,12 +403,14 @@ def resource_rows(strategies: Sequence[str], agent_counts: Sequence[int]) -> lis
 
 __all__ = [
     "PRISM",
+    "PROFILE_POINTS",
     "AggregateRow",
     "Cell",
     "Curve",
     "Group",
     "Improvement",
     "Normalisation",
+    "ProfileRow",
     "Retention",
     "aggregate",
     "curves",
@@ -376,6 +420,7 @@ __all__ = [
     "make_groups",
     "method_order",
     "normalisations",
+    "profiles",
     "random_returns",
     "resource_rows",
     "retentions",

@@ -2,7 +2,8 @@
 
 Nothing here computes a statistic; every number arrives from ``report.aggregate``. Numbers are
 printed with four significant digits (``number``), so a reader can recompute them from the
-results files to that precision.
+results files to that precision. Every table names its statistic and its intervals' bootstrap
+(``stats.Bootstrap``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prism_marl.report.aggregate import (
     method_order,
 )
 from prism_marl.report.load import Run, Source
+from prism_marl.report.stats import AGGREGATES, Bootstrap
 
 MISSING = "–"
 
@@ -87,28 +89,36 @@ def header(sources: Sequence[Source], command: str, when: str) -> str:
     )
 
 
-def how_to_read(resamples: int) -> str:
+def how_to_read(how: Bootstrap) -> str:
     """What the statistics are (the equations are in ``report/stats.py``)."""
     return "\n\n".join(
         [
             "## How the numbers are computed",
+            "The statistics are rliable's (Agarwal et al., 2021), computed by "
+            "`prism_marl.report.stats`, which the test suite checks against rliable 1.2.0 on the "
+            "same arrays (decision 0041); `summary.json` uses the same code.\n\n"
             "- **Final return** of a seed: `summary.json`'s `final_returns`, the mean return "
             "of the final evaluation episodes of that seed's policy.\n"
-            "- **IQM**: interquartile mean over seeds (the mean of the middle 50%, boundary "
-            "seeds weighted fractionally, as `summary.json`'s `final_return_iqm`; Agarwal et "
-            "al., 2021).\n"
-            f"- **95% CI**: percentile interval of the statistic over {resamples:,} "
+            "- **IQM**: interquartile mean, the 25% trimmed mean (`scipy.stats.trim_mean(x, "
+            "0.25)`, rliable's `aggregate_iqm`): floor(n/4) runs are cut from each end, so for "
+            "fewer than 4 seeds it is the plain mean. Over tasks, the runs of all tasks are "
+            "pooled first.\n"
+            "- **Mean** and **median** over tasks: of the tasks' mean normalised returns; "
+            "**optimality gap**: the mean over all runs of max(1 − normalised return, 0), lower "
+            "is better (rliable's `aggregate_optimality_gap`, γ = 1).\n"
+            f"- **95% CI**: the percentile interval of the statistic over {how.resamples:,} "
             "stratified bootstrap resamples (seeds resampled with replacement within each "
-            "task), seed 0.\n"
+            f"task; rliable's `StratifiedBootstrap`), seed {how.seed}.\n"
             "- **Normalised return**: per task, (return − random) / (best − random), where "
             "*random* is the untrained policy's return — the step-0 evaluation in "
             "`metrics.jsonl`, averaged over every run and seed of the task — and *best* is "
             "the best method's mean final return on the task.\n"
             "- **P(prism > Y)**: the probability that a seed of Prism ends with a higher "
             "return than a seed of Y on the same task (Mann-Whitney U / (m·n), ties count "
-            "one half), averaged over the tasks both ran.\n"
-            "- Decision 0020 explains why these are computed by `prism_marl.report.stats` "
-            "rather than `rliable`.",
+            "one half), averaged over the tasks both ran; its interval resamples each "
+            "method's seeds separately within each task.\n"
+            "- **Performance profile**: the fraction of runs (all tasks pooled) whose "
+            "normalised final return exceeds τ, for each τ, with a pointwise 95% band.",
         ]
     )
 
@@ -143,11 +153,12 @@ def missing_runs(runs: Sequence[Run]) -> str:
     return "\n\n".join(lines)
 
 
-def final_table(cells: Sequence[Cell]) -> str:
-    """Method × task: IQM, its interval, mean, seeds, and the optional columns present."""
+def final_table(cells: Sequence[Cell], how: Bootstrap) -> str:
+    """Method × task: IQM and mean with intervals, seeds, and the optional columns present."""
     wins = any(c.win_rate is not None for c in cells)
     modes = any(c.greedy_mean is not None or c.sampled_mean is not None for c in cells)
-    headers = ["method", "task", "IQM", "95% CI (IQM)", "mean", "seeds"]
+    ci = f"95% CI ({how.resamples:,} resamples)"
+    headers = ["method", "task", "IQM", ci, "mean", ci, "seeds"]
     headers += ["win rate"] * wins
     headers += ["eval mode", "greedy mean", "sampled mean"] * modes
     rows = []
@@ -157,7 +168,8 @@ def final_table(cells: Sequence[Cell]) -> str:
             c.task,
             number(c.iqm.point),
             interval(c.iqm.low, c.iqm.high),
-            number(c.mean),
+            number(c.mean.point),
+            interval(c.mean.low, c.mean.high),
             len(c.returns),
         ]
         row += [number(c.win_rate)] * wins
@@ -208,8 +220,13 @@ def aggregate_section(
     scales: Sequence[Normalisation],
     rows: Sequence[AggregateRow],
     improvements: Sequence[Improvement],
+    how: Bootstrap,
+    figures: Sequence[str] = (),
 ) -> str:
-    """The normalisation per task, the normalised IQM per method and P(Prism > Y)."""
+    """The normalisation per task, rliable's aggregates per method, its figures, P(Prism > Y).
+
+    ``figures`` are the aggregate figure and the performance profiles, relative to report.md.
+    """
     parts = ["### Aggregate over tasks"]
     parts.append(
         table(
@@ -228,26 +245,34 @@ def aggregate_section(
     )
     if rows:
         parts.append(
-            table(
-                ["method", "tasks", "normalised IQM", "95% CI", "normalised mean"],
-                [
-                    [
-                        r.method,
-                        r.tasks,
-                        number(r.iqm.point),
-                        interval(r.iqm.low, r.iqm.high),
-                        number(r.mean),
-                    ]
-                    for r in rows
-                ],
-            )
+            "Normalised final returns over the usable tasks, each statistic with its "
+            f"{how.describe()} (one stratum per task):"
         )
+        headers = ["method", "tasks", "runs"]
+        for name in AGGREGATES:
+            headers += [name, "95% CI"]
+        cells = []
+        for r in rows:
+            row: list[Any] = [r.method, r.tasks, r.runs]
+            for name in AGGREGATES:
+                estimate = r.estimates[name]
+                row += [number(estimate.point), interval(estimate.low, estimate.high)]
+            cells.append(row)
+        parts.append(table(headers, cells))
+        parts += [image(figure, figure) for figure in figures]
+        if figures:
+            parts.append(
+                "Above: rliable's aggregate metrics (bars span the 95% CI, ticks mark the point "
+                "estimate) and the performance profiles (fraction of runs whose normalised "
+                f"final return exceeds τ; shaded: pointwise 95% CI), {how.resamples:,} "
+                "stratified-bootstrap resamples each."
+            )
     else:
         parts.append("No task has a usable normalisation.")
     if improvements:
         parts.append(
             table(
-                ["baseline Y", "tasks", f"P({PRISM} > Y)", "95% CI"],
+                ["baseline Y", "tasks", f"P({PRISM} > Y)", f"95% CI ({how.resamples:,} resamples)"],
                 [
                     [
                         i.baseline,
@@ -269,6 +294,7 @@ def budget_section(
     figure: str,
     cells: Sequence[tuple[str, Cell]],
     retained: Sequence[Retention],
+    how: Bootstrap,
 ) -> str:
     """Figure 4: the bars, the per-budget table (width, actor parameters) and the retention."""
     rows = []
@@ -283,7 +309,7 @@ def budget_section(
                 count(actor),
                 number(c.iqm.point),
                 interval(c.iqm.low, c.iqm.high),
-                number(c.mean),
+                number(c.mean.point),
                 len(c.returns),
             ]
         )
@@ -295,13 +321,14 @@ def budget_section(
         ]
         for r in retained
     ]
-    headers = ["method", "task", "budget", "width", "actor parameters", "IQM", "95% CI", "mean"]
+    ci = f"95% CI ({how.resamples:,} resamples)"
+    headers = ["method", "task", "budget", "width", "actor parameters", "IQM", ci, "mean"]
     return "\n\n".join(
         [
             f"## Figure 4: {name}, Full vs Half parameter budget",
             image(figure, f"{name} budgets"),
-            "Bars: IQM over seeds of the final return; error bars: its 95% bootstrap interval. "
-            "Width: the hidden width the width solver chose for the budget.",
+            "Bars: IQM over seeds of the final return; error bars: its "
+            f"{how.describe()}. Width: the hidden width the width solver chose for the budget.",
             table([*headers, "seeds"], rows),
             "Fraction of the Full-budget return kept at the Half budget, above the untrained "
             "policy: (IQM_half − random) / (IQM_full − random) per task, then the mean over "

@@ -98,8 +98,38 @@ def summary(task, finals, **extra):
     return data
 
 
+EPISODES = 4
+"""Evaluation episodes per seed in marl_eval.json's steps (the absolute metric: 10 times)."""
+
+
+def marl_eval(task, finals, method):
+    """marl_eval.json as ``Trainer._marl_eval`` writes it: every seed's episodes per step.
+
+    Episode returns spread ±0.05 around the seed's line in ``metrics``; the best policy's
+    episodes around its final return.
+    """
+    family, _, name = task.partition(":")
+    spread = [-0.05, 0.05] * (EPISODES // 2)
+    records = metrics(task, finals, method)
+    runs = {}
+    for seed, final in enumerate(finals):
+        mine = [r for r in records if r["seed"] == seed]
+        run = {
+            f"step_{k}": {
+                "step_count": r["env_steps"],
+                "return": [r["eval_return"] + d for d in spread],
+            }
+            for k, r in enumerate(mine)
+        }
+        run["absolute_metrics"] = {"return": [final + d for d in spread * 10]}
+        runs[f"run_{seed}"] = run
+    sharing = origin(method, task)["sharing"]
+    return {family: {name: {f"mappo_{sharing}": runs}}}
+
+
 def write_run(results: Path, entries, run_id, method, task, finals, *, budget=None, **extra):
-    """A finished run: index entry, config.json, metrics.jsonl, summary.json (masks for Prism)."""
+    """A finished run: index entry, config.json, metrics.jsonl, summary.json, marl_eval.json
+    (and masks for Prism)."""
     run_dir = results / run_id
     entries[run_id] = IndexEntry(
         run_id, "0" * 12, "finished", 1, 2.0, 0, "", origin(method, task, budget=budget)
@@ -107,6 +137,7 @@ def write_run(results: Path, entries, run_id, method, task, finals, *, budget=No
     write_json(run_dir / "config.json", to_dict(tiny_config(run_id)))
     write_jsonl(run_dir / "metrics.jsonl", metrics(task, finals, method))
     write_json(run_dir / "summary.json", summary(task, finals, **extra))
+    write_json(run_dir / "marl_eval.json", marl_eval(task, finals, method))
     if method.startswith(("prism", "rank")):
         masks = [[[0.9, 0.5, 0.1], [0.2, 0.6, 0.8]] for _ in finals]  # [seed][agent][r]
         write_json(run_dir / "agent_masks.json", {"layer 0": masks, "layer 1": masks})

@@ -21,12 +21,19 @@ def add_report_command(commands: Any) -> None:
         "figures: learning curves, final-return tables with IQM and 95% bootstrap intervals, "
         "the aggregate over tasks with the probability of improvement, Figure 4's budgets, "
         "Figure 5's resources, the ablations, behavioural diversity, and every missing or "
-        "unfinished run. Only results files are read.",
+        "unfinished run. Only results files are read. With --marl-eval, also (or only) merge "
+        "the runs' marl_eval.json files into the one file marl-eval's tools read.",
     )
     report.add_argument(
         "results", nargs="+", metavar="RESULTS_DIR", help="results or run directories to read"
     )
-    report.add_argument("--out", required=True, metavar="DIR", help="where report.md goes")
+    report.add_argument("--out", metavar="DIR", help="where report.md goes")
+    report.add_argument(
+        "--marl-eval",
+        metavar="FILE",
+        help="write the finished runs' evaluations to FILE in marl-eval's JSON format "
+        "(env -> task -> algorithm -> run -> step; absolute metrics of the best policies)",
+    )
     report.add_argument(
         "--resamples",
         type=positive_int,
@@ -44,20 +51,32 @@ def add_report_command(commands: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Write the report; print where it is."""
+    """Write the report and/or the marl-eval file; print where they are."""
+    from prism_marl.errors import ConfigError
     from prism_marl.report import write_report
+    from prism_marl.report.load import load_sources
+    from prism_marl.report.marl_eval import check_file, write_marl_eval
 
-    command = ["prism-marl", "report", *args.results, "--out", args.out]
-    if args.resamples != RESAMPLES:
-        command += ["--resamples", str(args.resamples)]
-    if tuple(args.agents) != DEFAULT_AGENT_COUNTS:
-        command += ["--agents", *map(str, args.agents)]
-    path = write_report(
-        args.results,
-        args.out,
-        command=shlex.join(command),
-        resamples=args.resamples,
-        agent_counts=tuple(args.agents),
-    )
-    print(f"report: {path}")
+    if not args.out and not args.marl_eval:
+        raise ConfigError("--out: give --out DIR (the report), --marl-eval FILE, or both")
+    # Everything is checked before anything is written.
+    sources = load_sources(args.results)
+    marl_eval = check_file(args.marl_eval) if args.marl_eval else None
+    if args.out:
+        command = ["prism-marl", "report", *args.results, "--out", args.out]
+        if args.resamples != RESAMPLES:
+            command += ["--resamples", str(args.resamples)]
+        if tuple(args.agents) != DEFAULT_AGENT_COUNTS:
+            command += ["--agents", *map(str, args.agents)]
+        path = write_report(
+            args.results,
+            args.out,
+            command=shlex.join(command),
+            resamples=args.resamples,
+            agent_counts=tuple(args.agents),
+        )
+        print(f"report: {path}")
+    if marl_eval is not None:
+        merged = write_marl_eval(sources, marl_eval)
+        print(f"marl-eval: {marl_eval} ({merged.runs} runs, {merged.seeds} seeds)")
     return 0

@@ -75,8 +75,12 @@ def test_results_files(finished_run):
     for key in (
         "final_return_mean",
         "final_return_iqm",
-        "final_return_ci95",
+        "final_return_iqm_ci95",
+        "final_return_mean_ci95",
         "final_returns",
+        "statistics",
+        "absolute_returns",
+        "best_env_steps",
         "wall_seconds",
         "steps_per_second",
         "parameters",
@@ -91,13 +95,29 @@ def test_results_files(finished_run):
     greedy = summary["final_returns_greedy"]
     assert len(greedy) == 2 and all(0.0 <= v <= 1.0 for v in greedy)
     assert summary["final_return_greedy_mean"] == pytest.approx(np.mean(greedy))
-    low, high = summary["final_return_ci95"]
-    assert low <= summary["final_return_mean"] <= high
+    for statistic in ("mean", "iqm"):
+        low, high = summary[f"final_return_{statistic}_ci95"]
+        assert low <= summary[f"final_return_{statistic}"] <= high
+    assert "2,000 stratified-bootstrap resamples" in summary["statistics"]["ci95"]
     assert json.loads((run_dir / SUMMARY_FILE).read_text()) == summary
+    # The absolute metric: each seed's best evaluation point, its policy on 10x the episodes.
+    for seed, step in enumerate(summary["best_env_steps"]):
+        mine = [r for r in records if r["seed"] == seed]
+        best = max(mine, key=lambda r: r["eval_return"])  # the first of equal maxima
+        assert step == best["env_steps"]
+    assert summary["absolute_episodes"] == 10 * config.eval_episodes
+    assert len(summary["absolute_returns"]) == 2
+    assert (run_dir / "best_checkpoint").is_dir()
     marl = json.loads((run_dir / "marl_eval.json").read_text())
     run0 = marl["lbf"]["8x8-2p-2f-coop"]["mappo_prism"]["run_0"]
     assert run0["step_0"]["step_count"] == 0 and run0["step_3"]["step_count"] == 192
-    assert len(run0["absolute_metrics"]["return"]) == config.final_eval_episodes
+    seed0 = [r for r in records if r["seed"] == 0]
+    assert run0["step_3"]["return"] == seed0[3]["eval_episode_returns"]
+    assert len(run0["step_3"]["return"]) == config.eval_episodes
+    assert np.mean(run0["step_3"]["return"]) == pytest.approx(seed0[3]["eval_return"])
+    absolute = run0["absolute_metrics"]["return"]
+    assert len(absolute) == 10 * config.eval_episodes
+    assert np.mean(absolute) == pytest.approx(summary["absolute_returns"][0])
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # Prism's final masks, every spectral layer (rank 4 here): [seed][agent][value] in [0, 1].
@@ -118,6 +138,9 @@ def test_resume_continues_exactly(finished_run, tmp_path):
     resumed = resume(run_dir, progress=False)
     assert stable(read(run_dir)) == stable(read(full_dir))
     assert resumed["final_returns"] == summary["final_returns"]
+    # The best policies came back with the checkpoint: the same absolute metric.
+    assert resumed["best_env_steps"] == summary["best_env_steps"]
+    assert resumed["absolute_returns"] == summary["absolute_returns"]
 
 
 def test_eval_command_uses_the_runs_evaluation_mode(finished_run, capsys):

@@ -24,20 +24,16 @@ import orbax.checkpoint as ocp
 
 from prism_marl.algos import Algorithm, make_algorithm
 from prism_marl.algos.common import select_network
+from prism_marl.best_policy import ABSOLUTE_FACTOR, Best, BestCheckpoints, improve
 from prism_marl.config import RunConfig, from_dict, to_dict
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError, TrainingDivergedError
+from prism_marl.loggers import TensorBoardLog, WandbLog, WandbOptions
 from prism_marl.memory import require_state_fits
 from prism_marl.programs import diversities, donatable, evaluations, init_seeds, train_chunks
-from prism_marl.results import (
-    bootstrap_ci,
-    interquartile_mean,
-    read_jsonl,
-    to_builtin,
-    write_json,
-    write_jsonl,
-)
+from prism_marl.report import stats
+from prism_marl.results import read_jsonl, to_builtin, write_json, write_jsonl
 from prism_marl.rl.evaluation import samples_at_test
 from prism_marl.runlock import run_lock
 from prism_marl.sharing.base import SharingStrategy, count_leaves
@@ -181,13 +177,16 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         watchdog: Watchdog | None = None,
+        wandb: WandbOptions | None = None,
     ):
         """Validate ``config`` and build its algorithm; nothing is written until ``run``.
 
         ``watchdog`` (opt-in) ends the process if the run stalls (``prism_marl.watchdog``).
+        ``wandb`` (opt-in) logs the run to Weights & Biases as well (``prism_marl.loggers``).
         """
         self.config = config
         self.watchdog = watchdog
+        self.wandb = wandb
         self.run_dir = Path(config.run_dir)
         self.plan = Plan.of(config)
         self.progress = progress
@@ -206,6 +205,7 @@ class Trainer:
         progress: bool = True,
         watchdog: Watchdog | None = None,
         field: str = "resume",
+        wandb: WandbOptions | None = None,
     ) -> Trainer:
         """A trainer that resumes the run stored in ``run_dir``.
 
@@ -222,6 +222,7 @@ class Trainer:
             resume=True,
             progress=progress,
             watchdog=watchdog,
+            wandb=wandb,
         )
 
     def _checkpointer(self) -> ocp.CheckpointManager:
@@ -272,8 +273,8 @@ class Trainer:
             )
         require_state_fits(self.algo, seed_keys(self.config), self.config.algo_config)
         watching = self.watchdog.watching() if self.watchdog else contextlib.nullcontext()
-        # Everything opened for this session (the run's lock, checkpointer, progress bar,
-        # TensorBoard writer) closes here, however the session ends.
+        # Everything opened for this session (the run's lock, checkpointers, progress bar,
+        # TensorBoard writer, W&B run) closes here, however the session ends.
         with contextlib.ExitStack() as closing, watching:
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -314,14 +315,20 @@ class Trainer:
             state = init_seeds(self.algo)(seed_keys(self.config))
             jax.block_until_ready(state)
         start_chunk, wall_before = 0, 0.0
+        best_checkpoints = BestCheckpoints(self.run_dir)
+        closing.callback(best_checkpoints.close)
         with self._phase("checkpoint restore"):
             restored = self._restore(manager, state) if self.resume else None
+            if restored is not None:
+                start_chunk = restored[0] + 1
+            # The best policies as they were at the evaluation point training resumes after.
+            best = best_checkpoints.restore(state.variables, start_chunk) if self.resume else None
         records = read_jsonl(self.run_dir / METRICS_FILE) if self.resume else []
         if restored is not None:
-            last_chunk, state, wall_before = restored
-            start_chunk = last_chunk + 1
+            _, state, wall_before = restored
         done_steps = start_chunk * self.plan.chunk_steps
         records = [r for r in records if r["env_steps"] <= done_steps]
+        logs = self._open_logs(done_steps, closing)
         if not records:
             # The untrained policy's evaluation anchors every learning curve at step 0.
             with self._phase("evaluation at step 0"):
@@ -329,12 +336,13 @@ class Trainer:
                 diversity = self.diversity(state)
                 jax.block_until_ready(returns)
             records = self._records(0, 0.0, 0.0, diversity, returns, won)
+            best = improve(None, state.variables, returns, 0)
+            assert best is not None  # the first evaluation is every seed's best so far
+            best_checkpoints.save(0, best)
+            for log in logs:
+                log.log(records, 0)
         write_jsonl(self.run_dir / METRICS_FILE, records)
 
-        from tensorboardX import SummaryWriter
-
-        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=done_steps + 1)
-        closing.callback(writer.close)
         session_start = progress.start = time.time()
         session_steps = 0
         for chunk in range(start_chunk, self.plan.num_chunks):
@@ -343,7 +351,10 @@ class Trainer:
             ):
                 return None
             with self._phase(f"preparation before chunk {chunk}"):
-                state = self._maybe_prepare(state, chunk, manager)
+                state, prepared = self._maybe_prepare(state, chunk, manager)
+            if prepared:  # the policies changed shape: earlier best policies cannot be kept
+                best_checkpoints.clear()
+                best = None
             with self._phase(f"chunk {chunk}"):
                 state, metrics = self._chunk_fn(state)
                 bad = non_finite_losses(metrics)
@@ -365,16 +376,39 @@ class Trainer:
             new = self._records(done_steps, wall, sps, metrics, returns, won)
             records.extend(new)
             write_jsonl(self.run_dir / METRICS_FILE, records)
-            self._tensorboard(writer, new, done_steps)
+            for log in logs:
+                log.log(new, done_steps)
             with self._phase(f"checkpoint after chunk {chunk}"):
+                # The best policies first: a process that dies between the two saves resumes
+                # from the previous rolling checkpoint and repeats this evaluation point.
+                improved = improve(best, state.variables, returns, done_steps)
+                if improved is not None:
+                    best = improved
+                    best_checkpoints.save(chunk + 1, best)
                 self._save(manager, chunk, state, wall)
             progress.update(
                 done_steps, session_steps, float(np.mean([r["eval_return"] for r in new]))
             )
-        writer.close()
+        logs[0].close()
         progress.close()
         with self._phase("final evaluation"):
-            return self._finish(state, records)
+            summary = self._finish(state, records, best)
+        for log in logs[1:]:
+            log.summary(summary)
+        return summary
+
+    def _open_logs(self, done_steps: int, closing: contextlib.ExitStack) -> list[Any]:
+        """TensorBoard's writer, then the W&B run when the run logs to W&B; closed by ``closing``.
+
+        TensorBoard drops the events a killed session wrote after ``done_steps``.
+        """
+        tensorboard = TensorBoardLog(self.run_dir, purge_step=done_steps + 1)
+        closing.callback(tensorboard.close)
+        if self.wandb is None:
+            return [tensorboard]
+        wandb = WandbLog(self.wandb, self.run_dir, to_dict(self.config))
+        closing.push(lambda kind, error, trace: wandb.close(failed=kind is not None))
+        return [tensorboard, wandb]
 
     _compiled: dict[str, Any]
 
@@ -401,6 +435,12 @@ class Trainer:
         (``PRNGKey(chunk + 1)`` folded with each seed): training passes the chunk just trained,
         -1 before the first, so equal arguments replay equal episodes.
         """
+        return self.evaluate_variables(state.variables, episodes, chunk=chunk, greedy=greedy)
+
+    def evaluate_variables(
+        self, variables: Any, episodes: int, *, chunk: int, greedy: bool | None = None
+    ) -> tuple[Any, Any]:
+        """``evaluate_policies`` for policies given by their variables (leading seed axis)."""
         greedy = self.eval_greedy if greedy is None else greedy
         fns = self.__dict__.setdefault("_compiled", {})
         name = f"eval_{episodes}"
@@ -409,7 +449,7 @@ class Trainer:
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(chunk + 1), i))(
             jnp.arange(self.config.num_seeds) + 1000 * self.config.seed
         )
-        return fns[name](state.variables, keys, jnp.asarray(greedy))
+        return fns[name](variables, keys, jnp.asarray(greedy))
 
     def diversity(self, state: Any) -> dict[str, Any]:
         """``{"eval/snd": [num_seeds]}``: every seed's SND (``rl/diversity.py``).
@@ -441,6 +481,10 @@ class Trainer:
             }
             if self.spec.has_win:
                 record["eval_win_rate"] = float(np.mean(won[seed]))
+            # Every episode, for marl-eval's per-step lists (marl_eval.json).
+            record["eval_episode_returns"] = [float(v) for v in np.asarray(returns[seed])]
+            if self.spec.has_win:
+                record["eval_episode_wins"] = [float(v) for v in np.asarray(won[seed])]
             for name, value in metrics.items():
                 array = np.asarray(value[seed])
                 if array.ndim == 0 or array.size <= 64:
@@ -448,29 +492,19 @@ class Trainer:
             records.append(record)
         return records
 
-    def _tensorboard(self, writer: Any, records: list[dict[str, Any]], steps: int) -> None:
-        for record in records:
-            for name, value in record.items():
-                if name in ("seed", "env_steps") or not isinstance(value, int | float):
-                    continue
-                writer.add_scalar(f"seed_{record['seed']}/{name}", value, steps)
-        writer.add_scalar(
-            "mean/eval_return", float(np.mean([r["eval_return"] for r in records])), steps
-        )
-        writer.flush()
-
     # ----------------------------------------------------------------------- preparation
 
-    def _maybe_prepare(self, state: Any, chunk: int, manager: Any) -> Any:
+    def _maybe_prepare(self, state: Any, chunk: int, manager: Any) -> tuple[Any, bool]:
         """Before ``chunk``: prepare the strategy once its ``preparation_steps`` are trained.
 
         Preparation (SePS: clustering agents) builds the algorithm anew for the prepared
         strategy and continues every seed from ``Preparation.adopt``; a no-op otherwise.
+        Returns the state and whether it prepared.
         """
         strategy = self.algo.strategy
         steps = strategy.preparation_steps
         if steps == 0 or chunk < math.ceil(steps / self.plan.chunk_steps):
-            return state
+            return state, False
         new_algo, state, record = prepare_strategy(self.config, self.algo, state)
         self.algo = new_algo
         self.__dict__["_compiled"] = {}
@@ -481,16 +515,17 @@ class Trainer:
         # Checkpoints before the switch hold one-cluster shapes; drop them.
         for step in list(manager.all_steps()):
             manager.delete(step)
-        return state
+        return state, True
 
     # --------------------------------------------------------------------------- results
 
-    def _finish(self, state: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def _finish(
+        self, state: Any, records: list[dict[str, Any]], best: Best | None
+    ) -> dict[str, Any]:
         episodes, chunk = self.config.final_eval_episodes, self.plan.num_chunks + 10_000
         returns, won = self.evaluate_policies(state, episodes, chunk=chunk)
         returns, won = np.asarray(returns), np.asarray(won)
         finals = [float(np.mean(returns[s])) for s in range(self.config.num_seeds)]
-        low, high = bootstrap_ci(finals)
         variables = jax.tree_util.tree_map(lambda x: x[0], state.variables)
         actor = select_network(variables, "actor")
         summary: dict[str, Any] = {
@@ -499,10 +534,7 @@ class Trainer:
             "env": self.config.env.id,
             "num_seeds": self.config.num_seeds,
             "env_steps": self.plan.num_chunks * self.plan.chunk_steps,
-            "final_return_mean": float(np.mean(finals)),
-            "final_return_iqm": interquartile_mean(finals),
-            "final_return_ci95": [low, high],
-            "final_returns": finals,
+            **final_statistics(finals),
             "wall_seconds": max((r["wall_time"] for r in records), default=0.0),
             "steps_per_second": records[-1]["steps_per_second"] if records else None,
             "parameters": count_leaves(variables["params"]),
@@ -513,13 +545,39 @@ class Trainer:
             summary["final_win_rate_mean"] = float(np.mean(won))
         summary["eval_mode"] = "greedy" if self.eval_greedy else "sampled"
         summary.update(self._both_modes(state, episodes, chunk, returns, won))
+        absolute_returns, absolute_won, best_steps = self._absolute(state, best)
+        summary.update(
+            absolute_episodes=ABSOLUTE_FACTOR * self.config.eval_episodes,
+            absolute_returns=[float(v) for v in absolute_returns.mean(axis=1)],
+            absolute_return_mean=float(np.mean(absolute_returns)),
+            best_env_steps=[int(v) for v in best_steps],
+        )
+        if self.spec.has_win:
+            summary["absolute_win_rate_mean"] = float(np.mean(absolute_won))
         write_json(self.run_dir / SUMMARY_FILE, summary)
         self._write_masks(state)
-        write_json(self.run_dir / MARL_EVAL_FILE, self._marl_eval(records, returns, won))
+        marl_eval = self._marl_eval(records, absolute_returns, absolute_won)
+        write_json(self.run_dir / MARL_EVAL_FILE, marl_eval)
         from prism_marl.analysis.figures import plot_learning_curve
 
         plot_learning_curve(records, self.run_dir / CURVE_FILE, title=self._title())
         return summary
+
+    def _absolute(self, state: Any, best: Best | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gorsane et al.'s absolute metric: each seed's best policy on 10× the episodes.
+
+        Returns ``(returns, won)``, each ``[S, 10 · eval_episodes]``, and the environment steps
+        at which each seed's best policy was evaluated, ``[S]``. Without a record of the best
+        (a run resumed from a checkpoint written before it was kept) the final policy stands in.
+        """
+        if best is None:
+            steps = self.plan.num_chunks * self.plan.chunk_steps
+            best = Best(state.variables, np.zeros(0), np.full(self.config.num_seeds, steps))
+        episodes = ABSOLUTE_FACTOR * self.config.eval_episodes
+        returns, won = self.evaluate_variables(
+            best.variables, episodes, chunk=self.plan.num_chunks + 20_000
+        )
+        return np.asarray(returns), np.asarray(won), np.asarray(best.env_steps)
 
     def _both_modes(self, state: Any, episodes: int, chunk: int, returns, won) -> dict[str, Any]:
         """A stochastic policy's final returns both greedy and sampled, on the same keys.
@@ -561,7 +619,11 @@ class Trainer:
         return f"{self.config.algo} + {self.config.sharing.name} on {self.config.env.id}"
 
     def _marl_eval(self, records, returns, won) -> dict[str, Any]:
-        """marl-eval's raw format: env -> task -> algorithm -> run -> step -> metric lists."""
+        """marl-eval's raw format: env -> task -> algorithm -> run -> step -> metric lists.
+
+        Each step holds every evaluation episode's return (and win); ``absolute_metrics`` the
+        best policy's returns on 10× the episodes (``_absolute``).
+        """
         family, _, task = self.config.env.id.partition(":")
         algorithm = f"{self.config.algo}_{self.config.sharing.name}"
         runs: dict[str, Any] = {}
@@ -569,9 +631,11 @@ class Trainer:
             mine = [r for r in records if r["seed"] == seed]
             run: dict[str, Any] = {}
             for index, record in enumerate(mine):
-                step = {"step_count": record["env_steps"], "return": [record["eval_return"]]}
+                # Records written before the episodes were kept hold only their means.
+                episodes = record.get("eval_episode_returns", [record["eval_return"]])
+                step = {"step_count": record["env_steps"], "return": episodes}
                 if "eval_win_rate" in record:
-                    step["win_rate"] = [record["eval_win_rate"]]
+                    step["win_rate"] = record.get("eval_episode_wins", [record["eval_win_rate"]])
                 run[f"step_{index}"] = step
             absolute = {"return": [float(v) for v in returns[seed]]}
             if self.spec.has_win:
@@ -579,6 +643,28 @@ class Trainer:
             run["absolute_metrics"] = absolute
             runs[f"run_{seed}"] = run
         return {family: {task: {algorithm: runs}}}
+
+
+def final_statistics(finals: list[float]) -> dict[str, Any]:
+    """``summary.json``'s statistics of the seeds' final returns (``report.stats``).
+
+    Mean and IQM (rliable's: the 25% trimmed mean, the plain mean for fewer than 4 seeds), each
+    with its 95% percentile interval over 2,000 bootstrap resamples of the seeds, and a
+    ``statistics`` entry that says so.
+    """
+    how = stats.DEFAULT
+    mean, iqm = stats.mean_estimate(finals, how), stats.iqm_estimate(finals, how)
+    return {
+        "final_return_mean": mean.point,
+        "final_return_mean_ci95": [mean.low, mean.high],
+        "final_return_iqm": iqm.point,
+        "final_return_iqm_ci95": [iqm.low, iqm.high],
+        "final_returns": finals,
+        "statistics": {
+            "iqm": "25% trimmed mean over seeds (rliable's aggregate_iqm)",
+            "ci95": f"{how.describe()} of the seeds (percentile interval, seed {how.seed})",
+        },
+    }
 
 
 def train(config: RunConfig, *, progress: bool = True) -> dict[str, Any] | None:

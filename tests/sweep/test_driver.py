@@ -19,11 +19,12 @@ class ScriptedExecutor:
     slots = 1
 
     def __init__(self, results, codes):
-        self.results, self.started = results, []
+        self.results, self.started, self.jobs = results, [], []
         self.codes = {name: list(values) for name, values in codes.items()}
 
     def start(self, job):
         self.started.append(job.run_id)
+        self.jobs.append(job)
         return (job.run_id, len(self.started))
 
     def wait(self, handles, timeout):
@@ -38,14 +39,15 @@ class ScriptedExecutor:
         pass
 
 
-def scripted_sweep(tmp_path, monkeypatch, codes, retries=2):
+def scripted_sweep(tmp_path, monkeypatch, codes, retries=2, wandb=None):
     import prism_marl.sweep as sweep
 
     results = tmp_path / "results"
     executor = ScriptedExecutor(results, codes)
     monkeypatch.setattr(sweep, "_make_executor", lambda options, where: executor)
     path = tiny_experiment(tmp_path / "tiny.toml")
-    status = run_sweep(str(path), SweepOptions(results=str(results), retries=retries))
+    options = SweepOptions(results=str(results), retries=retries, wandb=wandb)
+    status = run_sweep(str(path), options)
     index = {r["run_id"].split("__")[0]: r for r in read_jsonl(results / "index.jsonl")}
     return status, index, executor
 
@@ -157,3 +159,26 @@ def test_sweep_runs_match_a_run_trained_in_process(local_sweep, tmp_path):
     assert stable(read_metrics(tmp_path / "direct")) == stable(
         read_metrics(results / planned.run_id)
     )
+
+
+def test_runs_log_to_wandb_grouped_by_the_sweeps_name(tmp_path, monkeypatch):
+    from prism_marl.loggers import WandbOptions
+    from prism_marl.sweep import launch
+
+    options = WandbOptions("p", tags=("t",))
+    _, _, executor = scripted_sweep(
+        tmp_path, monkeypatch, {"fups": [0], "prism": [0]}, wandb=options
+    )
+    flags = ("--wandb-project", "p", "--wandb-group", "tiny-quick", "--wandb-tags", "t")
+    assert [job.train_flags for job in executor.jobs] == [flags, flags]
+    # The flags reach the training process, after the run's own.
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command)
+        return launch.subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(launch.subprocess, "run", run)
+    job = launch.Job("r", {}, train_flags=tuple(WandbOptions("p", group="mine").flags()))
+    launch.launch(job, tmp_path / "r")
+    assert commands[0][-4:] == ["--wandb-project", "p", "--wandb-group", "mine"]

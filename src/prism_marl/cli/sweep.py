@@ -75,11 +75,15 @@ def add_sweep_command(commands: Any) -> None:
         help="do not share compiled programs between runs through RESULTS/.xla-cache "
         "(or $PRISM_MARL_XLA_CACHE when set)",
     )
+    from prism_marl.cli.train import add_wandb_flags
+
+    add_wandb_flags(sweep, group_default="the sweep's name, <experiment>-<scale>")
     sweep.set_defaults(handler=run_sweep_command)
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """Build the options and run the sweep."""
+    from prism_marl.cli.train import wandb_options
     from prism_marl.errors import ConfigError
     from prism_marl.sweep import SweepOptions, run_sweep
 
@@ -98,5 +102,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         cpus_per_run=args.cpus_per_run,
         shared_results=not args.no_shared_results,
         xla_cache=not args.no_xla_cache,
+        wandb=wandb_options(args),
     )
     return run_sweep(args.file, options)

@@ -36,6 +36,7 @@ from prism_marl.presets import PRESETS, build_run_config
 from prism_marl.sharing import STRATEGIES
 
 if TYPE_CHECKING:  # run_train imports it when it runs, as eval does
+    from prism_marl.loggers import WandbOptions
     from prism_marl.run import Trainer
 
 RUN_FIELDS = (
@@ -106,6 +107,7 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
         help="end the run (exit 4, checkpoints kept) when the process uses no CPU for this "
         "long, naming the phase and the resume command; 0 turns the watchdog off (default: 300)",
     )
+    add_wandb_flags(parser, group_default="none")
     for name in RUN_FIELDS:
         kinds: dict[str, Callable[[str], Any]] = {
             "run_dir": str,
@@ -143,6 +145,43 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
     )
     add_dataclass_flags(parser, EnvConfig, "env", EnvConfig(), "environment (--env.*)")
     return parser
+
+
+def add_wandb_flags(parser: argparse.ArgumentParser, group_default: str) -> None:
+    """``--wandb-project`` and its entity, group and tags (``prism-marl train`` and ``sweep``)."""
+    parser.add_argument(
+        "--wandb-project",
+        metavar="PROJECT",
+        help="also log to this Weights & Biases project (the `wandb` extra; WANDB_MODE=offline "
+        "writes the run to disk only): the TensorBoard scalars, the config and the summary",
+    )
+    parser.add_argument("--wandb-entity", metavar="ENTITY", help="W&B entity (default: yours)")
+    parser.add_argument(
+        "--wandb-group", metavar="GROUP", help=f"W&B group (default: {group_default})"
+    )
+    parser.add_argument("--wandb-tags", metavar="TAG", nargs="+", default=[], help="W&B tags")
+
+
+def wandb_options(args: argparse.Namespace, group: str | None = None) -> WandbOptions | None:
+    """The W&B options of the command line, None without ``--wandb-project``.
+
+    Checks that ``wandb`` is installed before anything runs (a one-line error naming the
+    extra, exit 2); the other flags without ``--wandb-project`` are an error too.
+    """
+    from prism_marl.loggers import WandbOptions, require_wandb
+
+    if not args.wandb_project:
+        for flag in ("entity", "group", "tags"):
+            if getattr(args, f"wandb_{flag}"):
+                raise ConfigError(f"--wandb-{flag}: needs --wandb-project")
+        return None
+    require_wandb()
+    return WandbOptions(
+        project=args.wandb_project,
+        entity=args.wandb_entity,
+        group=args.wandb_group or group,
+        tags=tuple(args.wandb_tags),
+    )
 
 
 def parse_train_args(argv: list[str]) -> tuple[RunConfig | None, argparse.Namespace]:
@@ -219,14 +258,17 @@ def run_train(argv: list[str]) -> int:
         print_config(config, args)
         return 0
     progress = not args.no_progress
+    wandb = wandb_options(args)
     run_dir = args.resume if config is None else config.run_dir
     watchdog = None
     if args.stall_timeout > 0:
         watchdog = Watchdog(args.stall_timeout, f"prism-marl train --resume {shlex.quote(run_dir)}")
     if config is None:
-        trainer = Trainer.from_run_dir(args.resume, progress=progress, watchdog=watchdog)
+        trainer = Trainer.from_run_dir(
+            args.resume, progress=progress, watchdog=watchdog, wandb=wandb
+        )
     else:
-        trainer = Trainer(config, progress=progress, watchdog=watchdog)
+        trainer = Trainer(config, progress=progress, watchdog=watchdog, wandb=wandb)
     resume_command = f"prism-marl train --resume {shlex.quote(run_dir)}"
     try:
         with stop_on_first_ctrl_c(trainer):
@@ -297,11 +339,16 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         f"\n{summary['algo']} + {summary['sharing']} on {summary['env']}, "
         f"{summary['num_seeds']} seeds × {summary['env_steps']:,} steps"
     )
-    low, high = summary["final_return_ci95"]
+
+    def interval(key: str) -> str:
+        low, high = summary[key]
+        return f"[{low:.3f}, {high:.3f}]"
+
     rows = [
         ("final return (mean)", f"{summary['final_return_mean']:.3f}"),
+        ("  95% CI", interval("final_return_mean_ci95")),
         ("final return (IQM)", f"{summary['final_return_iqm']:.3f}"),
-        ("95% bootstrap CI", f"[{low:.3f}, {high:.3f}]"),
+        ("  95% CI", interval("final_return_iqm_ci95")),
         ("per seed", ", ".join(f"{v:.3f}" for v in summary["final_returns"])),
     ]
     if "final_win_rate_mean" in summary:
@@ -314,6 +361,15 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             if f"final_win_rate_{mode}_mean" in summary:
                 line += f" (win rate {summary[f'final_win_rate_{mode}_mean']:.3f})"
             rows.append((f"final return, {mode}", line))
+    if "absolute_return_mean" in summary:
+        rows.append(
+            (
+                f"best policy, {summary['absolute_episodes']} episodes",
+                f"{summary['absolute_return_mean']:.3f} (steps "
+                + ", ".join(f"{s:,}" for s in summary["best_env_steps"])
+                + ")",
+            )
+        )
     rows += [
         ("parameters (all networks)", f"{summary['parameters']:,}"),
         ("additional (actor)", f"{summary['additional']:,}"),

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prism_marl.config import to_dict
 from prism_marl.errors import ConfigError
@@ -24,6 +24,9 @@ from prism_marl.results import write_json
 from prism_marl.sweep.experiment import PlannedRun, hidden_width, load_experiment
 from prism_marl.sweep.index import IndexEntry, load_index, save_index
 from prism_marl.sweep.launch import Job, Outcome
+
+if TYPE_CHECKING:
+    from prism_marl.loggers import WandbOptions
 
 EXIT_STATUS = {0: "finished", 2: "failed", 3: "diverged", 4: "stalled", 5: "locked"}
 FINAL = ("finished", "diverged")
@@ -70,6 +73,8 @@ class SweepOptions:
     """Ray: workers write to the results directory (False: files come back to the driver)."""
     xla_cache: bool = True
     """Share compiled programs between the sweep's processes (RESULTS/.xla-cache)."""
+    wandb: WandbOptions | None = None
+    """Log every run to W&B; without a group, the group is the sweep's name."""
 
 
 def select(runs: list[PlannedRun], only: str | None) -> list[PlannedRun]:
@@ -208,6 +213,10 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> in
         {"experiment": experiment.name, "file": str(path), "scale": options.scale},
     )
     index = load_index(results)
+    flags: tuple[str, ...] = ()
+    if options.wandb is not None:
+        group = options.wandb.group or f"{experiment.name}-{options.scale}"
+        flags = tuple(dataclasses.replace(options.wandb, group=group).flags())
     jobs: dict[str, Job] = {}
     for run in runs:
         entry = index.get(run.run_id)
@@ -224,6 +233,7 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> in
             to_dict(run.config),
             stall_timeout=options.stall_timeout,
             xla_cache=_xla_cache(results) if options.xla_cache else None,
+            train_flags=flags,
         )
     save_index(results, index)
     return _drive(experiment.name, runs, jobs, index, options, results)

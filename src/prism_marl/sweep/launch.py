@@ -37,6 +37,8 @@ class Job:
     """Persistent compilation cache shared by the sweep's processes (None: off)."""
     lock_wait: float = 120.0
     """Seconds to keep retrying while another process holds the run's lock (a dying orphan)."""
+    train_flags: tuple[str, ...] = ()
+    """Further ``prism-marl train`` flags that are not the run's config (W&B's)."""
 
 
 class Outcome(NamedTuple):
@@ -78,6 +80,7 @@ def launch(job: Job, run_dir: str | Path) -> Outcome:
         "--no-progress",
         "--stall-timeout",
         str(job.stall_timeout),
+        *job.train_flags,
     ]
     # The child arms PR_SET_PDEATHSIG itself (watchdog.die_with_parent): a preexec_fn would
     # run Python between fork and exec in a process whose other threads (jax's, the sweep's)

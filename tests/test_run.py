@@ -395,3 +395,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert manager.latest_step() == 0  # only the first, good chunk was saved
     manager.close()
     assert [r["env_steps"] for r in read(tmp_path / "nan") if r["seed"] == 0] == [0, 64]
+
+
+def test_summary_table_names_both_intervals_and_the_best_policy(finished_run, capsys):
+    from prism_marl.cli.train import print_summary
+
+    _, run_dir, summary = finished_run
+    print_summary(summary, run_dir)
+    out = capsys.readouterr().out
+    assert "final return (mean)" in out and "final return (IQM)" in out
+    assert out.count("95% CI") == 2
+    assert f"best policy, {summary['absolute_episodes']} episodes" in out

@@ -14,13 +14,13 @@ def test_report_of_a_real_run(tmp_path):
     run_dir = tmp_path / "run"
     config = tiny_config(run_dir, diversity_episodes=2)
     summary = Trainer(config, progress=False).run()
-    path = write_report(
-        [str(run_dir)], str(tmp_path / "out"), command="test", resamples=100, agent_counts=(2,)
-    )
+    path = write_report([str(run_dir)], str(tmp_path / "out"), command="test", agent_counts=(2,))
     text = path.read_text()
     finals = summary["final_returns"]
     assert f"| {summary['final_return_iqm']:.4g} |" in text
-    assert f"| {summary['final_return_mean']:.4g} | {len(finals)} |" in text
+    low, high = summary["final_return_mean_ci95"]  # the report and summary.json agree
+    mean = f"| {summary['final_return_mean']:.4g} | [{low:.4g}, {high:.4g}] | {len(finals)} |"
+    assert mean in text
     assert "None: every run read is finished" in text
     for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (path.parent / name).stat().st_size > 0

@@ -34,6 +34,15 @@ class Best(NamedTuple):
     """The environment steps at which each seed's best policy was evaluated, ``[S]``."""
 
 
+def _host_copy(variables: Any) -> Any:
+    """``variables`` as host arrays that own their memory.
+
+    The state's device buffers are donated to the next chunk, and on CPU a plain
+    ``np.asarray`` of a jax array may share them.
+    """
+    return jax.tree_util.tree_map(lambda leaf: np.array(leaf, copy=True), variables)
+
+
 def improve(best: Best | None, variables: Any, returns: Any, env_steps: int) -> Best | None:
     """``best`` with the seeds whose mean return beat theirs replaced by ``variables``.
 
@@ -42,11 +51,11 @@ def improve(best: Best | None, variables: Any, returns: Any, env_steps: int) -> 
     """
     means = np.asarray(returns, dtype=np.float64).mean(axis=-1)
     if best is None:
-        return Best(jax.device_get(variables), means, np.full(means.shape, env_steps))
+        return Best(_host_copy(variables), means, np.full(means.shape, env_steps))
     better = means > best.returns
     if not better.any():
         return None
-    current = jax.device_get(variables)  # host copies: the device buffers are donated next chunk
+    current = _host_copy(variables)
 
     def pick(old: np.ndarray, new: np.ndarray) -> np.ndarray:
         mask = better.reshape((-1,) + (1,) * (np.ndim(new) - 1))

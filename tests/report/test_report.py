@@ -97,3 +97,12 @@ def test_every_referenced_png_exists(report):
         data = (path.parent / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000, name
     assert {p.name for p in path.parent.glob("*.png")} == set(images)
+
+
+def test_source_date_epoch_fixes_the_generated_time(monkeypatch):
+    from prism_marl.report import generated_at
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796601600")
+    assert generated_at() == "2026-12-07 00:00 UTC"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert generated_at().endswith(" UTC")

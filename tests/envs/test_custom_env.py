@@ -1,6 +1,8 @@
 """A user's own environment, defined outside the package, registered and trained through the
-public API: the template docs/guides/adding-an-environment.md points to."""
+public API (``api.configure``, ``api.train``): the guide's template
+(docs/guides/adding-an-environment.md)."""
 
+import dataclasses
 import json
 from typing import NamedTuple
 
@@ -9,11 +11,10 @@ import jax.numpy as jnp
 import pytest
 
 import prism_marl
-from prism_marl.config import EnvConfig, RunConfig
+from prism_marl import api
+from prism_marl.config import EnvConfig
 from prism_marl.envs import EnvSpec, EnvStep
 from prism_marl.envs.base import auto_reset
-from prism_marl.run import train
-from prism_marl.sharing import FuPS
 from tests.conftest import TINY_PPO
 
 
@@ -78,11 +79,11 @@ def guess_family():
 
 
 def test_a_registered_user_environment_trains_through_the_public_api(tmp_path, guess_family):
-    config = RunConfig(
+    config = api.configure(
+        sharing="fups",
         algo="mappo",
-        sharing=FuPS(),
-        env=EnvConfig(id="guess:3"),
-        algo_config=TINY_PPO,
+        env="guess:3",
+        algo_fields=dataclasses.asdict(TINY_PPO),
         num_seeds=1,
         total_steps=32,
         eval_interval=32,
@@ -91,7 +92,7 @@ def test_a_registered_user_environment_trains_through_the_public_api(tmp_path, g
         diversity_episodes=0,
         run_dir=str(tmp_path / "guess"),
     )
-    summary = train(config, progress=False)
+    summary = api.train(config)
     assert summary["env"] == "guess:3" and summary["env_steps"] == 32
     assert 0.0 <= summary["final_return_mean"] <= 2 * 4  # 2 agents, 4 steps, at most 1 each
     saved = json.loads((tmp_path / "guess" / "config.json").read_text())

@@ -41,8 +41,9 @@ def test_a_registered_family_is_accepted_and_built_through_its_factory(family):
     assert family in registered_envs()
     assert make_env(EnvConfig(id=f"{family}:x", episode_limit=3)) == "an environment"
     assert built == [f"{family}:x"]
-    with pytest.raises(ConfigError, match="registered already; pass overwrite=True"):
-        register_env(family, factory)
+    register_env(family, factory)  # the same factory again: nothing changes
+    with pytest.raises(ConfigError, match=r"env: 'probe' is already registered \(overwrite"):
+        register_env(family, lambda config: "another")
     register_env(family, lambda config: "replaced", overwrite=True)
     assert make_env(EnvConfig(id=f"{family}:x")) == "replaced"
     unregister_env(family)
@@ -52,7 +53,7 @@ def test_a_registered_family_is_accepted_and_built_through_its_factory(family):
 
 @pytest.mark.parametrize("prefix", ["", "a:b", "with space", ":x", 3])
 def test_malformed_prefixes_are_refused(prefix):
-    with pytest.raises(ConfigError, match="register_env: prefix"):
+    with pytest.raises(ConfigError, match="env: a family is letters"):
         register_env(prefix, lambda config: None)
 
 

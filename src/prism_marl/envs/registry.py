@@ -36,22 +36,20 @@ def register_env(prefix: str, factory: EnvFactory, *, overwrite: bool = False) -
         factory: Called with the run's ``EnvConfig`` (``config.id`` holds the whole id, the task
             after the first colon); returns a ``MultiAgentEnv``. It should raise ``ConfigError``
             ("env: ...") for a task it does not know.
-        overwrite: Replace a family registered already (the built-in ones included).
+        overwrite: Replace a family registered already with another factory (the built-in
+            ones included); registering the same factory again is a no-op.
 
     Raises:
-        ConfigError: The prefix is malformed, or registered already without ``overwrite``.
+        ConfigError: The prefix is malformed, or registered already to another factory.
     """
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
         raise ConfigError(
-            f"register_env: prefix must be letters, digits, '_', '.' or '-' without the colon; "
-            f"got {prefix!r}"
+            f"env: a family is letters, digits, '_', '.' or '-' without the colon; got {prefix!r}"
         )
     if not callable(factory):
-        raise ConfigError(f"register_env: factory for {prefix!r} is not callable")
-    if prefix in _FACTORIES and not overwrite:
-        raise ConfigError(
-            f"register_env: {prefix!r} is registered already; pass overwrite=True to replace it"
-        )
+        raise ConfigError(f"env: the factory of {prefix!r} is not callable")
+    if prefix in _FACTORIES and _FACTORIES[prefix] is not factory and not overwrite:
+        raise ConfigError(f"env: {prefix!r} is already registered (overwrite=True replaces)")
     _FACTORIES[prefix] = factory
 
 

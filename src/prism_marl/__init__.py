@@ -42,3 +42,16 @@ if not _user_sets_malloc(dict(_os.environ)):
     _keep_freed_memory()
 
 __version__ = "0.1.0"
+
+# The environment registry at the top level, imported on first use: ``import prism_marl`` stays
+# free of the environment adapters' imports.
+_LAZY = {name: "prism_marl.envs" for name in ("register_env", "registered_envs", "unregister_env")}
+
+
+def __getattr__(name: str) -> object:
+    """``prism_marl.register_env`` and friends, imported from ``prism_marl.envs`` on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'prism_marl' has no attribute {name!r}")

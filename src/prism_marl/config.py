@@ -12,12 +12,12 @@ import typing
 from typing import Any
 
 from prism_marl.algos import ALGORITHMS as ALGORITHM_REGISTRY
+from prism_marl.envs.registry import require_known_env
 from prism_marl.errors import ConfigError, require
 from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
 
 ALGORITHMS: dict[str, type] = {name: entry[0] for name, entry in ALGORITHM_REGISTRY.items()}
 """Algorithm name -> its hyper-parameter dataclass."""
-ENV_FAMILIES = ("lbf", "smax", "mabrax")
 
 
 def default_algo_config(algo: str) -> Any:
@@ -33,9 +33,10 @@ class EnvConfig:
     """Which environment, and its switches."""
 
     id: str = "lbf:8x8-2p-2f-coop"
-    """Environment id, e.g. lbf:8x8-2p-2f-coop, smax:3m, mabrax:hopper_3x1."""
+    """Environment id, family:task, e.g. lbf:8x8-2p-2f-coop, smax:3m, mabrax:hopper_3x1,
+    mpe:simple_spread, jaxmarl:MPE_simple_spread_v3, or a family added with register_env."""
     episode_limit: int | None = None
-    """Steps before a time-limit truncation; None takes the benchmark's (LBF 50)."""
+    """Steps before a time-limit truncation; None takes the benchmark's (LBF 50, MPE 25)."""
     lbf_rules: str = "lbforaging"
     """LBF rules: lbforaging (the benchmark's game, as lbforaging 2.0.0 plays it) or jumanji."""
     lbf_generator: str = "uniform"
@@ -46,12 +47,7 @@ class EnvConfig:
     """LBF (lbforaging rules): fix its chain-collision and edge-widened sight quirks."""
 
     def __post_init__(self) -> None:
-        family = self.id.split(":", 1)[0]
-        require(
-            ":" in self.id and family in ENV_FAMILIES,
-            "env",
-            f"unknown environment {self.id!r}; valid families: lbf:, smax:, mabrax:",
-        )
+        require_known_env(self.id)
         require(
             self.episode_limit is None or self.episode_limit >= 1,
             "env.episode-limit",

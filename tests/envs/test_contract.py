@@ -20,14 +20,25 @@ LBF = [
 ]
 SMAX = ["3m", "2s3z", "5m_vs_6m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units"]
 MABRAX = ["ant_4x2", "halfcheetah_6x1", "hopper_3x1", "walker2d_2x3", "humanoid_9|8"]
+# jaxmarl's MPE through the generic adapter: discrete and continuous, agents of different roles
+# (padded observations and actions), FACMAC's world state, and the generic family's own id.
+JAXMARL = ["mpe:simple_spread", "mpe:simple_spread_continuous", "mpe:simple_speaker_listener",
+           "mpe:simple_tag", "mpe:simple_world_comm", "mpe:simple_facmac_3a",
+           "jaxmarl:MPE_simple_spread_v3"]  # fmt: skip
 # The fast tier checks one task of each size class per family; `make test-all` checks them all.
 FAST = {"lbf:8x8-2p-2f-coop", "lbf:2s-8x8-2p-2f-coop", "lbf:10x10-3p-3f", "lbf:2s-10x10-3p-3f",
-        "lbf:15x15-4p-5f", "smax:3m", "smax:smacv2_5_units", "mabrax:hopper_3x1"}  # fmt: skip
+        "lbf:15x15-4p-5f", "smax:3m", "smax:smacv2_5_units", "mabrax:hopper_3x1",
+        "mpe:simple_spread"}  # fmt: skip
+# Agents that see different observation layouts (rl/diversity.py measures no SND on them):
+# MaBrax's limbs, MPE's roles.
+HETEROGENEOUS = {*(f"mabrax:{t}" for t in MABRAX), "mpe:simple_speaker_listener",
+                 "mpe:simple_tag", "mpe:simple_world_comm"}  # fmt: skip
 ENV_IDS = [
     pytest.param(env_id, marks=() if env_id in FAST else pytest.mark.slow(minutes=0.5))
     for env_id in [f"lbf:{t}" for t in LBF]
     + [f"smax:{t}" for t in SMAX]
     + [f"mabrax:{t}" for t in MABRAX]
+    + JAXMARL
 ]
 LIMIT = 4
 NUM_ENVS = 2
@@ -53,8 +64,7 @@ def test_env_contract(env_id):
 
     state, first = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     n = spec.num_agents
-    # MaBrax agents observe their own limbs: no shared observation layout (rl/diversity.py).
-    assert spec.homogeneous == (not env_id.startswith("mabrax:"))
+    assert spec.homogeneous == (env_id not in HETEROGENEOUS)
     assert first.obs.shape == (NUM_ENVS, n, spec.obs_size) and first.obs.dtype == jnp.float32
     assert first.action_mask.shape == (NUM_ENVS, n, spec.num_actions)
     assert first.action_mask.dtype == jnp.bool_

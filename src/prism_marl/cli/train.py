@@ -30,6 +30,7 @@ from prism_marl.cli.args import (
 )
 from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig
 from prism_marl.config_file import ConfigFile, dump_config, load_config_file
+from prism_marl.envs import registered_envs
 from prism_marl.errors import ConfigError, require
 from prism_marl.flags import add_dataclass_flags, field_docs, overrides
 from prism_marl.presets import PRESETS, build_run_config
@@ -78,7 +79,12 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--sharing", choices=list(STRATEGIES), help="parameter-sharing strategy (default: prism)"
     )
-    parser.add_argument("--env", metavar="ID", help="environment id (default: lbf:8x8-2p-2f-coop)")
+    families = ", ".join(f"{name}:" for name in registered_envs())
+    parser.add_argument(
+        "--env",
+        metavar="ID",
+        help=f"environment id, family:task; families {families} (default: lbf:8x8-2p-2f-coop)",
+    )
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),

@@ -1,39 +1,31 @@
-"""Environments behind one multi-agent API (see ``envs/base.py``)."""
+"""Environments behind one multi-agent API (see ``envs/base.py``), built by family.
+
+``make_env`` looks the id's family up in the registry (``envs/registry.py``); the built-in
+families (``lbf:``, ``smax:``, ``mabrax:``, ``jaxmarl:``, ``mpe:``) register on import, and a
+user's register through ``register_env``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
-from prism_marl.errors import ConfigError
+from prism_marl.envs.families import register_built_in
+from prism_marl.envs.registry import (
+    EnvFactory,
+    make_env,
+    register_env,
+    registered_envs,
+    unregister_env,
+)
 
-if TYPE_CHECKING:
-    from prism_marl.config import EnvConfig
+register_built_in()
 
-
-def make_env(config: EnvConfig) -> MultiAgentEnv:
-    """Build the adapter for ``config.id`` (``lbf:…``, ``smax:…``, ``mabrax:…``)."""
-    family, _, task = config.id.partition(":")
-    if family == "lbf":
-        from prism_marl.envs.lbf import LBFEnv
-
-        return LBFEnv(
-            task,
-            episode_limit=config.episode_limit or 50,
-            rules=config.lbf_rules,
-            generator=config.lbf_generator,
-            penalty=config.lbf_penalty,
-            fix_quirks=config.lbf_fix_quirks,
-        )
-    if family == "smax":
-        from prism_marl.envs.smax import SMAXEnv
-
-        return SMAXEnv(task, episode_limit=config.episode_limit)
-    if family == "mabrax":
-        from prism_marl.envs.mabrax import MABraxEnv
-
-        return MABraxEnv(task, episode_limit=config.episode_limit)
-    raise ConfigError(f"env: unknown environment {config.id!r}; valid families: lbf, smax, mabrax")
-
-
-__all__ = ["EnvSpec", "EnvStep", "MultiAgentEnv", "make_env"]
+__all__ = [
+    "EnvFactory",
+    "EnvSpec",
+    "EnvStep",
+    "MultiAgentEnv",
+    "make_env",
+    "register_env",
+    "registered_envs",
+    "unregister_env",
+]

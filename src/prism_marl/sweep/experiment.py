@@ -50,7 +50,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from prism_marl.config import ALGORITHMS, ENV_FAMILIES, EnvConfig, RunConfig, to_dict
+from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, to_dict
+from prism_marl.envs import registered_envs
 from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS, build_run_config
 from prism_marl.sharing import STRATEGIES
@@ -339,7 +340,7 @@ def load_experiment(path: str | Path) -> Experiment:
         where = f"backbones[{index}]"
         check.keys(backbone, BACKBONE_KEYS, where, required=("name", "algo", "presets"))
         check.names([backbone["algo"]], list(ALGORITHMS), f"{where}.algo")
-        check.keys(backbone["presets"], ENV_FAMILIES, f"{where}.presets")
+        check.keys(backbone["presets"], registered_envs(), f"{where}.presets")
         check.names(list(backbone["presets"].values()), list(PRESETS), f"{where}.presets")
     methods = data["methods"]
     if not isinstance(methods, list) or not methods:
@@ -356,7 +357,7 @@ def load_experiment(path: str | Path) -> Experiment:
     for scale, table in data["scales"].items():
         where = f"scales.{scale}"
         check.keys(table, SCALE_KEYS, where, required=("seeds", "steps"))
-        check.keys(table["steps"], ENV_FAMILIES, f"{where}.steps")
+        check.keys(table["steps"], registered_envs(), f"{where}.steps")
         check.names(table.get("tasks", []), data["tasks"], f"{where}.tasks")
         check.names(
             table.get("backbones", []), [b["name"] for b in backbones], f"{where}.backbones"
@@ -371,7 +372,7 @@ def load_experiment(path: str | Path) -> Experiment:
             check.names(subset, scale_tasks, f"{where}.backbone_tasks.{name}")
         check.keys(table.get("backbone_steps", {}), backbone_names, f"{where}.backbone_steps")
         for name, family_steps in table.get("backbone_steps", {}).items():
-            check.keys(family_steps, ENV_FAMILIES, f"{where}.backbone_steps.{name}")
+            check.keys(family_steps, registered_envs(), f"{where}.backbone_steps.{name}")
         fields = table.get("backbone_method_fields", {})
         check.keys(fields, backbone_names, f"{where}.backbone_method_fields")
         for name, per_method in fields.items():

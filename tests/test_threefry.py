@@ -1,10 +1,11 @@
-"""Importing prism_marl lowers Threefry unrolled on CPU, with the same bits."""
+"""tune_cpu() lowers Threefry unrolled on CPU, with the same bits; without jax's rule, rolled."""
 
 import jax
 import numpy as np
+import pytest
+from jax._src.random import threefry2x32 as impl
 from jax.extend.random import threefry_2x32
 
-import prism_marl  # noqa: F401  (registers the lowering)
 from prism_marl.threefry import unroll_threefry_on_cpu
 
 
@@ -25,3 +26,11 @@ def test_threefry_matches_the_known_answers_of_random123():
     for key, counter, expected in vectors:
         got = compiled(np.uint32(key), np.uint32(counter))
         np.testing.assert_array_equal(np.asarray(got), np.uint32(expected))
+
+
+def test_a_jax_without_the_private_rule_keeps_its_own_lowering(monkeypatch):
+    """A future jax may drop ``_threefry2x32_lowering_rule``: a warning, nothing registered
+    (tests/test_cpu.py checks that an untuned process lowers Threefry rolled)."""
+    monkeypatch.delattr(impl, "_threefry2x32_lowering_rule")
+    with pytest.warns(RuntimeWarning, match="Threefry stays rolled on CPU"):
+        assert not unroll_threefry_on_cpu()

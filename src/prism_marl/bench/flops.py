@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-from jax._src.interpreters import partial_eval as pe  # dce_jaxpr has no public home yet
 from jax.extend import core as jex_core
 
 
@@ -45,6 +44,10 @@ def _inner_jaxprs(params: dict[str, Any]) -> list[Any]:
 
 def jaxpr_matmul_flops(jaxpr: Any) -> int:
     """Matrix-product FLOPs of one evaluation of a (closed or open) jaxpr, dead code removed."""
+    # Private to jax (dce_jaxpr has no public home yet), so imported here: a jax that moves it
+    # breaks FLOP counts only, not `import prism_marl.bench` and the CLI that imports it.
+    from jax._src.interpreters import partial_eval as pe
+
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
     live, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))
     return _live_matmul_flops(live)

@@ -37,6 +37,7 @@ COMBOS = [
 
 CHILD = """
 import sys, jax, prism_marl
+getattr(prism_marl, "tune_cpu", lambda: None)()  # older checkouts tuned at import
 from prism_marl.config import EnvConfig, RunConfig, default_algo_config
 from prism_marl.run import build_algorithm, seed_keys
 from prism_marl.sharing import STRATEGIES

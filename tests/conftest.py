@@ -18,7 +18,11 @@ for _flag in TEST_XLA_FLAGS:
 
 import jax  # noqa: E402
 
-import prism_marl  # noqa: E402,F401  (sets XLA's CPU flags before any test imports jax)
+import prism_marl  # noqa: E402
+
+# The settings `prism-marl` runs with (decision 0040), before any test computes: XLA reads its
+# flags when the first computation starts its backend.
+prism_marl.tune_cpu()
 
 CACHE_VARIABLE = "PRISM_MARL_TEST_XLA_CACHE"
 

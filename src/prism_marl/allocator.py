@@ -23,8 +23,8 @@ def keep_freed_memory() -> bool:
     """Make glibc's ``malloc`` serve every allocation from its heap and keep what is freed.
 
     ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 2³¹ − 1)``: process-wide, for
-    allocations from now on. ``import prism_marl`` calls it unless the environment already sets
-    glibc's malloc (``MALLOC_*_`` variables or ``GLIBC_TUNABLES``: the user's setting wins).
+    allocations from now on. ``prism_marl.tune_cpu`` calls it unless the environment already
+    sets glibc's malloc (``MALLOC_*_`` variables or ``GLIBC_TUNABLES``: the user's setting wins).
     Returns False, changing nothing, where the C library has no ``mallopt`` (not glibc: macOS,
     musl).
     """
@@ -39,7 +39,7 @@ def keep_freed_memory() -> bool:
 
 
 def user_sets_malloc(environ: dict[str, str]) -> bool:
-    """Whether ``environ`` already tunes glibc's malloc (then ``import prism_marl`` does not)."""
+    """Whether ``environ`` already tunes glibc's malloc (then ``prism_marl.tune_cpu`` does not)."""
     return "GLIBC_TUNABLES" in environ or any(
         name.startswith("MALLOC_") and name.endswith("_") for name in environ
     )

@@ -20,7 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.bench.env import POLICIES, random_actions, random_rollout
-from prism_marl.envs.lbf import LBFEnv, LBFTask
+from prism_marl.cpu import tune_cpu
+
+# prism_marl.envs.lbf is imported inside the functions: jumanji, which it imports, starts jax's
+# backend at import, and `main` must tune the process first (prism_marl.cpu).
 
 
 def lbf_env_rates(
@@ -30,6 +33,8 @@ def lbf_env_rates(
 
     Both are compiled first, then timed round-robin so machine drift hits both alike.
     """
+    from prism_marl.envs.lbf import LBFEnv
+
     runs = {}
     for rules in ("lbforaging", "jumanji"):
         env = LBFEnv(task, rules=rules)
@@ -51,6 +56,8 @@ def random_policy_returns(
     task: str, episodes: int, seed: int = 0, policy: str = "any", rules: str = "lbforaging"
 ) -> np.ndarray:
     """[episodes] team returns of a random policy (``POLICIES``), one whole episode each."""
+    from prism_marl.envs.lbf import LBFEnv
+
     env = LBFEnv(task, rules=rules)
     limit = env.spec.episode_limit
 
@@ -79,6 +86,8 @@ def lbforaging_random_returns(
 ) -> np.ndarray:
     """[episodes] team returns of a random policy (``POLICIES``) in the lbforaging package."""
     from lbforaging.foraging.environment import ForagingEnv
+
+    from prism_marl.envs.lbf import LBFTask
 
     parsed = LBFTask.parse(task)
     env = ForagingEnv(
@@ -119,6 +128,7 @@ def _summary(name: str, returns: np.ndarray) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``rates`` or ``returns`` (see the module docstring)."""
+    tune_cpu()
     parser = argparse.ArgumentParser(prog="python -m prism_marl.bench.lbf")
     parser.add_argument("what", choices=["rates", "returns"])
     parser.add_argument("--task", default="8x8-2p-2f-coop")

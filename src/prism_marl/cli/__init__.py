@@ -24,6 +24,7 @@ from prism_marl.cli.bench import add_bench_command
 from prism_marl.cli.report import add_report_command
 from prism_marl.cli.resources import add_resources_command
 from prism_marl.cli.sweep import add_sweep_command
+from prism_marl.cpu import tune_cpu
 from prism_marl.errors import ConfigError, RunLockedError, TrainingDivergedError
 
 __all__ = [
@@ -52,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script; tunes the process for CPU first (``tune_cpu``)."""
+    # Before any computation, so that XLA's backend starts with these settings. Nothing the
+    # CLI imports at module level computes (tests/test_cpu.py); environments import later.
+    tune_cpu()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "train":

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from prism_marl.config import to_dict
 from prism_marl.errors import ConfigError
+from prism_marl.extras import import_extra
 from prism_marl.results import write_json
 from prism_marl.sweep.experiment import PlannedRun, hidden_width, load_experiment
 from prism_marl.sweep.index import IndexEntry, load_index, save_index
@@ -200,6 +201,8 @@ def _xla_cache(results: Path) -> str:
 
 def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> int:
     """Run (or continue) the sweep of experiment file ``path``; 0 when every run finished."""
+    if options.executor == "ray" and not options.dry_run:
+        import_extra("ray", "ray", "--executor ray")  # before planning, which takes a while
     experiment = load_experiment(path)
     runs = select(experiment.runs(options.scale), options.only)
     if not runs:

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
+from prism_marl.extras import import_extra
 from prism_marl.sweep.launch import Job, Outcome, collect_files, launch, write_files
 
 
@@ -95,8 +96,7 @@ class RayExecutor:
         worker_restarts: int = 3,
     ):
         """Join the cluster at ``address`` (or start a local Ray, unless one is running)."""
-        import ray
-
+        ray: Any = import_extra("ray", "ray", "--executor ray")
         self._ray = ray
         self.results = results
         self.slots = workers

@@ -159,8 +159,8 @@ TINY_TRAIN = [
 def test_the_wheel_installs_and_trains_in_a_fresh_environment(wheel, tmp_path):
     """The lock's pins less the extras (ray, brax), then the wheel alone: `prism-marl --help`,
     a tiny LBF run and MaBrax's one-line error, from a directory outside the repository.
-    The pins took 71 s to install from pip's cache, the whole test 159 s (2 busy cores,
-    2026-12-06)."""
+    The pins take 31-71 s to install from pip's cache, the whole test 1-2.7 min (2 cores,
+    busy with other work, 2026-12-06)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile"]

@@ -1,6 +1,7 @@
 """Ray and brax are extras: without them the rest works, and what needs them stops on one line
 naming the extra to install (`pip install 'prism-marl[ray]'`, `[mabrax]`), exit code 2."""
 
+import subprocess
 import sys
 
 import pytest
@@ -61,3 +62,17 @@ def test_a_broken_install_says_what_failed(monkeypatch):
     monkeypatch.setattr("importlib.import_module", broken)
     with pytest.raises(ConfigError, match=r"^env x needs brax, which failed to import \(No mod"):
         import_extra("brax", "mabrax", "env x")
+
+
+def test_checking_for_brax_prints_nothing():
+    """brax prints to stdout when imported; the check only finds it, and jaxmarl's import (which
+    imports brax) runs with stdout silenced, so `--json` output stays clean."""
+    program = (
+        "from prism_marl.config import EnvConfig\n"
+        "from prism_marl.envs import make_env\n"
+        "make_env(EnvConfig(id='mabrax:hopper_3x1'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout == ""

@@ -84,13 +84,13 @@ def test_every_import_of_the_package_is_declared():
 
 
 def test_optional_imports_name_an_extra_that_installs_them():
-    """``import_extra("brax", "mabrax", ...)``: the mabrax extra installs brax."""
+    """``require_extra("brax", "mabrax", ...)``: the mabrax extra installs brax."""
     calls = [
         (node.args[0].value, node.args[1].value)
         for tree in module_trees(ROOT / "src" / "prism_marl")
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
-        and getattr(node.func, "id", None) == "import_extra"
+        and getattr(node.func, "id", None) in ("import_extra", "require_extra")
         and all(isinstance(arg, ast.Constant) for arg in node.args[:2])
     ]
     assert {module for module, _ in calls} == {"ray", "brax"}

@@ -22,7 +22,7 @@ import numpy as np
 from prism_marl.envs.base import EnvSpec, EnvStep, auto_reset, import_jaxmarl
 from prism_marl.envs.smax import strong_types
 from prism_marl.errors import ConfigError
-from prism_marl.extras import import_extra
+from prism_marl.extras import require_extra
 
 SCENARIOS = ("ant_4x2", "halfcheetah_6x1", "hopper_3x1", "walker2d_2x3", "humanoid_9|8")
 
@@ -36,7 +36,7 @@ class MABraxEnv:
                 f"env: unknown MaBrax scenario {scenario!r}; valid: "
                 + ", ".join(f"mabrax:{s}" for s in SCENARIOS)
             )
-        import_extra("brax", "mabrax", f"env mabrax:{scenario}")  # jaxmarl's MaBrax needs it
+        require_extra("brax", "mabrax", f"env mabrax:{scenario}")  # jaxmarl's MaBrax needs it
         make = import_jaxmarl().make
 
         limit = episode_limit or 1000

@@ -112,8 +112,8 @@ def skipped_when_absent(folder: Path) -> set[str]:
 
 
 def test_the_tests_imports_are_declared_for_dev():
-    """Except what a test skips without: rliable and id-marl-eval cannot install beside the
-    lock (decisions 0041, 0043)."""
+    """Except what a test skips without: id-marl-eval cannot install beside the lock
+    (decision 0043)."""
     tests = ROOT / "tests"
     imported = third_party_imports(tests, "tests") - skipped_when_absent(tests)
     assert undeclared(imported, declared("") | declared("dev")) == []

@@ -36,3 +36,23 @@ def test_every_decision_is_indexed_with_a_status():
         assert row is not None, path.name
         status = row.rstrip(" |").rsplit("|", 1)[-1].strip()
         assert status == "active" or status.startswith("superseded"), row
+
+
+def markdown_files() -> list[Path]:
+    return [DOCS.parent / "README.md", *sorted(DOCS.rglob("*.md"))]
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(DOCS.parent)))
+def test_relative_links_resolve(path):
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
+    missing = [t for t in local if not (path.parent / t).exists()]
+    assert not missing, f"{path}: {missing}"
+
+
+def test_readme_is_a_newcomers_page():
+    text = (DOCS.parent / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    # The two commands, and the pages a newcomer is sent to.
+    for needle in ("make run", "make test-all", "docs/python-api.md", "How to cite"):
+        assert needle in text

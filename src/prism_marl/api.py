@@ -62,17 +62,23 @@ def train(config: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     """
     from prism_marl.run import Trainer
 
-    summary = Trainer(config, progress=progress).run()
-    assert summary is not None  # None only after request_stop, which nothing here calls
-    return summary
+    return _finished(Trainer(config, progress=progress).run())
 
 
 def resume(run_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """Continue the run in ``run_dir`` from its last checkpoint; returns the summary."""
     from prism_marl.run import Trainer
 
-    summary = Trainer.from_run_dir(run_dir, progress=progress).run()
-    assert summary is not None
+    return _finished(Trainer.from_run_dir(run_dir, progress=progress).run())
+
+
+def _finished(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The summary of a run that ran to its end.
+
+    ``Trainer.run`` returns None only after ``request_stop``, which nothing here calls.
+    """
+    if summary is None:
+        raise RuntimeError("the run stopped before its end; resume it with api.resume(run_dir)")
     return summary
 
 

@@ -36,6 +36,8 @@ EQUIVALENCE = [
     ("10x10-3p-3f", 0.0, 150),
     ("6x6-4p-1f", 0.0, 100),
     ("2s-7x7-5p-2f", 0.1, 100),
+    # Many agents and foods, partly out of sight: the observation's slot packing at scale.
+    ("3s-16x16-24p-12f", 0.0, 6),
 ]
 
 
@@ -367,3 +369,25 @@ def test_random_policy_returns_match_lbforagings(task, episodes):
     ref_mean, ref_sem = REFERENCE_RETURNS[task]
     print(f"{task}: ours {mean:.4f} ± {sem:.4f}, lbforaging {ref_mean} ± {ref_sem}")
     assert abs(mean - ref_mean) < 4 * np.hypot(sem, ref_sem)
+
+
+def test_distinct_cells_takes_the_drawn_rank_among_the_free_cells():
+    count, cells = 40, 50
+    key = jax.random.PRNGKey(3)
+    chosen = np.asarray(lbf_rules._distinct_cells(key, count, cells))
+    draws = np.asarray(jax.random.randint(key, (count,), 0, cells - jnp.arange(count), jnp.int32))
+    free = list(range(cells))
+    expected = [free.pop(int(r)) for r in draws]  # the r-th cell not yet chosen
+    np.testing.assert_array_equal(chosen, expected)
+
+
+def test_many_agent_start_states_follow_the_spawn_rules():
+    rules = our_rules("40x40-64p-64f")
+    keys = jax.random.split(jax.random.PRNGKey(5), 4)
+    starts = jax.jit(jax.vmap(lambda k: lbf_rules.spawn(rules, k)))(keys)
+    for agents, foods in zip(np.asarray(starts.agent_pos), np.asarray(starts.food_pos)):
+        assert len({tuple(p) for p in agents}) == 64, "agents start on distinct cells"
+        assert foods.min() >= 1 and foods.max() <= 38, "foods start on interior cells"
+        assert not {tuple(p) for p in foods} & {tuple(p) for p in agents}
+        gaps = np.abs(foods[:, None] - foods[None]).sum(-1) + 99 * np.eye(64, dtype=int)
+        assert gaps.min() > 2, "no food within Manhattan distance 2 of another"

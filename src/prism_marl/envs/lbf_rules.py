@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 NUM_ACTIONS = 6
 LOAD = 5
@@ -103,19 +102,41 @@ def guaranteed_food_capacity(grid_size: int, num_agents: int) -> int:
 def _distinct_cells(key: jax.Array, count: int, cells: int) -> jax.Array:
     """[count] distinct cell indices in [0, cells), each uniform over the cells left.
 
-    Draw k picks r uniform in [0, cells - k) and takes the r-th cell not yet chosen: the least
-    fixed point of x = r + #{chosen <= x}, reached by iterating from x = r (k + 1 steps).
+    Draw k picks r uniform in [0, cells - k) and takes the r-th cell not yet chosen. With the
+    chosen cells sorted, s_0 < … < s_{k-1}, s_j - j cells are free below s_j, so that cell is
+    x = r + #{j : s_j - j <= r}. A rolled loop keeps the program's size independent of count
+    (an unrolled one took minutes to compile at 64 agents).
     """
     draws = jax.random.randint(key, (count,), 0, cells - jnp.arange(count), jnp.int32)
-    chosen: list[jax.Array] = []
-    for k in range(count):
-        x = draws[k]
-        if chosen:
-            earlier = jnp.stack(chosen)
-            for _ in range(k + 1):
-                x = draws[k] + jnp.sum(earlier <= x)
-        chosen.append(x)
-    return jnp.stack(chosen)
+    # Unfilled slots hold a sentinel past every cell, so s_j - j > r never counts them.
+    sentinel = jnp.int32(cells + count)
+    rank = jnp.arange(count, dtype=jnp.int32)
+
+    def pick(k: int, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        ordered, chosen = carry
+        x = draws[k] + jnp.sum(ordered - rank <= draws[k]).astype(jnp.int32)
+        ordered = jnp.sort(ordered.at[count - 1].set(x))  # the last slot is a sentinel
+        return ordered, chosen.at[k].set(x)
+
+    start = (jnp.full((count,), sentinel, jnp.int32), jnp.zeros((count,), jnp.int32))
+    return jax.lax.fori_loop(0, count, pick, start)[1]
+
+
+def _try_food(
+    food: tuple[jax.Array, jax.Array, jax.Array], cell: jax.Array, inner: int, agent_pos: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Accept interior cell index ``cell`` as the next food unless an agent or a food blocks it.
+
+    food: (rows [F], cols [F], placed []); the first ``placed`` slots hold accepted foods.
+    """
+    rows, cols, placed = food
+    row, col = 1 + cell // inner, 1 + cell % inner
+    on_agent = jnp.any((agent_pos[:, 0] == row) & (agent_pos[:, 1] == col))
+    slots = jnp.arange(rows.shape[0])
+    near = (slots < placed) & (jnp.abs(rows - row) + jnp.abs(cols - col) <= 2)
+    accept = (placed < rows.shape[0]) & ~on_agent & ~jnp.any(near)
+    here = accept & (slots == placed)
+    return jnp.where(here, row, rows), jnp.where(here, col, cols), placed + accept.astype(jnp.int32)
 
 
 # key, food rows [F], food cols [F], foods placed, chunks drawn
@@ -135,7 +156,6 @@ def _spawn_food_cells(
     """
     f, inner = rules.num_food, rules.grid_size - 2
     chunk = 2 * f + 2
-    slots = jnp.arange(f)
 
     def unplaced(carry: _FoodCarry) -> jax.Array:
         _, _, _, placed, chunks = carry
@@ -146,14 +166,9 @@ def _spawn_food_cells(
         key, rows, cols, placed, chunks = carry
         key, sub = jax.random.split(key)
         cand = jax.random.randint(sub, (chunk,), 0, inner * inner, jnp.int32)
-        for c in range(chunk):
-            row, col = 1 + cand[c] // inner, 1 + cand[c] % inner
-            on_agent = jnp.any((agent_pos[:, 0] == row) & (agent_pos[:, 1] == col))
-            near = (slots < placed) & (jnp.abs(rows - row) + jnp.abs(cols - col) <= 2)
-            accept = (placed < f) & ~on_agent & ~jnp.any(near)
-            here = accept & (slots == placed)
-            rows, cols = jnp.where(here, row, rows), jnp.where(here, col, cols)
-            placed = placed + accept.astype(jnp.int32)
+        rows, cols, placed = jax.lax.fori_loop(
+            0, chunk, lambda c, food: _try_food(food, cand[c], inner, agent_pos), (rows, cols, placed)
+        )
         return key, rows, cols, placed, chunks + 1
 
     empty = jnp.zeros((f,), jnp.int32)
@@ -243,8 +258,9 @@ def _resolve_moves(rules: LBFRules, pos: jax.Array, target: jax.Array) -> jax.Ar
     if rules.fix_quirks:
         onto = jnp.all(target[:, None, :] == pos[None, :, :], axis=-1)  # i targets j's cell
         onto = onto & ~jnp.eye(rules.num_agents, dtype=bool)
-        for _ in range(rules.num_agents - 1):
-            moves = moves & ~jnp.any(onto & ~moves[None, :], axis=-1)
+        moves = jax.lax.fori_loop(
+            0, rules.num_agents - 1, lambda _, m: m & ~jnp.any(onto & ~m[None, :], axis=-1), moves
+        )
     return moves
 
 
@@ -291,14 +307,13 @@ def episode_flags(rules: LBFRules, state: LBFState) -> tuple[jax.Array, jax.Arra
 def _pack(visible: jax.Array, slot: jax.Array, feats: jax.Array, slots: int) -> jax.Array:
     """[M, slots, 3]: visible entries' features placed at their slots, (-1, -1, 0) elsewhere.
 
-    visible, slot: [M, K]; feats: [M, K, 3].
+    visible, slot: [M, K]; feats: [M, K, 3]. Hidden entries are written to an extra slot that
+    is dropped, so the cost is O(M·K), not the O(M·K·slots) of a one-hot sum.
     """
-    # Broadcast-and-sum rather than a matmul: the operands are tiny, and XLA's CPU dot on
-    # many tiny batched matrices is far slower than fused elementwise code.
-    onehot = visible[..., None] & (slot[..., None] == jnp.arange(slots))  # [M, K, slots]
-    packed = jnp.sum(jnp.where(onehot[..., None], feats[:, :, None, :], 0.0), axis=1)
-    empty = ~jnp.any(onehot, axis=1)  # [M, slots]
-    return packed + jnp.where(empty[..., None], jnp.array([-1.0, -1.0, 0.0]), 0.0)
+    rows = jnp.arange(visible.shape[0])[:, None]
+    target = jnp.where(visible, slot, slots)
+    empty = jnp.broadcast_to(jnp.array([-1.0, -1.0, 0.0], feats.dtype), (*visible.shape[:1], slots + 1, 3))
+    return empty.at[rows, target].set(feats)[:, :slots]
 
 
 def observe(rules: LBFRules, state: LBFState) -> jax.Array:
@@ -317,9 +332,12 @@ def observe(rules: LBFRules, state: LBFState) -> jax.Array:
 
     food_delta = state.food_pos[None, :, :] - pos[:, None, :]  # [N, F, 2]
     food_seen = jnp.all(jnp.abs(food_delta) <= s, axis=-1) & ~state.food_eaten[None, :]
-    order = state.food_pos[:, 0] * g + state.food_pos[:, 1]  # [F]
-    before = order[None, :] < order[:, None]  # [f, f']: f' comes before f
-    food_slot = jnp.sum(food_seen[:, None, :] & before[None], axis=-1)  # [N, F]
+    # A seen food's slot counts the seen foods before it in row-major order: an exclusive
+    # running count over the foods sorted by position (foods never share a cell).
+    by_position = jnp.argsort(state.food_pos[:, 0] * g + state.food_pos[:, 1])  # [F]
+    seen_sorted = food_seen[:, by_position].astype(jnp.int32)
+    slot_sorted = jnp.cumsum(seen_sorted, axis=-1) - seen_sorted
+    food_slot = jnp.zeros_like(slot_sorted).at[:, by_position].set(slot_sorted)  # [N, F]
     food_feats = jnp.concatenate(
         [
             state.food_pos[None] - origin[:, None, :],
@@ -336,8 +354,7 @@ def observe(rules: LBFRules, state: LBFState) -> jax.Array:
         agent_seen = jnp.all((rel >= 0) & (rel <= 2 * s), axis=-1)
     eye = jnp.eye(n, dtype=bool)
     others = (agent_seen & ~eye).astype(jnp.int32)
-    earlier = jnp.asarray(np.triu(np.ones((n, n), np.int32), k=1))  # [k, j]: k < j
-    agent_slot = jnp.where(eye, 0, 1 + jnp.sum(others[:, :, None] * earlier[None], axis=1))
+    agent_slot = jnp.where(eye, 0, 1 + jnp.cumsum(others, axis=-1) - others)
     agent_feats = jnp.concatenate(
         [rel, jnp.broadcast_to(state.agent_level[None, :, None], (n, n, 1))], axis=-1
     ).astype(jnp.float32)

@@ -1,7 +1,8 @@
 """SMACv2-style battles through jaxmarl's SMAX with heuristic enemies.
 
-Ids: ``smax:smacv2_5_units``, ``smax:smacv2_10_units``, ``smax:smacv2_20_units`` and the classic
-maps (``smax:3m``, ``smax:2s3z``, ``smax:5m_vs_6m``, …), with jaxmarl's baseline settings
+Ids: ``smax:smacv2_5_units``, ``smax:smacv2_10_units``, ``smax:smacv2_20_units``, the classic
+maps (``smax:3m``, ``smax:2s3z``, ``smax:5m_vs_6m``, …) and marine battles of any size
+(``smax:64m_vs_64m``, ``smax:128m_vs_100m``), with jaxmarl's baseline settings
 (enemies see ally actions, walls kill, heuristic enemies attack the closest unit). The adapter
 steps without jaxmarl's auto-reset (``step_env``) so the final observation is kept, and reads
 the outcome from the pre-reset state: a win is every enemy dead with an ally alive, a
@@ -11,6 +12,7 @@ scaled like its observations (``SMAXEnv.normalised_world_state``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax
@@ -18,6 +20,33 @@ import jax.numpy as jnp
 
 from prism_marl.envs.base import EnvSpec, EnvStep, RenderFrame, auto_reset, import_jaxmarl
 from prism_marl.errors import ConfigError
+
+MARINES_PATTERN = re.compile(r"^(\d+)m(?:_vs_(\d+)m)?$")
+MAX_UNITS = 1024
+"""Most units (allies + enemies) a generated marine battle may hold: every unit observes every
+other, so one environment step costs O(units²) (docs/results/scale)."""
+
+
+def marine_scenario(map_name: str) -> Any | None:
+    """jaxmarl's ``Scenario`` for ``Nm`` or ``Nm_vs_Mm`` (N marines against M), else None.
+
+    SMAC's marine maps (3m, 8m, 25m, 5m_vs_6m, 27m_vs_30m) are this family at fixed sizes;
+    any N and M are built with jaxmarl's scenario API on the same 32x32 map, both teams starting
+    in a 4x4 square as the classic maps do.
+    """
+    match = MARINES_PATTERN.match(map_name)
+    if match is None:
+        return None
+    from jaxmarl.environments.smax.smax_env import Scenario
+
+    allies = int(match.group(1))
+    enemies = int(match.group(2) or allies)
+    if allies < 1 or enemies < 1 or allies + enemies > MAX_UNITS:
+        raise ConfigError(
+            f"env: smax:{map_name} needs 1 to {MAX_UNITS} units in all, at least one a side; "
+            f"got {allies} allies and {enemies} enemies"
+        )
+    return Scenario(jnp.zeros((allies + enemies,), jnp.uint8), allies, enemies, False, False)
 
 
 def strong_types(tree: Any) -> Any:
@@ -39,10 +68,14 @@ class SMAXEnv:
         try:
             scenario = map_name_to_scenario(map_name)
         except (KeyError, ValueError) as error:
-            raise ConfigError(
-                f"env: unknown SMAX map {map_name!r}; e.g. smax:3m, smax:2s3z, smax:5m_vs_6m, "
-                "smax:smacv2_5_units, smax:smacv2_10_units, smax:smacv2_20_units"
-            ) from error
+            scenario = marine_scenario(map_name)
+            if scenario is None:
+                raise ConfigError(
+                    f"env: unknown SMAX map {map_name!r}; e.g. smax:3m, smax:2s3z, "
+                    "smax:5m_vs_6m, smax:smacv2_5_units, smax:smacv2_10_units, "
+                    "smax:smacv2_20_units, or smax:Nm_vs_Mm for N marines against M "
+                    "(smax:64m_vs_64m)"
+                ) from error
         kwargs: dict[str, Any] = {
             "see_enemy_actions": True,
             "walls_cause_death": True,

@@ -385,7 +385,8 @@ def test_many_agent_start_states_follow_the_spawn_rules():
     rules = our_rules("40x40-64p-64f")
     keys = jax.random.split(jax.random.PRNGKey(5), 4)
     starts = jax.jit(jax.vmap(lambda k: lbf_rules.spawn(rules, k)))(keys)
-    for agents, foods in zip(np.asarray(starts.agent_pos), np.asarray(starts.food_pos)):
+    positions = np.asarray(starts.agent_pos), np.asarray(starts.food_pos)
+    for agents, foods in zip(*positions, strict=True):
         assert len({tuple(p) for p in agents}) == 64, "agents start on distinct cells"
         assert foods.min() >= 1 and foods.max() <= 38, "foods start on interior cells"
         assert not {tuple(p) for p in foods} & {tuple(p) for p in agents}

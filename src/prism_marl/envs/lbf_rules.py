@@ -167,7 +167,10 @@ def _spawn_food_cells(
         key, sub = jax.random.split(key)
         cand = jax.random.randint(sub, (chunk,), 0, inner * inner, jnp.int32)
         rows, cols, placed = jax.lax.fori_loop(
-            0, chunk, lambda c, food: _try_food(food, cand[c], inner, agent_pos), (rows, cols, placed)
+            0,
+            chunk,
+            lambda c, food: _try_food(food, cand[c], inner, agent_pos),
+            (rows, cols, placed),
         )
         return key, rows, cols, placed, chunks + 1
 
@@ -312,7 +315,8 @@ def _pack(visible: jax.Array, slot: jax.Array, feats: jax.Array, slots: int) -> 
     """
     rows = jnp.arange(visible.shape[0])[:, None]
     target = jnp.where(visible, slot, slots)
-    empty = jnp.broadcast_to(jnp.array([-1.0, -1.0, 0.0], feats.dtype), (*visible.shape[:1], slots + 1, 3))
+    padding = jnp.array([-1.0, -1.0, 0.0], feats.dtype)
+    empty = jnp.broadcast_to(padding, (visible.shape[0], slots + 1, 3))
     return empty.at[rows, target].set(feats)[:, :slots]
 
 

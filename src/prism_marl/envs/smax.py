@@ -28,7 +28,7 @@ other, so one environment step costs O(units²) (docs/results/scale)."""
 
 
 def marine_scenario(map_name: str) -> Any | None:
-    """jaxmarl's ``Scenario`` for ``Nm`` or ``Nm_vs_Mm`` (N marines against M), else None.
+    """The ``Scenario`` of ``Nm`` or ``Nm_vs_Mm`` (N marines against M), else None.
 
     SMAC's marine maps (3m, 8m, 25m, 5m_vs_6m, 27m_vs_30m) are this family at fixed sizes;
     any N and M are built with jaxmarl's scenario API on the same 32x32 map, both teams starting

@@ -1,10 +1,11 @@
-"""Benchmarks: ``prism-marl bench train|env|layers``, LBF measurements (``python -m ...bench.lbf``).
+"""Benchmarks: ``prism-marl bench train|env|layers|scale``, LBF measurements (``bench.lbf``).
 
 ``bench.train`` times full training per strategy and reports ratios to FuPS and to the
 environment alone; ``bench.layers`` one agent-indexed layer per strategy against FuPS and the
 FLOP model's floor; ``bench.env`` times environments alone (LBF under both rule sets side by
 side) and holds what every benchmark shares (random actions, the jitted random rollout);
-``bench.lbf`` measures LBF's rule sets and random-policy returns against the lbforaging package.
+``bench.scale`` every strategy's memory, checkpoint bytes and speed as the number of agents
+grows; ``bench.lbf`` measures LBF's rule sets and random-policy returns against lbforaging.
 Results and the commands that produced them: docs/benchmarks.md and docs/lbf.md.
 """
 
@@ -15,7 +16,9 @@ from typing import Any
 
 from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, bench_env, env_only_rate, random_actions
 from prism_marl.bench.flops import matmul_flops
-from prism_marl.bench.layers import bench_layers
+from prism_marl.bench.layers import DEFAULT_AGENTS, bench_layers
+from prism_marl.bench.scale import DEFAULT_AGENTS as SCALE_AGENTS
+from prism_marl.bench.scale import bench_scale, plot_scale
 from prism_marl.bench.train import bench_train, training_rates
 from prism_marl.errors import require
 from prism_marl.sharing import STRATEGIES
@@ -38,7 +41,8 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print(
         "|"
         + "|".join(
-            "---" if c in ("algo", "env", "strategy", "lbf_rules") else "---:" for c in columns
+            "---" if c in ("algo", "env", "strategy", "lbf_rules", "fits") else "---:"
+            for c in columns
         )
         + "|"
     )
@@ -46,7 +50,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         cells = []
         for column in columns:
             value = row.get(column, "")
-            if column.startswith("steps"):
+            if column.startswith("steps") and isinstance(value, float | int):
                 cells.append(f"{value:,.0f}")
             elif column == "seconds":
                 cells.append(f"{value * 1e3:.3f} ms")
@@ -55,8 +59,53 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def _scale_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``bench scale`` row with bytes in MiB and seconds in milliseconds, for the table."""
+    cells = dict(row)
+    for name in ("state", "over_fups", "peak", "checkpoint"):
+        value = row.get(f"{name}_bytes")
+        cells[f"{name}_mib"] = None if value is None else f"{value / 2**20:,.2f}"
+    seconds = row.get("forward_seconds")
+    cells["forward_ms"] = None if seconds is None else f"{seconds * 1e3:.2f}"
+    return cells
+
+
 def run_bench(args: Any) -> int:
-    """``prism-marl bench train|env|layers``: a markdown table, or JSON rows with ``--json``."""
+    """``prism-marl bench train|env|layers|scale``: a markdown table, or JSON rows (``--json``)."""
+    scale = args.what == "scale"
+    args.agents = args.agents or list(SCALE_AGENTS if scale else DEFAULT_AGENTS)
+    args.updates = args.updates or (1 if scale else 5)
+    args.num_envs = args.num_envs or (2 if scale else 96)
+    if scale:
+        rows = bench_scale(
+            args.agents,
+            args.strategies or list(STRATEGIES),
+            algo=(args.algos or ["mappo"])[0],
+            num_envs=args.num_envs,
+            updates=args.updates,
+            repeats=args.repeats,
+        )
+        if args.plot:
+            plot_scale(rows, args.plot)
+        columns = [
+            "num_agents",
+            "strategy",
+            "per_agent_numbers",
+            "state_mib",
+            "over_fups_mib",
+            "peak_mib",
+            "checkpoint_mib",
+            "steps_per_second",
+            "ratio_to_fups",
+            "forward_ms",
+            "fits",
+        ]
+        table = [_scale_cells(row) for row in rows]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            _print_table(table, columns)
+        return 0
     if args.what == "layers":
         require(
             all(args.batch % n == 0 for n in args.agents),

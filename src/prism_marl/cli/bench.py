@@ -7,6 +7,7 @@ from typing import Any
 
 from prism_marl.bench import DEFAULT_TRAIN_ENVS
 from prism_marl.bench.layers import DEFAULT_AGENTS, DEFAULT_BATCH, DEFAULT_WIDTHS
+from prism_marl.bench.scale import DEFAULT_AGENTS as SCALE_AGENTS
 from prism_marl.cli.args import positive_int
 from prism_marl.config import ALGORITHMS
 from prism_marl.presets import PRESETS
@@ -22,9 +23,10 @@ def add_bench_command(commands: Any) -> None:
     )
     bench.add_argument(
         "what",
-        choices=["train", "env", "layers"],
+        choices=["train", "env", "layers", "scale"],
         help="train: full training chunks per strategy; env: environments under random "
-        "actions; layers: one agent-indexed layer per strategy, forward and backward",
+        "actions; layers: one agent-indexed layer per strategy, forward and backward; scale: "
+        "memory, checkpoint bytes and speed of every strategy as the number of agents grows",
     )
     bench.add_argument(
         "--envs",
@@ -62,18 +64,22 @@ def add_bench_command(commands: Any) -> None:
         "in the rank column; the --strategies rows keep their defaults: Prism full rank)",
     )
     bench.add_argument("--num-seeds", type=positive_int, default=3, help="seeds vmapped")
-    bench.add_argument("--updates", type=positive_int, default=5, help="updates per chunk")
+    bench.add_argument(
+        "--updates", type=positive_int, help="updates per chunk (default: 5; scale: 1)"
+    )
     bench.add_argument("--repeats", type=positive_int, default=4, help="timed chunks")
     bench.add_argument(
-        "--num-envs", type=positive_int, default=96, help="bench env: parallel environments"
+        "--num-envs",
+        type=positive_int,
+        help="parallel environments (default: bench env 96; bench scale 2 per strategy)",
     )
     bench.add_argument("--steps", type=positive_int, default=256, help="bench env: steps")
     bench.add_argument(
         "--agents",
         type=positive_int,
         nargs="+",
-        default=list(DEFAULT_AGENTS),
-        help="bench layers: agent counts N (default: 2 8 32)",
+        help=f"agent counts N (default: bench layers {' '.join(map(str, DEFAULT_AGENTS))}; "
+        f"bench scale {' '.join(map(str, SCALE_AGENTS))})",
     )
     bench.add_argument(
         "--widths",
@@ -87,6 +93,11 @@ def add_bench_command(commands: Any) -> None:
         type=positive_int,
         default=DEFAULT_BATCH,
         help="bench layers: agent-steps per call, a multiple of every N (default: 4096)",
+    )
+    bench.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="bench scale: also draw state bytes and chunk time against N into this PNG",
     )
     bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     bench.set_defaults(handler=run_bench_command)

@@ -55,21 +55,26 @@ def configure(
     )
 
 
-def train(config: RunConfig, *, progress: bool = False) -> dict[str, Any]:
+def train(
+    config: RunConfig, *, progress: bool = False, devices: int | None = None
+) -> dict[str, Any]:
     """Train ``config`` into ``config.run_dir``; returns the summary (summary.json's content).
 
-    The run directory must not hold another run; ``resume`` continues one.
+    The run directory must not hold another run; ``resume`` continues one. ``devices``: local
+    devices the seeds are spread over (None: as many as divide the seeds evenly).
     """
     from prism_marl.run import Trainer
 
-    return _finished(Trainer(config, progress=progress).run())
+    return _finished(Trainer(config, progress=progress, devices=devices).run())
 
 
-def resume(run_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """Continue the run in ``run_dir`` from its last checkpoint; returns the summary."""
+def resume(
+    run_dir: str | Path, *, progress: bool = False, devices: int | None = None
+) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` from its last checkpoint (on any number of devices)."""
     from prism_marl.run import Trainer
 
-    return _finished(Trainer.from_run_dir(run_dir, progress=progress).run())
+    return _finished(Trainer.from_run_dir(run_dir, progress=progress, devices=devices).run())
 
 
 def _finished(summary: dict[str, Any] | None) -> dict[str, Any]:

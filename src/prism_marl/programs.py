@@ -95,7 +95,12 @@ def donatable(state: Any) -> Any:
     def once(leaf: Any) -> Any:
         if not isinstance(leaf, jax.Array):
             return leaf
-        buffer = leaf.unsafe_buffer_pointer() if leaf.is_fully_addressable else id(leaf)
+        if not leaf.is_fully_addressable:
+            buffer: Any = id(leaf)
+        elif len(leaf.sharding.device_set) > 1:  # seeds spread over devices: one buffer each
+            buffer = tuple(shard.data.unsafe_buffer_pointer() for shard in leaf.addressable_shards)
+        else:
+            buffer = leaf.unsafe_buffer_pointer()
         if buffer in seen:
             return leaf.copy()
         seen.add(buffer)

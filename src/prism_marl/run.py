@@ -26,6 +26,7 @@ from prism_marl.algos import Algorithm, make_algorithm
 from prism_marl.algos.common import select_network
 from prism_marl.best_policy import ABSOLUTE_FACTOR, Best, BestCheckpoints, improve
 from prism_marl.config import RunConfig, from_dict, to_dict
+from prism_marl.devices import place, seed_sharding
 from prism_marl.envs import make_env
 from prism_marl.envs.base import EnvSpec
 from prism_marl.errors import ConfigError, TrainingDivergedError
@@ -178,12 +179,16 @@ class Trainer:
         progress: bool = True,
         watchdog: Watchdog | None = None,
         wandb: WandbOptions | None = None,
+        devices: int | None = None,
     ):
         """Validate ``config`` and build its algorithm; nothing is written until ``run``.
 
         ``watchdog`` (opt-in) ends the process if the run stalls (``prism_marl.watchdog``).
         ``wandb`` (opt-in) logs the run to Weights & Biases as well (``prism_marl.loggers``).
+        ``devices``: local devices the seeds are spread over (``prism_marl.devices``; None:
+        as many as divide the seeds evenly).
         """
+        self.sharding = seed_sharding(config.num_seeds, devices)
         self.config = config
         self.watchdog = watchdog
         self.wandb = wandb
@@ -206,6 +211,7 @@ class Trainer:
         watchdog: Watchdog | None = None,
         field: str = "resume",
         wandb: WandbOptions | None = None,
+        devices: int | None = None,
     ) -> Trainer:
         """A trainer that resumes the run stored in ``run_dir``.
 
@@ -223,6 +229,7 @@ class Trainer:
             progress=progress,
             watchdog=watchdog,
             wandb=wandb,
+            devices=devices,
         )
 
     def _checkpointer(self) -> ocp.CheckpointManager:
@@ -312,7 +319,9 @@ class Trainer:
         max_chunks: int | None,
     ) -> dict[str, Any] | None:
         with self._phase("init"):
-            state = init_seeds(self.algo)(seed_keys(self.config))
+            # Restoring into a sharded template puts a checkpoint onto this run's devices,
+            # whatever count wrote it.
+            state = place(init_seeds(self.algo)(seed_keys(self.config)), self.sharding)
             jax.block_until_ready(state)
         start_chunk, wall_before = 0, 0.0
         best_checkpoints = BestCheckpoints(self.run_dir)
@@ -352,6 +361,7 @@ class Trainer:
                 return None
             with self._phase(f"preparation before chunk {chunk}"):
                 state, prepared = self._maybe_prepare(state, chunk, manager)
+                state = place(state, self.sharding) if prepared else state
             if prepared:  # the policies changed shape: earlier best policies cannot be kept
                 best_checkpoints.clear()
                 best = None
@@ -667,11 +677,15 @@ def final_statistics(finals: list[float]) -> dict[str, Any]:
     }
 
 
-def train(config: RunConfig, *, progress: bool = True) -> dict[str, Any] | None:
-    """Train a new run; returns the summary."""
-    return Trainer(config, progress=progress).run()
+def train(
+    config: RunConfig, *, progress: bool = True, devices: int | None = None
+) -> dict[str, Any] | None:
+    """Train a new run on ``devices`` local devices (None: all that divide the seeds)."""
+    return Trainer(config, progress=progress, devices=devices).run()
 
 
-def resume(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any] | None:
-    """Continue a run from its last checkpoint; returns the summary."""
-    return Trainer.from_run_dir(run_dir, progress=progress).run()
+def resume(
+    run_dir: str | Path, *, progress: bool = True, devices: int | None = None
+) -> dict[str, Any] | None:
+    """Continue a run from its last checkpoint, on any number of devices."""
+    return Trainer.from_run_dir(run_dir, progress=progress, devices=devices).run()

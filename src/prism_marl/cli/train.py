@@ -114,6 +114,14 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
         "long, naming the phase and the resume command; 0 turns the watchdog off (default: 300)",
     )
     add_wandb_flags(parser, group_default="none")
+    parser.add_argument(
+        "--devices",
+        type=positive_int,
+        metavar="N",
+        help="spread the seeds over N local devices (GPUs, or CPU devices); they must divide "
+        "--num-seeds; a resumed run may use another count (default: as many as divide the "
+        "seeds evenly)",
+    )
     for name in RUN_FIELDS:
         kinds: dict[str, Callable[[str], Any]] = {
             "run_dir": str,
@@ -271,10 +279,12 @@ def run_train(argv: list[str]) -> int:
         watchdog = Watchdog(args.stall_timeout, f"prism-marl train --resume {shlex.quote(run_dir)}")
     if config is None:
         trainer = Trainer.from_run_dir(
-            args.resume, progress=progress, watchdog=watchdog, wandb=wandb
+            args.resume, progress=progress, watchdog=watchdog, wandb=wandb, devices=args.devices
         )
     else:
-        trainer = Trainer(config, progress=progress, watchdog=watchdog, wandb=wandb)
+        trainer = Trainer(
+            config, progress=progress, watchdog=watchdog, wandb=wandb, devices=args.devices
+        )
     resume_command = f"prism-marl train --resume {shlex.quote(run_dir)}"
     try:
         with stop_on_first_ctrl_c(trainer):

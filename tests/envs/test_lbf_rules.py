@@ -37,7 +37,7 @@ EQUIVALENCE = [
     ("6x6-4p-1f", 0.0, 100),
     ("2s-7x7-5p-2f", 0.1, 100),
     # Many agents and foods, partly out of sight: the observation's slot packing at scale.
-    ("3s-16x16-24p-12f", 0.0, 6),
+    ("3s-20x20-24p-18f", 0.0, 6),
 ]
 
 

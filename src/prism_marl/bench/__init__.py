@@ -12,6 +12,7 @@ Results and the commands that produced them: docs/benchmarks.md and docs/lbf.md.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from prism_marl.bench.env import DEFAULT_TRAIN_ENVS, bench_env, env_only_rate, random_actions
@@ -84,6 +85,8 @@ def run_bench(args: Any) -> int:
             num_envs=args.num_envs,
             updates=args.updates,
             repeats=args.repeats,
+            # Each row as it is measured, so a long run shows progress and a crash loses none.
+            report=lambda row: print(json.dumps(row), file=sys.stderr, flush=True),
         )
         if args.plot:
             plot_scale(rows, args.plot)

@@ -41,6 +41,9 @@ from prism_marl.memory import available_bytes
 from prism_marl.sharing import STRATEGIES
 
 DEFAULT_AGENTS = (2, 8, 32, 128, 512)
+MEMORY_MARGIN = 0.8
+"""Share of the available memory one strategy's chunk may plan to use (other processes, and
+XLA's own allocations beside its buffer assignment, take the rest)."""
 
 
 def scale_task(num_agents: int) -> str:
@@ -166,6 +169,7 @@ def _prepare(config: RunConfig, updates: int, available: int | None) -> _Compile
         )
         return _Compiled(row)
     state = init_seeds(algo)(keys)
+    jax.block_until_ready(state)
     variables = jax.tree.map(lambda x: x[0], state.variables)
     row["per_agent_numbers"] = algo.strategy.additional_resource(variables, algo.spec.num_agents)
     row["checkpoint_bytes"] = checkpoint_bytes(state)
@@ -173,6 +177,25 @@ def _prepare(config: RunConfig, updates: int, available: int | None) -> _Compile
     state, _ = compiled(state)  # warm up
     jax.block_until_ready(state)
     return _Compiled(row, compiled, state)
+
+
+def _time_pair(pair: Sequence[_Compiled], repeats: int) -> list[float]:
+    """Seconds of ``repeats`` chunks of each entry, called alternately (drift hits both)."""
+    seconds = [0.0 for _ in pair]
+    for _ in range(repeats):
+        for i, entry in enumerate(pair):
+            assert entry.chunk is not None
+            start = time.perf_counter()
+            entry.state, metrics = entry.chunk(entry.state)
+            jax.block_until_ready(metrics)
+            seconds[i] += time.perf_counter() - start
+    return seconds
+
+
+def _usable_bytes() -> int | None:
+    """Memory a new state may take: the kernel's estimate, less a margin for other processes."""
+    available = available_bytes()
+    return None if available is None else int(available * MEMORY_MARGIN)
 
 
 def bench_scale(
@@ -184,19 +207,36 @@ def bench_scale(
     rollout_length: int = 32,
     updates: int = 1,
     repeats: int = 3,
+    report: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of ``bench scale``: one per (N, strategy), FuPS first at every N."""
+    """Rows of ``bench scale``: one per (N, strategy), FuPS first at every N.
+
+    At most two states live at once: FuPS's, and the strategy timed against it (their chunks
+    alternate), so what fits is decided strategy by strategy against the memory then available.
+    ``report`` gets each row as soon as it is measured (a long benchmark shows its progress).
+    """
     algo_config = default_algo_config(algo)
     changes = {"num_envs": num_envs, "rollout_length": rollout_length}
     algo_config = dataclasses.replace(
         algo_config, **{k: v for k, v in changes.items() if hasattr(algo_config, k)}
     )
-    names = list(dict.fromkeys(["fups", *strategies]))
+    steps = algo_config.steps_per_update * updates * repeats
     rows: list[dict[str, Any]] = []
+
+    def finish(
+        row: dict[str, Any], seconds: float | None, ratio: float | None, at: int | None = None
+    ) -> None:
+        if seconds is not None:
+            row["steps_per_second"] = round(steps / seconds, 1)
+            row["agent_steps_per_second"] = round(steps * row["num_agents"] / seconds, 1)
+            row["ratio_to_fups"] = None if ratio is None else round(ratio, 3)
+        rows.insert(len(rows) if at is None else at, row)
+        if report is not None:
+            report(row)
+
     for num_agents in agents:
-        available = available_bytes()
-        timed: dict[str, _Compiled] = {}
-        for name in names:
+
+        def prepare(name: str, num_agents: int = num_agents) -> _Compiled:
             config = RunConfig(
                 algo=algo,
                 sharing=STRATEGIES[name](),
@@ -205,27 +245,29 @@ def bench_scale(
                 num_seeds=1,
                 total_steps=10**9,
             )
-            timed[name] = _prepare(config, updates, available)
-        for _ in range(repeats):
-            for entry in timed.values():
-                if entry.chunk is None:
-                    continue
-                start = time.perf_counter()
-                entry.state, metrics = entry.chunk(entry.state)
-                jax.block_until_ready(metrics)
-                entry.seconds += time.perf_counter() - start
-        steps = algo_config.steps_per_update * updates * repeats
-        reference = timed["fups"]
-        for entry in timed.values():
-            row = entry.row
-            if entry.chunk is not None:
-                row["steps_per_second"] = round(steps / entry.seconds, 1)
-                row["agent_steps_per_second"] = round(steps * num_agents / entry.seconds, 1)
-                if reference.chunk is not None:
-                    row["ratio_to_fups"] = round(reference.seconds / entry.seconds, 3)
-            row["over_fups_bytes"] = row["state_bytes"] - reference.row["state_bytes"]
-            rows.append(row)
-            entry.state = None  # free this N's states before the next N
+            return _prepare(config, updates, _usable_bytes())
+
+        first = len(rows)  # FuPS's row goes first, once every pairing has timed it
+        reference = prepare("fups")
+        reference.row["over_fups_bytes"] = 0
+        own = [0.0, 0]  # FuPS's seconds over every pairing, and the pairings
+        for name in dict.fromkeys(n for n in strategies if n != "fups"):
+            entry = prepare(name)
+            entry.row["over_fups_bytes"] = entry.row["state_bytes"] - reference.row["state_bytes"]
+            if entry.chunk is None:
+                finish(entry.row, None, None)
+                continue
+            if reference.chunk is None:
+                finish(entry.row, _time_pair([entry], repeats)[0], None)
+            else:
+                fups_seconds, seconds = _time_pair([reference, entry], repeats)
+                own = [own[0] + fups_seconds, own[1] + 1]
+                finish(entry.row, seconds, fups_seconds / seconds)
+            entry.state = None
+        if reference.chunk is not None and own[1] == 0:
+            own = [_time_pair([reference], repeats)[0], 1]
+        finish(reference.row, own[0] / own[1] if own[1] else None, 1.0, at=first)
+        reference.state = None
     return rows
 
 

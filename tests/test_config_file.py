@@ -2,7 +2,7 @@
 
 import pytest
 
-from prism_marl.config import ALGORITHMS
+from prism_marl.algos import ALGORITHMS
 from prism_marl.config_file import dump_config, load_config_file
 from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS, build_run_config

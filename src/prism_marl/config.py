@@ -11,21 +11,26 @@ import types
 import typing
 from typing import Any
 
-from prism_marl.algos import ALGORITHMS as ALGORITHM_REGISTRY
+from prism_marl.algos import ALGORITHMS
 from prism_marl.envs.registry import require_known_env
 from prism_marl.errors import ConfigError, require
 from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
 
-ALGORITHMS: dict[str, type] = {name: entry[0] for name, entry in ALGORITHM_REGISTRY.items()}
-"""Algorithm name -> its hyper-parameter dataclass."""
+
+def algo_config_type(algo: str) -> type:
+    """The hyper-parameter dataclass of algorithm ``algo``; a ``ConfigError`` if unknown.
+
+    Read from ``algos.ALGORITHMS``, the one registry, so an entry added there is seen here.
+    """
+    require(
+        algo in ALGORITHMS, "algo", f"unknown algorithm {algo!r}; valid: {', '.join(ALGORITHMS)}"
+    )
+    return ALGORITHMS[algo][0]
 
 
 def default_algo_config(algo: str) -> Any:
     """The default hyper-parameters of algorithm ``algo``."""
-    require(
-        algo in ALGORITHMS, "algo", f"unknown algorithm {algo!r}; valid: {', '.join(ALGORITHMS)}"
-    )
-    return ALGORITHMS[algo]()
+    return algo_config_type(algo)()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +112,7 @@ class RunConfig:
             "algo",
             f"unknown algorithm {self.algo!r}; valid: {', '.join(ALGORITHMS)}",
         )
-        expected = ALGORITHMS[self.algo]
+        expected = ALGORITHMS[self.algo][0]
         if self.algo_config is None:
             object.__setattr__(self, "algo_config", expected())
         require(
@@ -137,7 +142,7 @@ def to_dict(value: Any) -> Any:
         data = {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, SharingStrategy):
             return {"type": value.name, **data}
-        if type(value) in ALGORITHMS.values():
+        if type(value) in (entry[0] for entry in ALGORITHMS.values()):
             return {"type": type(value).__name__, **data}
         return data
     if isinstance(value, tuple):
@@ -197,6 +202,6 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
         ),
         # config.json files written before env.lbf_rules existed ran jumanji's LBF.
         env=build_dataclass(EnvConfig, {"lbf_rules": "jumanji", **data["env"]}),
-        algo_config=build_dataclass(ALGORITHMS[data["algo"]], data["algo_config"]),
+        algo_config=build_dataclass(ALGORITHMS[data["algo"]][0], data["algo_config"]),
         **{k: v for k, v in data.items() if k not in ("algo", "sharing", "env", "algo_config")},
     )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, build_dataclass
+from prism_marl.algos import ALGORITHMS
+from prism_marl.config import EnvConfig, RunConfig, algo_config_type, build_dataclass
 from prism_marl.errors import ConfigError, require
 from prism_marl.sharing import STRATEGIES
 
@@ -192,6 +193,6 @@ def build_run_config(
     return RunConfig(
         sharing=build_dataclass(STRATEGIES[sharing], sharing_values),
         env=build_dataclass(EnvConfig, {**chosen.get("env", {}), **(env_fields or {})}),
-        algo_config=build_dataclass(ALGORITHMS[algo], algo_values),
+        algo_config=build_dataclass(algo_config_type(algo), algo_values),
         **run,
     )

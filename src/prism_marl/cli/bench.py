@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from prism_marl.algos import ALGORITHMS
 from prism_marl.bench import DEFAULT_TRAIN_ENVS
 from prism_marl.bench.layers import DEFAULT_AGENTS, DEFAULT_BATCH, DEFAULT_WIDTHS
 from prism_marl.bench.scale import DEFAULT_AGENTS as SCALE_AGENTS
 from prism_marl.cli.args import positive_int
-from prism_marl.config import ALGORITHMS
 from prism_marl.presets import PRESETS
 from prism_marl.sharing import STRATEGIES
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prism_marl.algos import ALGORITHMS
 from prism_marl.cli.args import (
     EXIT_INTERRUPTED,
     OneLineParser,
@@ -28,7 +29,7 @@ from prism_marl.cli.args import (
     non_negative_int,
     positive_int,
 )
-from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig
+from prism_marl.config import EnvConfig, RunConfig, algo_config_type
 from prism_marl.config_file import ConfigFile, dump_config, load_config_file
 from prism_marl.envs import registered_envs
 from prism_marl.errors import ConfigError, require
@@ -152,9 +153,9 @@ def build_train_parser(sharing: str, algo: str) -> argparse.ArgumentParser:
     )
     add_dataclass_flags(
         parser,
-        ALGORITHMS[algo],
+        algo_config_type(algo),
         "algo",
-        ALGORITHMS[algo](),
+        algo_config_type(algo)(),
         f"{algo} hyper-parameters (--algo.*; --algo NAME selects whose flags are listed)",
     )
     add_dataclass_flags(parser, EnvConfig, "env", EnvConfig(), "environment (--env.*)")

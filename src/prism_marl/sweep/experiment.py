@@ -50,7 +50,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from prism_marl.config import ALGORITHMS, EnvConfig, RunConfig, to_dict
+from prism_marl.algos import ALGORITHMS
+from prism_marl.config import EnvConfig, RunConfig, to_dict
 from prism_marl.envs import registered_envs
 from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS, build_run_config

@@ -568,7 +568,7 @@ class Trainer:
         self._write_masks(state)
         marl_eval = self._marl_eval(records, absolute_returns, absolute_won)
         write_json(self.run_dir / MARL_EVAL_FILE, marl_eval)
-        from prism_marl.analysis.figures import plot_learning_curve
+        from prism_marl.report.run_figures import plot_learning_curve
 
         plot_learning_curve(records, self.run_dir / CURVE_FILE, title=self._title())
         return summary
@@ -621,7 +621,7 @@ class Trainer:
             return
         table = {name: to_builtin(np.asarray(values)) for name, values in masks.items()}
         write_json(self.run_dir / MASKS_FILE, table)
-        from prism_marl.analysis.figures import plot_agent_masks
+        from prism_marl.report.run_figures import plot_agent_masks
 
         plot_agent_masks({k: v[0] for k, v in table.items()}, self.run_dir / "agent_masks.png")
 

@@ -85,7 +85,7 @@ def run_resources(args: argparse.Namespace) -> int:
         for n in args.agents
     ]
     if args.plot:
-        from prism_marl.analysis.figures import plot_resources
+        from prism_marl.report.run_figures import plot_resources
 
         plot_resources(rows, args.plot)
     if args.json:

@@ -202,8 +202,8 @@ def _aggregate(
 
 def _diversity(group: Group, out_dir: Path, how: stats.Bootstrap) -> str:
     """SND over training and at the end, Prism's mask metrics, and the final masks."""
-    from prism_marl.analysis.figures import plot_agent_masks
     from prism_marl.report.figures import plot_curves
+    from prism_marl.report.run_figures import plot_agent_masks
 
     name = slug(group.name)
     parts = ["### Behavioural diversity"]
@@ -281,7 +281,7 @@ def _resources_section(
     sources: Sequence[Source], out_dir: Path, agent_counts: Sequence[int]
 ) -> str:
     """Figure 5 for the strategies the runs used."""
-    from prism_marl.analysis.figures import plot_resources
+    from prism_marl.report.run_figures import plot_resources
 
     strategies = aggregate.method_order([r.sharing for s in sources for r in s.runs])
     rows = aggregate.resource_rows(strategies, agent_counts)

@@ -2,7 +2,7 @@
 
 Every figure names its statistic and its interval's bootstrap (``note``, printed under it).
 
-Figure 5 and the mask heatmaps are ``analysis.figures``' ``plot_resources`` and
+Figure 5 and the mask heatmaps are ``run_figures``' ``plot_resources`` and
 ``plot_agent_masks``, the ones ``prism-marl resources --plot`` and every Prism run draw.
 """
 
@@ -19,7 +19,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
-from prism_marl.analysis.figures import save_figure_atomically  # noqa: E402
 from prism_marl.report.aggregate import (  # noqa: E402
     AggregateRow,
     Cell,
@@ -27,6 +26,7 @@ from prism_marl.report.aggregate import (  # noqa: E402
     ProfileRow,
     method_order,
 )
+from prism_marl.report.run_figures import save_figure_atomically  # noqa: E402
 from prism_marl.report.stats import AGGREGATES  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Figures of the paper drawn from result rows."""
+"""Figures one run and `prism-marl resources` draw: learning curve, mask heatmap, Figure 5."""
 
 from __future__ import annotations
 

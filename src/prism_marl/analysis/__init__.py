@@ -1,1 +1,0 @@
-"""Plots and tables that read only results (never training internals)."""

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from prism_marl.networks.agents import Policy
-from prism_marl.networks.heads import MASKED_LOGIT
-from prism_marl.networks.policy import AgentCritic, output_spread
+from prism_marl.networks.critics import AgentCritic
 from tests.sharing.cases import strategy_cases
 
 N, D, A, T, E = 3, 5, 4, 2, 6
@@ -53,14 +52,3 @@ def test_agent_critic_static_ids_match_per_sample_ids(name):
     values = critic.apply(variables, obs, static)
     assert values.shape == (E, N)
     np.testing.assert_allclose(values, critic.apply(variables, obs, traced), rtol=1e-5, atol=1e-5)
-
-
-def test_output_spread_hand_values():
-    # Discrete: spreads 3 − (−1) = 4 and 2 − 0 = 2 (the masked logit is left out): mean 3.
-    logits = jnp.array([[3.0, -1.0, 0.5], [2.0, 0.0, MASKED_LOGIT]])
-    assert float(output_spread(logits, jnp.ones((2, 3), bool), "discrete")) == pytest.approx(3.0)
-    # Continuous: |μ| / σ over real dimensions: |2| / e^0 and |−1| / e^{log 0.5} -> (2 + 2) / 2.
-    mean = jnp.array([[2.0, -1.0, 9.0]])
-    log_std = jnp.log(jnp.array([[1.0, 0.5, 1.0]]))
-    mask = jnp.array([True, True, False])
-    assert float(output_spread((mean, log_std), mask, "continuous")) == pytest.approx(2.0)

@@ -30,15 +30,14 @@ from prism_marl.algos.common import (
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
-from prism_marl.networks.agents import Policy
-from prism_marl.networks.policy import (
-    AgentCritic,
-    CentralCritic,
+from prism_marl.networks.actions import (
     greedy_action,
     log_prob_and_entropy,
     output_spread,
     sample_action,
 )
+from prism_marl.networks.agents import Policy
+from prism_marl.networks.critics import AgentCritic, CentralCritic
 from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize

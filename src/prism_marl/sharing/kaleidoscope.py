@@ -327,7 +327,8 @@ class Kaleidoscope(SharingStrategy):
             return {"diversity": zero, "sparsity": zero, "mask_distance": zero}
         total_size = sum(layer.kernel.size for layer in layers)
         num_masks = layers[0].thresholds.shape[0]
-        pairs = max(num_masks * (num_masks - 1), 1)
+        # A float: with hundreds of agents pairs × size passes int32 (512 agents: 5e10).
+        normaliser = float(max(num_masks * (num_masks - 1), 1) * total_size)
         weighted = sum(
             la.weight * pairwise_masked_distance(la.kernel, la.thresholds, la.unit) for la in layers
         )
@@ -337,9 +338,9 @@ class Kaleidoscope(SharingStrategy):
         sparsity = 1.0 - sum(jnp.sum(k) for k in keeps) / (num_masks * total_size)
         disagreement = sum(jnp.sum(jnp.abs(k[:, None] - k[None])) for k in keeps)
         return {
-            "diversity": jnp.asarray(weighted) / (pairs * total_size),
+            "diversity": jnp.asarray(weighted) / normaliser,
             "sparsity": jnp.asarray(sparsity),
-            "mask_distance": jnp.asarray(disagreement) / (pairs * total_size),
+            "mask_distance": jnp.asarray(disagreement) / normaliser,
         }
 
     def init_aux_state(self) -> KaleidoscopeAuxState:

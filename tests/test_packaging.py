@@ -121,7 +121,7 @@ def test_the_tests_imports_are_declared_for_dev():
 
 def test_the_lock_pins_everything_ci_installs_inside_the_declared_ranges():
     pins = lock()
-    for group in ("", "ray", "mabrax", "wandb", "dev"):
+    for group in ("", "ray", "mabrax", "mamujoco", "wandb", "dev"):
         for requirement in requirements(group):
             name = canonical(requirement.name)
             if name == canonical(PROJECT["name"]):

@@ -59,10 +59,10 @@ def evaluate_run(
 
 
 def renderer(trainer: Trainer) -> Callable[[list[RenderFrame], str], None]:
-    """The environment's GIF writer; ``ConfigError`` where it has none (LBF and SMAX have)."""
+    """The environment's GIF writer; ``ConfigError`` where it has none (LBF, SMAX, MaMuJoCo have)."""
     env = trainer.algo.env
     if not hasattr(env, "save_animation"):
-        raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
+        raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF, SMAX, MaMuJoCo only)")
     return env.save_animation
 
 

@@ -340,5 +340,5 @@ class MaMuJoCoEnv:
         """Draw an episode (the states before each step) as a GIF (``envs/mamujoco_render.py``)."""
         from prism_marl.envs.mamujoco_render import save_episode
 
-        save_episode(self.model, [frame.state.data for frame in frames], path)
+        save_episode(self.model, [f.state.data for f in frames], path, self._act_agent.tolist())
 

@@ -212,7 +212,7 @@ def test_one_mjx_step_matches_one_mujoco_step(task):
 
 
 def first_episode_returns(env, episodes, horizon, seed=0):
-    """Returns of each environment's first episode (cut at ``horizon`` steps) under uniform actions."""
+    """Each environment's first return (cut at ``horizon`` steps) under uniform actions."""
 
     def run(key):
         state, first = env.reset(key)
@@ -256,7 +256,9 @@ def test_random_policy_returns_agree_with_gymnasium_robotics(task):
     ours = first_episode_returns(MaMuJoCoEnv(task), episodes, horizon)
     theirs = reference_returns(task, episodes, horizon)
     error = np.sqrt(ours.var(ddof=1) / episodes + theirs.var(ddof=1) / episodes)
-    message = f"{task}: ours {ours.mean():.2f} ± {error:.2f}, gymnasium-robotics {theirs.mean():.2f}"
+    message = (
+        f"{task}: ours {ours.mean():.2f} ± {error:.2f}, gymnasium-robotics {theirs.mean():.2f}"
+    )
     print(message)
     assert abs(ours.mean() - theirs.mean()) < 3.5 * error, message
 

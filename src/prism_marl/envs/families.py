@@ -51,7 +51,7 @@ def make_mabrax(config: EnvConfig) -> MultiAgentEnv:
 
 
 def make_mamujoco(config: EnvConfig) -> MultiAgentEnv:
-    """``mamujoco:<robot>_<conf>``: MaMuJoCo on MuJoCo's physics through MJX (``envs/mamujoco.py``)."""
+    """``mamujoco:<robot>_<conf>``: MaMuJoCo on MuJoCo's physics, MJX (``envs/mamujoco.py``)."""
     from prism_marl.envs.mamujoco import MaMuJoCoEnv
 
     return MaMuJoCoEnv(task_of(config), episode_limit=config.episode_limit)

@@ -140,7 +140,7 @@ def _gather_table(
     high = np.zeros((len(features), width), np.float32)
     for row, row_features in enumerate(features):
         for col, f in enumerate(row_features):
-            index[row, col] = offsets[f.source] + f.index
+            index[row, col] = offsets[f.source] + f.at
             low[row, col], high[row, col] = f.low, f.high
     return index, low, high
 
@@ -169,7 +169,8 @@ class MaMuJoCoEnv:
         self.action_maps = [parts.action_indices(p) for p in partition]
         lengths = {"qpos": m.nq, "qvel": m.nv, "qfrc_actuator": m.nv}
         lengths |= {s: m.nbody * w for s, w in parts.ROW_WIDTH.items()}
-        self._offsets = dict(zip(parts.SOURCES, np.cumsum([0] + [lengths[s] for s in parts.SOURCES[:-1]]).tolist(), strict=True))  # fmt: skip
+        starts = np.cumsum([0] + [lengths[s] for s in parts.SOURCES[:-1]]).tolist()
+        self._offsets = dict(zip(parts.SOURCES, starts, strict=True))
         self._obs_table = _gather_table(self.agent_features, self._offsets)
         self._state_table = _gather_table([self.state_layout], self._offsets)
         num_agents = len(partition)
@@ -291,7 +292,8 @@ class MaMuJoCoEnv:
         """v5's reset noise around the model's initial pose (qvel Gaussian for ant, cheetah)."""
         m, scale = self.model, self.robot.reset_noise
         pos_key, vel_key = jax.random.split(key)
-        qpos = jnp.asarray(m.qpos0) + jax.random.uniform(pos_key, (m.nq,), minval=-scale, maxval=scale)  # fmt: skip
+        noise = jax.random.uniform(pos_key, (m.nq,), minval=-scale, maxval=scale)
+        qpos = jnp.asarray(m.qpos0) + noise
         if self.robot.gaussian_qvel:
             qvel = scale * jax.random.normal(vel_key, (m.nv,))
         else:
@@ -341,4 +343,3 @@ class MaMuJoCoEnv:
         from prism_marl.envs.mamujoco_render import save_episode
 
         save_episode(self.model, [f.state.data for f in frames], path, self._act_agent.tolist())
-

@@ -1,4 +1,4 @@
-"""MaMuJoCo's robots as graphs of joints: agent partitions, observation layouts, Gymnasium v5 states.
+"""MaMuJoCo's robots as graphs of joints: agent partitions, observation layouts, v5 states.
 
 Written from gymnasium-robotics 1.4.2's MaMuJoCo (``mamujoco_v1``, its ``obsk`` module), which
 this package does not import. A robot is a graph whose nodes are actuated joints (``Joint``) and
@@ -23,13 +23,15 @@ ROW_WIDTH = {"cinert": 10, "cvel": 6, "cfrc_ext": 6}
 """Per-body arrays: features per body (``data.cinert[body]`` has 10 numbers)."""
 BODY_CATEGORIES = tuple(ROW_WIDTH)
 INF = math.inf
+FREE_QPOS, FREE_QVEL = (2, 3, 4, 5, 6), (0, 1, 2, 3, 4, 5)
+"""A free root's observed entries: height and orientation, every velocity (MaMuJoCo's root)."""
 
 
 class Feature(NamedTuple):
-    """One observed number: ``clip(data.<source>.flat[index], low, high)``."""
+    """One observed number: ``clip(data.<source>.flat[at], low, high)``."""
 
     source: str
-    index: int
+    at: int
     low: float = -INF
     high: float = INF
 
@@ -102,8 +104,10 @@ def _planar_roots(velocity_clip: float | None = None) -> tuple[Joint, ...]:
 
 
 def _half_cheetah() -> Robot:
-    bthigh, bshin, bfoot = Joint("bthigh", -6, -6, 0), Joint("bshin", -5, -5, 1), Joint("bfoot", -4, -4, 2)  # fmt: skip
-    fthigh, fshin, ffoot = Joint("fthigh", -3, -3, 3), Joint("fshin", -2, -2, 4), Joint("ffoot", -1, -1, 5)  # fmt: skip
+    names = ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
+    bthigh, bshin, bfoot, fthigh, fshin, ffoot = (
+        Joint(name, i - 6, i - 6, i) for i, name in enumerate(names)
+    )
     return Robot(
         name="HalfCheetah",
         xml="half_cheetah.xml",
@@ -142,8 +146,10 @@ def _hopper() -> Robot:
 
 
 def _walker2d() -> Robot:
-    thigh, leg, foot = Joint("thigh_joint", -6, -6, 0), Joint("leg_joint", -5, -5, 1), Joint("foot_joint", -4, -4, 2)  # fmt: skip
-    thigh_l, leg_l, foot_l = Joint("thigh_left_joint", -3, -3, 3), Joint("leg_left_joint", -2, -2, 4), Joint("foot_left_joint", -1, -1, 5)  # fmt: skip
+    names = ("thigh", "leg", "foot", "thigh_left", "leg_left", "foot_left")
+    thigh, leg, foot, thigh_l, leg_l, foot_l = (
+        Joint(f"{name}_joint", i - 6, i - 6, i) for i, name in enumerate(names)
+    )
     return Robot(
         name="Walker2d",
         xml="walker2d_v5.xml",
@@ -163,7 +169,8 @@ def _ant() -> Robot:
     # Bodies: 1 torso, then per leg (thigh, aux, ankle): 2-4, 5-7, 8-10, 11-13.
     def leg(n: int, q: int, act: int, first: int) -> tuple[Joint, Joint]:
         hip = Joint(f"hip{n}", q, q, act, bodies=(1, first), body_clip=1.0)
-        ankle = Joint(f"ankle{n}", q + 1, q + 1, act + 1, bodies=(first, first + 1, first + 2), body_clip=1.0)  # fmt: skip
+        bodies = (first, first + 1, first + 2)
+        ankle = Joint(f"ankle{n}", q + 1, q + 1, act + 1, bodies=bodies, body_clip=1.0)
         return hip, ankle
 
     # Actuators in ant.xml run hip_4, ankle_4, hip_1, ..., ankle_3.
@@ -171,12 +178,18 @@ def _ant() -> Robot:
     hip2, ankle2 = leg(2, -6, 4, 5)
     hip3, ankle3 = leg(3, -4, 6, 8)
     hip4, ankle4 = leg(4, -2, 0, 11)
-    root = Joint("root", 0, 0, None, qpos_override=(2, 3, 4, 5, 6), qvel_override=tuple(range(6)))
+    root = Joint("root", 0, 0, None, qpos_override=FREE_QPOS, qvel_override=FREE_QVEL)
     return Robot(
         name="Ant",
         xml="ant.xml",
         frame_skip=5,
-        edges=((ankle4, hip4), (ankle1, hip1), (ankle2, hip2), (ankle3, hip3), (hip4, hip1, hip2, hip3)),  # fmt: skip
+        edges=(
+            (ankle4, hip4),
+            (ankle1, hip1),
+            (ankle2, hip2),
+            (ankle3, hip3),
+            (hip4, hip1, hip2, hip3),
+        ),  # fmt: skip
         roots=(root,),
         partitions={
             "2x4": ((hip1, ankle1, hip2, ankle2), (hip3, ankle3, hip4, ankle4)),
@@ -213,7 +226,7 @@ def _humanoid() -> Robot:
     l_elbow = Joint("left_elbow", -1, -1, 16, bodies=(13,))
     abdomen = (abdomen_x, abdomen_y, abdomen_z)
     r_hip, l_hip = (r_hip_x, r_hip_y, r_hip_z), (l_hip_x, l_hip_y, l_hip_z)
-    root = Joint("root", None, None, None, qpos_override=(2, 3, 4, 5, 6), qvel_override=tuple(range(6)))  # fmt: skip
+    root = Joint("root", None, None, None, qpos_override=FREE_QPOS, qvel_override=FREE_QVEL)
     return Robot(
         name="Humanoid",
         xml="humanoid.xml",
@@ -245,7 +258,12 @@ def _humanoid() -> Robot:
         reset_noise=1e-2,
         gaussian_qvel=False,
         skipped_qpos=2,
-        state_extras=(("cinert", None), ("cvel", None), ("qfrc_actuator", None), ("cfrc_ext", None)),  # fmt: skip
+        state_extras=(
+            ("cinert", None),
+            ("cvel", None),
+            ("qfrc_actuator", None),
+            ("cfrc_ext", None),
+        ),  # fmt: skip
     )
 
 
@@ -321,9 +339,7 @@ def _joint_features(joint: Joint, category: str, sizes: Sizes) -> list[Feature]:
     raise ValueError(f"no joint category {category!r}")
 
 
-def _body_features(
-    joint: Joint, category: str, reported: dict[str, set[int]]
-) -> list[Feature]:
+def _body_features(joint: Joint, category: str, reported: dict[str, set[int]]) -> list[Feature]:
     """Rows of a per-body array for the joint's bodies not reported yet in this part."""
     out = []
     clip = joint.body_clip or INF
@@ -345,7 +361,8 @@ def agent_features(robot: Robot, own: Sequence[Joint], k: int, sizes: Sizes) -> 
     each root node's entries.
     """
     levels = joints_by_distance(own, robot.edges, k)
-    categories = [robot.local_categories[min(d, len(robot.local_categories) - 1)] for d in range(k + 1)]  # fmt: skip
+    last = len(robot.local_categories) - 1
+    categories = [robot.local_categories[min(d, last)] for d in range(k + 1)]
     features: list[Feature] = []
     reported: dict[str, set[int]] = {}
     for level, joints in enumerate(levels):

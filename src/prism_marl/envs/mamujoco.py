@@ -88,9 +88,18 @@ RULES = {
 
 
 class MaMuJoCoState(NamedTuple):
-    """MJX's whole simulation state (it carries the warm start and last kinematics) and the step."""
+    """What carries over between steps: MuJoCo's state, the forward position, the step count.
 
-    data: Any
+    Not MJX's whole ``Data``: each step recomputes everything else from (qpos, qvel) first, and
+    ``Data`` holds zero-size arrays, which checkpoints cannot save. ``forward_position`` is the
+    x position v5 measured after the last step, from the kinematics MuJoCo had then (computed
+    before the last substep's integration, as Gymnasium reads ``data.xpos``).
+    """
+
+    qpos: jax.Array
+    qvel: jax.Array
+    qacc_warmstart: jax.Array
+    forward_position: jax.Array
     steps: jax.Array
 
 
@@ -209,6 +218,18 @@ class MaMuJoCoEnv:
         data = mjx.make_data(self._mx).replace(qpos=qpos, qvel=qvel)
         return mjx.forward(self._mx, data)
 
+    def start(self, qpos: jax.Array, qvel: jax.Array) -> tuple[MaMuJoCoState, Any]:
+        """The state of an episode starting at (qpos, qvel), and MJX's data there."""
+        data = self.set_state(qpos, qvel)
+        state = MaMuJoCoState(
+            qpos=data.qpos,
+            qvel=data.qvel,
+            qacc_warmstart=data.qacc_warmstart,
+            forward_position=self.forward_position(data),
+            steps=jnp.zeros((), jnp.int32),
+        )
+        return state, data
+
     def simulate(self, data: Any, ctrl: jax.Array) -> Any:
         """``frame_skip`` MuJoCo steps under ``ctrl``, then the post-constraint RNE.
 
@@ -244,7 +265,8 @@ class MaMuJoCoEnv:
 
     # --- v5's rules ------------------------------------------------------------------------
 
-    def _forward_position(self, data: Any) -> jax.Array:
+    def forward_position(self, data: Any) -> jax.Array:
+        """The x position whose change is v5's forward velocity (MJX or MuJoCo C data)."""
         if self.rules.forward == "qpos":
             return data.qpos[0]
         if self.rules.forward == "torso":
@@ -269,10 +291,12 @@ class MaMuJoCoEnv:
             ok &= jnp.all(jnp.isfinite(state))
         return ok if rules.terminates else jnp.asarray(True)
 
-    def reward(self, before: Any, after: Any, ctrl: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(v5's reward, healthy) of the step from ``before`` to ``after`` under ``ctrl``."""
+    def reward(
+        self, position_before: jax.Array, after: Any, ctrl: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """(v5's reward, healthy) of a step from ``position_before`` to data ``after``."""
         rules = self.rules
-        velocity = (self._forward_position(after) - self._forward_position(before)) / self.dt
+        velocity = (self.forward_position(after) - position_before) / self.dt
         healthy = self.healthy(after)
         reward = rules.forward_weight * velocity - rules.ctrl_weight * jnp.sum(jnp.square(ctrl))
         reward += rules.healthy_reward * healthy
@@ -302,16 +326,18 @@ class MaMuJoCoEnv:
 
     def reset(self, key: jax.Array) -> tuple[MaMuJoCoState, EnvStep]:
         """Start an episode."""
-        data = self.set_state(*self.reset_qpos_qvel(key))
+        state, data = self.start(*self.reset_qpos_qvel(key))
         obs, _, world = self.observe(data)
-        state = MaMuJoCoState(data, jnp.zeros((), jnp.int32))
         return state, EnvStep.first(obs, jnp.asarray(self._action_mask), world)
 
     def step_once(self, state: MaMuJoCoState, actions: jax.Array) -> tuple[MaMuJoCoState, EnvStep]:
         """One step without the auto-reset (what the equivalence tests compare)."""
         ctrl = self.global_action(actions)
-        data = self.simulate(state.data, ctrl)
-        reward, healthy = self.reward(state.data, data, ctrl)
+        data = self._mjx.make_data(self._mx).replace(
+            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart
+        )
+        data = self.simulate(data, ctrl)
+        reward, healthy = self.reward(state.forward_position, data, ctrl)
         obs, _, world = self.observe(data)
         steps = state.steps + 1
         terminated = ~healthy
@@ -328,7 +354,14 @@ class MaMuJoCoEnv:
             final_global_state=world,
             won=jnp.asarray(False),
         )
-        return MaMuJoCoState(data, steps), stepped
+        next_state = MaMuJoCoState(
+            qpos=data.qpos,
+            qvel=data.qvel,
+            qacc_warmstart=data.qacc_warmstart,
+            forward_position=self.forward_position(data),
+            steps=steps,
+        )
+        return next_state, stepped
 
     def step(
         self, key: jax.Array, state: MaMuJoCoState, actions: jax.Array
@@ -342,4 +375,4 @@ class MaMuJoCoEnv:
         """Draw an episode (the states before each step) as a GIF (``envs/mamujoco_render.py``)."""
         from prism_marl.envs.mamujoco_render import save_episode
 
-        save_episode(self.model, [f.state.data for f in frames], path, self._act_agent.tolist())
+        save_episode(self.model, [f.state.qpos for f in frames], path, self._act_agent.tolist())

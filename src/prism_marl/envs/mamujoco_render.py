@@ -82,17 +82,24 @@ def draw_frame(model: Any, geom_xpos: np.ndarray, geom_xmat: np.ndarray, centre_
 
 
 def save_episode(
-    model: Any, datas: Sequence[Any], path: str, actuator_agent: Sequence[int] | None = None
+    model: Any, poses: Sequence[Any], path: str, actuator_agent: Sequence[int] | None = None
 ) -> None:
-    """Write the episode's states (MJX data before each step) to a GIF at ``path``."""
+    """Write the episode's poses (qpos before each step) to a GIF at ``path``.
+
+    The geometry comes from MuJoCo C's kinematics of each pose: no compile, and the same
+    positions MJX computes.
+    """
+    import mujoco
+
     agents = geom_agents(model, actuator_agent if actuator_agent is not None else [0] * model.nu)
     colours = [AGENT_COLOURS[a % len(AGENT_COLOURS)] if a >= 0 else TORSO_COLOUR for a in agents]
+    data = mujoco.MjData(model)
     images = []
-    for data in datas:
-        xpos = np.asarray(data.geom_xpos, np.float64)
-        xmat = np.asarray(data.geom_xmat, np.float64).reshape(model.ngeom, 9)
-        torso_x = float(np.asarray(data.xpos)[1, 0])
-        images.append(draw_frame(model, xpos, xmat, torso_x, colours))
+    for qpos in poses:
+        data.qpos[:] = np.asarray(qpos, np.float64)
+        mujoco.mj_kinematics(model, data)
+        xmat = data.geom_xmat.reshape(model.ngeom, 9)
+        images.append(draw_frame(model, data.geom_xpos, xmat, float(data.xpos[1, 0]), colours))
     images[0].save(
         path, save_all=True, append_images=images[1:], duration=FRAME_MILLISECONDS, loop=0
     )

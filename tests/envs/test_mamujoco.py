@@ -259,7 +259,7 @@ def reference_returns(task, episodes, horizon, seed=0):
     return np.asarray(returns)
 
 
-@pytest.mark.slow(minutes=3)
+@pytest.mark.slow(minutes=4)
 @pytest.mark.parametrize("task", ["hopper_3x1", "ant_4x2"])
 def test_random_policy_returns_agree_with_gymnasium_robotics(task):
     episodes, horizon = 48, 100

@@ -12,6 +12,8 @@ from prism_marl.presets import build_run_config
         ("qmix-smacv2", 5.0, 0.2, 1_000_000, False),
         ("mabrax", 0.1, 0.5, 1_000_000, True),
         ("matd3-mabrax", 0.1, 0.5, 1_000_000, True),
+        ("mamujoco", 0.1, 0.5, 1_000_000, True),
+        ("matd3-mamujoco", 0.1, 0.5, 1_000_000, True),
         ("lbf", 0.5, 0.1, 200_000, False),
         ("qmix-lbf", 0.5, 0.1, 200_000, False),
     ],
@@ -27,3 +29,11 @@ def test_explicit_strategy_fields_win_and_other_strategies_are_untouched():
     config = build_run_config(sharing="kaleidoscope", preset="mabrax", sharing_fields={"alpha": 2})
     assert config.sharing.alpha == 2.0 and config.sharing.reset_ratio == 0.5
     assert not build_run_config(sharing="fups", preset="mabrax").sharing.agent_id_input
+
+
+def test_mamujoco_presets_are_the_mabrax_settings_on_mamujoco():
+    from prism_marl.presets import PRESETS
+
+    for name, base in (("mamujoco", "mabrax"), ("matd3-mamujoco", "matd3-mabrax")):
+        assert PRESETS[name]["algo"] == PRESETS[base]["algo"]
+        assert PRESETS[name]["env"] == {"id": "mamujoco:hopper_3x1"}

@@ -59,10 +59,12 @@ def evaluate_run(
 
 
 def renderer(trainer: Trainer) -> Callable[[list[RenderFrame], str], None]:
-    """The environment's GIF writer; ``ConfigError`` where it has none (LBF and SMAX have)."""
+    """The environment's GIF writer, or ``ConfigError`` (LBF, SMAX and MaMuJoCo have one)."""
     env = trainer.algo.env
     if not hasattr(env, "save_animation"):
-        raise ConfigError(f"--render: not supported for {trainer.spec.env_id} (LBF and SMAX only)")
+        raise ConfigError(
+            f"--render: not supported for {trainer.spec.env_id} (LBF, SMAX, MaMuJoCo only)"
+        )
     return env.save_animation
 
 

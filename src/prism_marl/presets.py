@@ -151,6 +151,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# MaMuJoCo on MuJoCo's physics (envs/mamujoco.py): the MaBrax presets' settings (JaxMARL's MAPPO,
+# Kaleidoscope's MATD3 on MaMuJoCo) on the environment the paper ran.
+for _name, _base in (("mamujoco", "mabrax"), ("matd3-mamujoco", "matd3-mabrax")):
+    PRESETS[_name] = {**PRESETS[_base], "env": {"id": "mamujoco:hopper_3x1"}}
+
 
 def build_run_config(
     *,

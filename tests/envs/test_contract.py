@@ -20,6 +20,8 @@ LBF = [
 ]
 SMAX = ["3m", "2s3z", "5m_vs_6m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units"]
 MABRAX = ["ant_4x2", "halfcheetah_6x1", "hopper_3x1", "walker2d_2x3", "humanoid_9|8"]
+MAMUJOCO = ["ant_2x4", "ant_4x2", "halfcheetah_6x1", "halfcheetah_2x3", "hopper_3x1",
+            "walker2d_2x3", "humanoid_9|8"]  # fmt: skip
 # jaxmarl's MPE through the generic adapter: discrete and continuous, agents of different roles
 # (padded observations and actions), FACMAC's world state, and the generic family's own id.
 JAXMARL = ["mpe:simple_spread", "mpe:simple_spread_continuous", "mpe:simple_speaker_listener",
@@ -30,14 +32,16 @@ FAST = {"lbf:8x8-2p-2f-coop", "lbf:2s-8x8-2p-2f-coop", "lbf:10x10-3p-3f", "lbf:2
         "lbf:15x15-4p-5f", "smax:3m", "smax:smacv2_5_units", "mabrax:hopper_3x1",
         "mpe:simple_spread"}  # fmt: skip
 # Agents that see different observation layouts (rl/diversity.py measures no SND on them):
-# MaBrax's limbs, MPE's roles.
-HETEROGENEOUS = {*(f"mabrax:{t}" for t in MABRAX), "mpe:simple_speaker_listener",
+# MaBrax's and MaMuJoCo's limbs, MPE's roles.
+HETEROGENEOUS = {*(f"mabrax:{t}" for t in MABRAX), *(f"mamujoco:{t}" for t in MAMUJOCO),
+                 "mpe:simple_speaker_listener",
                  "mpe:simple_tag", "mpe:simple_world_comm"}  # fmt: skip
 ENV_IDS = [
     pytest.param(env_id, marks=() if env_id in FAST else pytest.mark.slow(minutes=0.5))
     for env_id in [f"lbf:{t}" for t in LBF]
     + [f"smax:{t}" for t in SMAX]
     + [f"mabrax:{t}" for t in MABRAX]
+    + [f"mamujoco:{t}" for t in MAMUJOCO]
     + JAXMARL
 ]
 LIMIT = 4

@@ -8,7 +8,7 @@ from prism_marl.config import EnvConfig
 from prism_marl.envs import make_env, register_env, registered_envs, registry, unregister_env
 from prism_marl.errors import ConfigError
 
-BUILT_IN = ("lbf", "smax", "mabrax", "jaxmarl", "mpe")
+BUILT_IN = ("lbf", "smax", "mabrax", "mamujoco", "jaxmarl", "mpe")
 
 
 @pytest.fixture

@@ -168,6 +168,11 @@ def test_not_toml_is_one_line(tmp_path):
         load_experiment(path)
 
 
+# Families a figure runs at the full scale only: MaMuJoCo on MJX does not fit the quick scale's
+# 2-hour bound on 2 cores (experiments/README.md).
+FULL_SCALE_ONLY = {"figure3": {"mamujoco"}, "figure4": {"mamujoco"}}
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_bundled_experiments_expand_at_the_quick_scale(path):
     """Every bundled file builds its quick runs: all seven strategies in Figures 2 and 3, at
@@ -175,7 +180,9 @@ def test_bundled_experiments_expand_at_the_quick_scale(path):
     experiment = load_experiment(path)
     quick = experiment.runs("quick")
     assert all(r.config.num_seeds >= 3 for r in quick)
-    families = {t.split(":")[0] for t in experiment.tasks}
+    families = {t.split(":")[0] for t in experiment.tasks} - FULL_SCALE_ONLY.get(
+        experiment.name, set()
+    )
     if experiment.name.startswith("figure"):
         assert {r.task.split(":")[0] for r in quick} == families
     if experiment.name in ("figure2", "figure3"):

@@ -7,35 +7,43 @@ Axis glossary: N agents, D observation features, A actions (padded), S global-st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, Literal, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 
 
-def import_jaxmarl() -> Any:
-    """``jaxmarl``, imported without the banner it prints to stdout (it corrupts JSON output).
+@contextlib.contextmanager
+def silenced_stdout() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null for the block (banners that bypass ``sys.stdout``).
 
-    The banner bypasses ``sys.stdout`` redirection, so file descriptor 1 is pointed at
-    /dev/null while the environments package imports.
+    jaxmarl's banner and MJX's "Failed to import warp" lines are printed at import time by code
+    that writes past ``sys.stdout``; they corrupt the JSON some commands print.
     """
     sys.stdout.flush()
     saved = os.dup(1)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
-            import jaxmarl
-            import jaxmarl.environments  # noqa: F401  (the banner's source)
-
+            yield
             for stream in (sys.stdout, sys.__stdout__):
                 if stream is not None:
                     stream.flush()
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def import_jaxmarl() -> Any:
+    """``jaxmarl``, imported without the banner it prints to stdout (it corrupts JSON output)."""
+    with silenced_stdout():
+        import jaxmarl
+        import jaxmarl.environments  # noqa: F401  (the banner's source)
     return jaxmarl
 
 

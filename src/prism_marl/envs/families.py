@@ -1,7 +1,7 @@
 """The built-in environment families, registered through the public registry.
 
 Each factory imports its adapter when called, so registering them costs no import of jaxmarl,
-jumanji or brax. ``jaxmarl:`` takes any environment jaxmarl registers by its own name
+jumanji, brax or MJX. ``jaxmarl:`` takes any environment jaxmarl registers by its own name
 (``jaxmarl:MPE_simple_spread_v3``); ``mpe:`` is the MPE tasks under short names
 (``mpe:simple_spread``), with MPE's own 25-step episodes.
 """
@@ -50,6 +50,13 @@ def make_mabrax(config: EnvConfig) -> MultiAgentEnv:
     return MABraxEnv(task_of(config), episode_limit=config.episode_limit)
 
 
+def make_mamujoco(config: EnvConfig) -> MultiAgentEnv:
+    """``mamujoco:<robot>_<conf>``: MaMuJoCo on MuJoCo's physics, MJX (``envs/mamujoco.py``)."""
+    from prism_marl.envs.mamujoco import MaMuJoCoEnv
+
+    return MaMuJoCoEnv(task_of(config), episode_limit=config.episode_limit)
+
+
 def make_jaxmarl(config: EnvConfig) -> MultiAgentEnv:
     """``jaxmarl:<name>``: any jaxmarl environment through the generic adapter."""
     from prism_marl.envs.jaxmarl_adapter import make_jaxmarl_env
@@ -68,6 +75,7 @@ BUILT_IN = {
     "lbf": make_lbf,
     "smax": make_smax,
     "mabrax": make_mabrax,
+    "mamujoco": make_mamujoco,
     "jaxmarl": make_jaxmarl,
     "mpe": make_mpe,
 }

@@ -296,6 +296,7 @@ def plot_scale(rows: list[dict[str, Any]], path: str) -> None:
         axis.grid(alpha=0.3)
     memory.set_yscale("log")
     memory.set_ylabel("training state (MiB)")
+    speed.set_yscale("log")  # a strategy many times slower would flatten the others
     speed.set_ylabel("training chunk time / FuPS's")
     memory.legend(fontsize=8)
     figure.tight_layout()

@@ -91,6 +91,30 @@ class EnvStep(NamedTuple):
             won=false,
         )
 
+    @classmethod
+    def shared_reward(
+        cls,
+        obs: jax.Array,
+        action_mask: jax.Array,
+        global_state: jax.Array,
+        reward: jax.Array,
+        terminated: jax.Array,
+        truncated: jax.Array,
+    ) -> EnvStep:
+        """A step whose team reward [] is every agent's (the robots); no win, no auto-reset yet."""
+        return cls(
+            obs=obs,
+            action_mask=action_mask,
+            global_state=global_state,
+            reward=jnp.full((obs.shape[0],), reward),
+            team_reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=obs,
+            final_global_state=global_state,
+            won=jnp.asarray(False),
+        )
+
     @property
     def episode_end(self) -> jax.Array:
         """Terminated or truncated."""

@@ -105,17 +105,8 @@ class MABraxEnv:
         done = next_state.done.astype(bool)
         truncated = done & (next_state.info["truncation"] > 0)
         reward = next_state.reward.astype(jnp.float32)
-        stepped = EnvStep(
-            obs=obs,
-            action_mask=jnp.asarray(self._action_mask),
-            global_state=world,
-            reward=jnp.full((self.spec.num_agents,), reward),
-            team_reward=reward,
-            terminated=done & ~truncated,
-            truncated=truncated,
-            final_obs=obs,
-            final_global_state=world,
-            won=jnp.asarray(False),
+        stepped = EnvStep.shared_reward(
+            obs, jnp.asarray(self._action_mask), world, reward, done & ~truncated, truncated
         )
         reset_state, reset_step = self.reset(key)
         return auto_reset(reset_state, reset_step, next_state, stepped)

@@ -342,17 +342,8 @@ class MaMuJoCoEnv:
         steps = state.steps + 1
         terminated = ~healthy
         truncated = (steps >= self.spec.episode_limit) & ~terminated
-        stepped = EnvStep(
-            obs=obs,
-            action_mask=jnp.asarray(self._action_mask),
-            global_state=world,
-            reward=jnp.full((self.spec.num_agents,), reward),
-            team_reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            final_obs=obs,
-            final_global_state=world,
-            won=jnp.asarray(False),
+        stepped = EnvStep.shared_reward(
+            obs, jnp.asarray(self._action_mask), world, reward, terminated, truncated
         )
         next_state = MaMuJoCoState(
             qpos=data.qpos,

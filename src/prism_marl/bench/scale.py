@@ -112,12 +112,11 @@ def checkpoint_bytes(state: Any) -> int:
 
 @dataclasses.dataclass
 class _Compiled:
-    """One strategy's compiled chunk at one N, and what was measured of it."""
+    """One strategy's compiled chunk at one N, its state, and the row measured of it."""
 
     row: dict[str, Any]
     chunk: Callable[[Any], Any] | None = None
     state: Any = None
-    seconds: float = 0.0
 
 
 def _forward_seconds(algo: Any, variables: Any, num_envs: int, repeats: int) -> float:

@@ -10,7 +10,13 @@ import pytest
 from prism_marl.resources import NetworkShape, build_network, example_inputs
 from prism_marl.sharing import Kaleidoscope
 from prism_marl.sharing.base import map_layers, named_layers
-from prism_marl.sharing.kaleidoscope import keep_masks, soft_threshold, threshold_unit
+from prism_marl.sharing.kaleidoscope import (
+    binary_spread,
+    keep_masks,
+    pairwise_masked_distance,
+    soft_threshold,
+    threshold_unit,
+)
 
 
 def plain_soft_threshold(kernel, thresholds):
@@ -65,6 +71,58 @@ def test_diversity_term_moves_thresholds_only():
     grads = jax.grad(diversity)(params)
     np.testing.assert_array_equal(grads["kernel"], 0.0)
     assert float(jnp.sum(jnp.abs(grads["thresholds"]))) > 0
+
+
+def _pairwise_reference(kernel, thresholds, unit):
+    """The pairwise form as written before: [M, M, D, O] differences, autodiff gradients."""
+    masked = keep_masks(kernel, thresholds, unit) * jax.lax.stop_gradient(jnp.abs(kernel))
+    return jnp.sum(jnp.abs(masked[:, None] - masked[None, :]))
+
+
+@pytest.mark.parametrize("num_masks", [1, 2, 5])
+def test_pairwise_distance_equals_the_pairwise_form(num_masks):
+    """The O(M·D·O) distance has the pairwise form's value and threshold gradient, ties too.
+
+    Ties: zero weights (every mask's a_m = 0), positions every mask keeps or prunes. The
+    tanh straight-through estimator is nonlinear in the upstream gradient, so the check is on
+    the thresholds' gradient, after it, with an upstream scale where tanh is far from linear.
+    """
+    kernel_key, threshold_key, pick_key = jax.random.split(jax.random.key(num_masks), 3)
+    kernel = jax.random.normal(kernel_key, (6, 7)) * 0.5
+    kernel = kernel.at[0].set(0.0)  # a row of exact zeros
+    thresholds = jax.random.normal(threshold_key, (num_masks, 6, 7)) * 2.0
+    thresholds = thresholds.at[:, 1].set(-20.0)  # kept by every mask
+    thresholds = thresholds.at[:, 2].set(20.0)  # pruned by every mask
+    pick = jax.random.bernoulli(pick_key, 0.5, thresholds.shape)
+    thresholds = jnp.where(pick, thresholds, -thresholds)
+    unit = jnp.asarray(0.7)
+
+    def scaled(fn):
+        return lambda k, s: 0.3 * fn(k, s, unit)
+
+    np.testing.assert_allclose(
+        pairwise_masked_distance(kernel, thresholds, unit),
+        _pairwise_reference(kernel, thresholds, unit),
+        rtol=1e-6,
+    )
+    ours = jax.grad(scaled(pairwise_masked_distance), argnums=(0, 1))(kernel, thresholds)
+    reference = jax.grad(scaled(_pairwise_reference), argnums=(0, 1))(kernel, thresholds)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(ours[0], 0.0)
+    np.testing.assert_array_equal(reference[0], 0.0)
+    if num_masks > 1:
+        assert float(jnp.sum(jnp.abs(ours[1]))) > 0
+
+
+def test_binary_spread_by_hand():
+    """Three masks, two keep position (0, 0), none keeps (0, 1): Σ 2·k·(M−k)·A = 2·2·1·3."""
+    keep = jnp.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 0.0]]])  # [M=3, D=1, O=2]
+    magnitude = jnp.array([[3.0, 5.0]])
+    assert float(binary_spread(keep, magnitude)) == 12.0
+    grad = jax.grad(binary_spread)(keep, magnitude)
+    # Kept masks see M − k = 1 mask below them; the pruning mask sees k = 2 above it.
+    np.testing.assert_array_equal(grad[:, 0, 0], [2 * 3.0 * 1, 2 * 3.0 * 1, -2 * 3.0 * 2])
+    np.testing.assert_array_equal(grad[:, 0, 1], 0.0)  # every mask agrees: sign(0) = 0
 
 
 # A recurrent categorical policy as MAPPO trains it: dense_0 -> GRU -> orthogonal(0.01) head.

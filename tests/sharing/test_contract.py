@@ -111,23 +111,30 @@ def test_prism_factored_and_matrix_paths_agree(monkeypatch, name, layout):
 
 def test_prism_path_cost_model():
     """Hand-priced choices (agent-major, the factored path is charged 1.4x): full rank takes
-    the matrix path unless building N matrices outweighs the product; inside a loop over fixed
-    parameters building is free; per sample, N all-agent products make factored cheaper."""
+    the matrix path unless building N matrices outweighs the product; inside a loop of T steps
+    over fixed parameters each step pays 1/T of the build; per sample, N all-agent products
+    make factored cheaper."""
     from prism_marl.sharing.prism import factored_is_cheaper
 
     # D = O = R = 64, B = 128, N = 2: 1.4·128·64·128 = 1.47M > 2·64³ + 128·64² = 1.05M.
     assert not factored_is_cheaper(128, 2, 64, 64, 64, agent_major=True)
     # D = O = R = 256, B = 4096, N = 32 (bench layers): 1.4·4096·256·512 = 752M against
-    # 32·256³ + 4096·256² = 805M: factored, unless the matrices are reused (268M).
+    # 32·256³ + 4096·256² = 805M: factored, unless one build serves 32 steps (285M).
     assert factored_is_cheaper(4096, 32, 256, 256, 256, agent_major=True)
-    assert not factored_is_cheaper(4096, 32, 256, 256, 256, agent_major=True, reused=True)
+    assert not factored_is_cheaper(4096, 32, 256, 256, 256, agent_major=True, reused=32)
     # Rank width/2, D = O = 64, R = 32, B = 4096, N = 2: equal FLOPs (16.8M + 0.26M to build),
     # so the charge keeps the matrix path.
     assert not factored_is_cheaper(4096, 2, 64, 64, 32, agent_major=True)
-    # Reused, D = O = 64, B = 64: R = 16 gives 1.4·64·16·128 = 183k < 64·64² = 262k; R = 32
-    # gives 367k, the matrix path.
-    assert factored_is_cheaper(64, 2, 64, 64, 16, agent_major=True, reused=True)
-    assert not factored_is_cheaper(64, 2, 64, 64, 32, agent_major=True, reused=True)
+    # Reused over 32 steps, D = O = 64, B = 64: R = 16 gives 1.4·64·16·128 = 183k < 64·64² +
+    # 2·64·16·64/32 = 266k; R = 32 gives 367k against 270k, the matrix path.
+    assert factored_is_cheaper(64, 2, 64, 64, 16, agent_major=True, reused=32)
+    assert not factored_is_cheaper(64, 2, 64, 64, 32, agent_major=True, reused=32)
+    # 128 agents' rollout step (LBF 60x60, D = 6·128 = 768, O = R = 64, 2 environments:
+    # B = 256): 1.4·256·64·832 = 19.1M against 256·768·64 + 128·768·64²/32 = 25.2M, factored;
+    # with the build priced as free it took the matrix path (12.6M) and, as XLA rebuilt the
+    # kernels' layout inside the loop, ran the chunk at 1.5x FuPS's time (decision 0048).
+    assert factored_is_cheaper(256, 128, 768, 64, 64, agent_major=True, reused=32)
+    assert not factored_is_cheaper(256, 128, 768, 64, 64, agent_major=True, reused=10**9)
     # Per sample, N = 3 (not charged): 128·64·128 = 1.05M < 3·64³ + 3·128·64² = 2.36M.
     assert factored_is_cheaper(128, 3, 64, 64, 64, agent_major=False)
     # Folded spectra are charged 1.1x: rank width/2, D = O = 256, R = 128, B = 4096, N = 8:
@@ -147,17 +154,17 @@ def test_prism_folds_spectra_with_agents_first_and_four_rows_per_singular_value(
 
 
 def test_reused_kernels_hint_is_scoped_to_its_block():
-    """Layers traced inside ``reused_kernels`` see the hint; outside, and after, they do not."""
+    """Layers traced inside ``reused_kernels(T)`` see T; outside, and after, 1 (no reuse)."""
     from prism_marl.sharing import reused_kernels
     from prism_marl.sharing.base import kernels_reused
 
-    assert not kernels_reused()
-    with reused_kernels():
-        assert kernels_reused()
-        with reused_kernels():
-            assert kernels_reused()
-        assert kernels_reused()
-    assert not kernels_reused()
+    assert kernels_reused() == 1
+    with reused_kernels(5):
+        assert kernels_reused() == 5
+        with reused_kernels(7):
+            assert kernels_reused() == 7
+        assert kernels_reused() == 5
+    assert kernels_reused() == 1
 
 
 def test_prism_takes_the_reused_path_inside_a_collection_loop(monkeypatch):
@@ -181,10 +188,10 @@ def test_prism_takes_the_reused_path_inside_a_collection_loop(monkeypatch):
     def body(carry, _):
         return carry + layer.apply(variables, x, ids).sum(), None
 
-    with reused_kernels():
+    with reused_kernels(3):
         jax.lax.scan(body, 0.0, None, length=3)
     layer.apply(variables, x, ids)
-    assert seen == [True, False]
+    assert seen == [3, 1]
 
 
 @pytest.mark.parametrize("name", list(strategy_cases(3)))

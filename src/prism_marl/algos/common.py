@@ -105,7 +105,7 @@ def collect(
         return carry, row
 
     key, collect_key = jax.random.split(state.key)
-    with reused_kernels():
+    with reused_kernels(length):
         state, rows = jax.lax.scan(
             env_step, state._replace(key=key), jax.random.split(collect_key, length)
         )
@@ -149,7 +149,7 @@ def seed_transitions(actor: Actor, states: Any, num_envs: int, length: int) -> A
             return (env_state, out, hidden, out.episode_end), row
 
         init = (env_state, first, actor.initial_carry(num_envs), jnp.ones((num_envs,), bool))
-        with reused_kernels():
+        with reused_kernels(length):
             _, rows = jax.lax.scan(step, init, jax.random.split(run_key, length))
         if spec.action_kind == "discrete":
             rows = rows._replace(actions=jax.nn.one_hot(rows.actions, spec.num_actions))

@@ -84,7 +84,7 @@ def _forward(
             new = new * mask_t
         return new, (new, gates)
 
-    with reused_kernels():
+    with reused_kernels(from_input.shape[0]):
         _, (hiddens, gates) = jax.lax.scan(step, hidden, (parts, ids, starts, mask))
     return hiddens, gates
 
@@ -114,7 +114,7 @@ def _backward(
         back = grad * saved.update + transpose(d_hidden)[0]
         return jnp.where(start[..., None], jnp.zeros_like(back), back), (d_input, d_hidden)
 
-    with reused_kernels():
+    with reused_kernels(g.shape[0]):
         initial = jnp.zeros_like(g[0])
         d_h0, (d_input, d_hidden) = jax.lax.scan(
             step, initial, (g, ids, starts, mask, gates), reverse=True

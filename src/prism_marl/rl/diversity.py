@@ -171,7 +171,7 @@ def system_neural_diversity(
         total=jnp.zeros(()),
         weight=jnp.zeros(()),
     )
-    with reused_kernels():
+    with reused_kernels(actor.spec.episode_limit):
         final, _ = jax.lax.scan(step, init, jax.random.split(key, actor.spec.episode_limit))
     return final.total / jnp.maximum(final.weight, 1.0)
 

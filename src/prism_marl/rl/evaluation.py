@@ -112,6 +112,6 @@ def evaluate_policy(
         returns=jnp.zeros((num_episodes,)),
         won=jnp.zeros((num_episodes,), bool),
     )
-    with reused_kernels():
+    with reused_kernels(actor.spec.episode_limit):
         final, _ = jax.lax.scan(step, init, jax.random.split(key, actor.spec.episode_limit))
     return final.returns, final.won

@@ -52,9 +52,9 @@ _LAYER_KEYS = frozenset({"U", "V", "s", "mask_logits"})
 # Agent-major, the factored path runs two thin products and a scaling where the matrix path
 # runs one batched product; per FLOP it ran 0.9-1.5x slower (median about 1.3x) in
 # ``bench layers`` at rank width/2, where the FLOPs of the two paths are equal, so it is
-# charged 1.4x its FLOPs (2026-12-03, docs/benchmarks.md). In a loop over fixed parameters
-# (``reused_kernels``: rollouts, evaluation) the matrix path's kernels are built once and
-# hoisted out of the loop, so their N·D·R·O is not charged there.
+# charged 1.4x its FLOPs (2026-12-03, docs/benchmarks.md). In a loop of T steps over fixed
+# parameters (``reused_kernels``: rollouts, evaluation) the matrix path's kernels are built
+# once for the loop, so each step is charged N·D·R·O / T of them (docs/decisions/0048).
 FACTORED_OVERHEAD = 1.4
 
 # With agents first and at least 4 rows per agent per singular value, the factored path folds
@@ -91,7 +91,7 @@ def factored_is_cheaper(
     out_features: int,
     rank: int,
     agent_major: bool = False,
-    reused: bool = False,
+    reused: int = 1,
     folded: bool = False,
 ) -> bool:
     """Static path choice from shapes (FLOP model); ``batch`` counts samples of all agents.
@@ -100,8 +100,8 @@ def factored_is_cheaper(
     B·D·O agent-major (one batched product), otherwise the grouped product (G·B·D·O over all
     agents, or a gather costing ``GATHER_COST_FACTOR``·B·D·O). Agent-major, the factored path
     is charged ``FACTORED_OVERHEAD`` times its FLOPs, or ``FOLDED_OVERHEAD`` when it folds
-    the spectra (``folded``, ``folds_spectra``); when the kernels are reused across a loop
-    (``reused``), building them is amortised away.
+    the spectra (``folded``, ``folds_spectra``); when one build serves the ``reused`` steps
+    of a loop, each step is charged its share, N·D·R·O / ``reused``.
     """
     factored: float = batch * rank * (in_features + out_features)
     if agent_major:
@@ -109,9 +109,8 @@ def factored_is_cheaper(
         product_groups = 1
     else:
         product_groups = GATHER_COST_FACTOR if use_gather(num_agents) else num_agents
-    matrices = product_groups * batch * in_features * out_features
-    if not reused:
-        matrices += num_agents * in_features * rank * out_features
+    matrices: float = product_groups * batch * in_features * out_features
+    matrices += num_agents * in_features * rank * out_features / max(reused, 1)
     return factored <= matrices
 
 

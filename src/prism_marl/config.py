@@ -50,6 +50,9 @@ class EnvConfig:
     """LBF (lbforaging rules): reward subtracted from each agent of a failed loading group."""
     lbf_fix_quirks: bool = False
     """LBF (lbforaging rules): fix its chain-collision and edge-widened sight quirks."""
+    agent_obsk: int = 1
+    """MaMuJoCo (mamujoco: tasks only): graph distance up to which an agent observes other
+    agents' joints, gymnasium-robotics' agent_obsk (0: own joints only; default 1)."""
 
     def __post_init__(self) -> None:
         require_known_env(self.id)
@@ -68,6 +71,12 @@ class EnvConfig:
             self.lbf_generator in ("uniform", "jumanji"),
             "env.lbf-generator",
             f"must be one of uniform, jumanji; got {self.lbf_generator!r}",
+        )
+        require(self.agent_obsk >= 0, "env.agent-obsk", f"must be >= 0; got {self.agent_obsk}")
+        require(
+            self.agent_obsk == 1 or self.id.startswith("mamujoco:"),
+            "env.agent-obsk",
+            f"only mamujoco: tasks take it; {self.id} does not",
         )
 
 

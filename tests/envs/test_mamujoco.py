@@ -67,6 +67,26 @@ def test_the_environment_state_is_small_and_checkpointable():
     assert sum(leaf.size for leaf in leaves) == env.model.nq + 2 * env.model.nv + 2
 
 
+@pytest.mark.parametrize("obsk", [0, 2])
+def test_agent_obsk_from_the_config_observes_as_gymnasium_robotics(obsk):
+    """``--env.agent-obsk k``: each agent sees what mamujoco_v1 with agent_obsk=k gives it."""
+    env = make_env(EnvConfig(id="mamujoco:halfcheetah_2x3", agent_obsk=obsk))
+    ref = mamujoco_v1.parallel_env("HalfCheetah", "2x3", agent_obsk=obsk)
+    observations, _ = ref.reset(seed=0)
+    _, features, _ = (np.asarray(x) for x in env.observe(ref.single_agent_env.unwrapped.data))
+    for i, agent in enumerate(ref.possible_agents):
+        size = ref.observation_space(agent).shape[0]
+        assert len(env.agent_features[i]) == size
+        np.testing.assert_allclose(features[i, :size], observations[agent], rtol=1e-6, atol=1e-5)
+
+
+def test_agent_obsk_is_refused_outside_mamujoco_and_below_zero():
+    with pytest.raises(ConfigError, match=r"env\.agent-obsk: only mamujoco: tasks take it"):
+        EnvConfig(id="mabrax:hopper_3x1", agent_obsk=2)
+    with pytest.raises(ConfigError, match=r"env\.agent-obsk: must be >= 0"):
+        EnvConfig(id="mamujoco:hopper_3x1", agent_obsk=-1)
+
+
 @pytest.mark.parametrize("task", PAPER_TASKS)
 def test_partitions_observations_state_and_rewards_match_gymnasium_robotics(task):
     env, ref = MaMuJoCoEnv(task), reference(task)

@@ -54,7 +54,9 @@ def make_mamujoco(config: EnvConfig) -> MultiAgentEnv:
     """``mamujoco:<robot>_<conf>``: MaMuJoCo on MuJoCo's physics, MJX (``envs/mamujoco.py``)."""
     from prism_marl.envs.mamujoco import MaMuJoCoEnv
 
-    return MaMuJoCoEnv(task_of(config), episode_limit=config.episode_limit)
+    return MaMuJoCoEnv(
+        task_of(config), episode_limit=config.episode_limit, agent_obsk=config.agent_obsk
+    )
 
 
 def make_jaxmarl(config: EnvConfig) -> MultiAgentEnv:

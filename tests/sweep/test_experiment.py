@@ -103,7 +103,22 @@ BAD = [
     ({"seeds = 2": "seeds = 2\ncolour = 1"}, "scales.quick.colour: unknown key; valid: seeds"),
     ({"seeds = 2": "seeds = 0"}, "num-seeds: must be >= 1"),
     ({'name = "tiny"': 'name = "tiny"\nfigures = 2'}, "file.figures: unknown key; valid: name"),
-    ({"[scales.quick]": "[scales.fast]"}, "scales.fast: unknown key; valid: quick, full"),
+    (
+        {"[scales.quick]": "[scales.fast]"},
+        "scales.fast: unknown key; valid: quick, full, confirm, confirm-tuned",
+    ),
+    (
+        {"[scales.full]": '[scales.confirm]\nextends = "quik"'},
+        "scales.confirm.extends: no [scales.quik]; valid: quick, confirm",
+    ),
+    (
+        {"[scales.full]": '[scales.confirm]\nextends = "confirm"'},
+        "scales.confirm.extends: extends itself through confirm -> confirm",
+    ),
+    (
+        {"seeds = 2": "seeds = 2\nbackbone_method_algo_fields = { mappo = { nops = {} } }"},
+        "scales.quick.backbone_method_algo_fields.mappo.nops: unknown key; valid: fups, prism",
+    ),
     (
         {"seeds = 2": "seeds = 2\nbackbone_tasks = { qmix = [] }"},
         "scales.quick.backbone_tasks.qmix: unknown key; valid: mappo",
@@ -159,6 +174,34 @@ def test_backbone_tasks_and_steps_override_the_scale(tmp_path):
     )
     prism = [r for r in load_experiment(path).runs("quick") if r.method == "prism"]
     assert prism[0].config.sharing.lambda_div == 0.5
+
+
+def test_a_scale_extends_another_and_sets_one_methods_algorithm_fields(tmp_path):
+    """The protocol's confirmation scales: quick's runs on other seeds, one method retuned."""
+    path = tiny_experiment(
+        tmp_path / "confirm.toml",
+        **{
+            "[scales.full]": '[scales.confirm]\nextends = "quick"\nrun = { seed = 100 }\n\n'
+            '[scales.confirm-tuned]\nextends = "confirm"\n'
+            "backbone_method_algo_fields = { mappo = { prism = { lr = 1e-3 } } }\n\n"
+            "[scales.full]"
+        },
+    )
+    experiment = load_experiment(path)
+    quick = {r.method: r.config for r in experiment.runs("quick")}
+    confirm = {r.method: r.config for r in experiment.runs("confirm")}
+    tuned = {r.method: r for r in experiment.runs("confirm-tuned")}
+    for method, config in confirm.items():
+        # Only the seed differs from quick; run's other fields (eval_episodes) are kept.
+        assert config.seed == 100 and quick[method].seed == 0
+        assert dataclasses.replace(config, seed=0, run_dir="") == dataclasses.replace(
+            quick[method], run_dir=""
+        )
+    assert tuned["prism"].config.algo_config.lr == 1e-3
+    fups = tuned["fups"]
+    assert fups.config == dataclasses.replace(confirm["fups"], run_dir=fups.run_id)
+    assert tuned["prism"].config.algo_config.num_envs == 2  # the backbone's fields stay
+    assert tuned["prism"].run_id.startswith("prism__mappo__lbf-8x8-2p-2f-coop__confirm-tuned__")
 
 
 def test_not_toml_is_one_line(tmp_path):

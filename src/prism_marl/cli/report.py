@@ -47,6 +47,13 @@ def add_report_command(commands: Any) -> None:
         default=list(DEFAULT_AGENT_COUNTS),
         help="agent counts N of Figure 5 (default: 2 4 ... 1024)",
     )
+    report.add_argument(
+        "--tuning-preset",
+        metavar="BACKBONE",
+        help="apply the fair protocol's tuning selection (docs/experiments/protocol.md) with "
+        "BACKBONE as the preset setting: a table per experiment and DIR/<group>-tuning-"
+        "selection.json with each method's selected setting and the algorithm fields it changes",
+    )
     report.set_defaults(handler=run_report)
 
 
@@ -68,12 +75,15 @@ def run_report(args: argparse.Namespace) -> int:
             command += ["--resamples", str(args.resamples)]
         if tuple(args.agents) != DEFAULT_AGENT_COUNTS:
             command += ["--agents", *map(str, args.agents)]
+        if args.tuning_preset:
+            command += ["--tuning-preset", args.tuning_preset]
         path = write_report(
             args.results,
             args.out,
             command=shlex.join(command),
             resamples=args.resamples,
             agent_counts=tuple(args.agents),
+            tuning_preset=args.tuning_preset,
         )
         print(f"report: {path}")
     if marl_eval is not None:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from prism_marl.cli.args import non_negative_float, positive_int
+from prism_marl.sweep.experiment import SCALES
 
 
 def add_sweep_command(commands: Any) -> None:
@@ -19,7 +20,12 @@ def add_sweep_command(commands: Any) -> None:
     )
     sweep.add_argument("file", help="experiment file, e.g. experiments/figure2_homogeneous.toml")
     sweep.add_argument(
-        "--scale", choices=["quick", "full"], default="quick", help="(default: quick)"
+        "--scale",
+        choices=SCALES,
+        default="quick",
+        help="quick, full, or the fair protocol's confirmation on fresh seeds at the preset "
+        "(confirm) and at each method's tuned setting (confirm-tuned); docs/experiments/"
+        "protocol.md (default: quick)",
     )
     sweep.add_argument(
         "--only", metavar="PATTERN", help="runs whose id matches this glob (or contains it)"

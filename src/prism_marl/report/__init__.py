@@ -26,7 +26,7 @@ from prism_marl.errors import ConfigError
 from prism_marl.report import aggregate, markdown, stats
 from prism_marl.report.aggregate import Group
 from prism_marl.report.load import Source, load_sources
-from prism_marl.results import write_atomic
+from prism_marl.results import write_atomic, write_json
 
 # The figure modules (matplotlib) are imported inside the functions that draw, so that building
 # the CLI's parser, which imports this package for its defaults, stays light.
@@ -70,12 +70,14 @@ def write_report(
     command: str,
     resamples: int = stats.RESAMPLES,
     agent_counts: Sequence[int] = DEFAULT_AGENT_COUNTS,
+    tuning_preset: str | None = None,
 ) -> Path:
     """Read ``inputs`` (RESULTS_DIR arguments) and write ``out/report.md`` and its PNGs.
 
     ``command`` is printed at the top of the report as the command that made it. Returns the
     report's path. Bad input (a missing directory, one without runs, an unwritable ``out``) is a
-    ``ConfigError`` raised before anything is written.
+    ``ConfigError`` raised before anything is written. With ``tuning_preset`` (a backbone name),
+    each group holding it gets the fair protocol's tuning selection (``report.tuning``).
     """
     sources = load_sources(inputs)
     out_dir = check_output(out)
@@ -91,6 +93,8 @@ def write_report(
         markdown.how_to_read(how),
     ]
     parts += [_group_section(group, out_dir, how) for group in groups]
+    if tuning_preset is not None:
+        parts += [_tuning_section(group, tuning_preset, out_dir) for group in groups]
     parts += _budget_sections(groups, out_dir, how)
     parts.append(_resources_section(sources, out_dir, agent_counts))
     path = out_dir / REPORT_FILE
@@ -168,7 +172,7 @@ def _group_section(group: Group, out_dir: Path, how: stats.Bootstrap) -> str:
             "### Area under the learning curve",
             "Mean over the evaluation points (step 0 included) of the seeds' mean evaluation "
             f"return; in brackets, divided by {aggregate.AREA_REFERENCE}'s on the same task. "
-            "The last column is the tuning protocol's score (docs/experiments/protocol.md).",
+            "With several settings, `--tuning-preset` gives the tuning protocol's scores.",
             markdown.area_table(areas, aggregate.AREA_REFERENCE),
         ]
     if group.experiment == "ablations" and cells:
@@ -179,6 +183,30 @@ def _group_section(group: Group, out_dir: Path, how: stats.Bootstrap) -> str:
         ]
     parts.append(_diversity(group, out_dir, how))
     return "\n\n".join(parts)
+
+
+def _tuning_section(group: Group, preset: str, out_dir: Path) -> str:
+    """The protocol's scores and selection for one group, and its JSON beside the report."""
+    from prism_marl.report.tuning import TIE_MARGIN, select_settings, selection_record
+
+    selection = select_settings(group, preset)
+    heading = f"## Tuning selection: {group.name}"
+    if selection is None:
+        return f"{heading}\n\nNo complete run at the preset setting {preset!r}."
+    name = f"{slug(group.name)}-tuning-selection.json"
+    write_json(out_dir / name, selection_record(selection))
+    return "\n\n".join(
+        [
+            heading,
+            f"The fair protocol's rule (docs/experiments/protocol.md): per task, the area under "
+            f"the learning curve divided by {selection.reference}'s at the preset setting "
+            f"({preset}); the score is the mean over the tasks; each method's selected setting "
+            f"(✓) has the highest score, unless the preset's is within {TIE_MARGIN} of it. "
+            f"A method is selected only once every setting has a score. Machine-readable: "
+            f"[{name}]({name}).",
+            markdown.tuning_table(selection),
+        ]
+    )
 
 
 def _aggregate(

@@ -235,8 +235,19 @@ AREA_REFERENCE = "fups"
 """The method curve areas are divided by (docs/experiments/protocol.md)."""
 
 
+def run_area(run: Run) -> float | None:
+    """A run's area under its learning curve; None when incomplete or never evaluated.
+
+    The mean over its evaluation points (step 0 included) of the seeds' mean ``eval_return``.
+    """
+    steps, values = run.metric("eval_return")
+    if not run.complete or not steps.size:
+        return None
+    return float(np.mean([np.mean(v) for v in values]))
+
+
 def curve_areas(group: Group, reference: str = AREA_REFERENCE) -> list[CurveArea]:
-    """Area under every complete run's evaluation curve; the tuning rule's score.
+    """Area under every complete run's evaluation curve, and relative to the reference's.
 
     Area = mean over the run's evaluation points of the seeds' mean ``eval_return`` (points are
     evenly spaced, so this is the trapezoid-free area per step). ``relative`` divides it by the
@@ -245,9 +256,9 @@ def curve_areas(group: Group, reference: str = AREA_REFERENCE) -> list[CurveArea
     """
     areas = {}
     for run in group.runs:
-        steps, values = run.metric("eval_return")
-        if run.complete and steps.size:
-            areas[(run.method, task_label(run))] = float(np.mean([np.mean(v) for v in values]))
+        area = run_area(run)
+        if area is not None:
+            areas[(run.method, task_label(run))] = area
     result = []
     for (method, task), area in areas.items():
         base = areas.get((reference, task))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from prism_marl.config import from_dict
+from prism_marl.config import RunConfig, from_dict
 from prism_marl.errors import ConfigError
 from prism_marl.results import read_jsonl
 from prism_marl.sweep.index import INDEX_FILE, IndexEntry, load_index
@@ -102,12 +102,18 @@ class Run:
         }
         if logged:
             return logged
-        try:
-            config = from_dict(_read_json(self.path / "config.json") or {})
-        except (ConfigError, TypeError, ValueError):
+        config = self.config()
+        if config is None:
             return {}
         count = config.algo_config.optimizer_steps
         return {int(r["env_steps"]): float(count(int(r["env_steps"]))) for r in self.records}
+
+    def config(self) -> RunConfig | None:
+        """The run's ``config.json`` as a RunConfig; None when missing or unreadable."""
+        try:
+            return from_dict(_read_json(self.path / "config.json") or {})
+        except (ConfigError, TypeError, ValueError):
+            return None
 
     def initial_returns(self) -> np.ndarray:
         """Evaluation returns of the untrained policy (the step-0 records), ``[seeds]``."""

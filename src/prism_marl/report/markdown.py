@@ -202,6 +202,25 @@ def area_table(areas: Sequence[Any], reference: str) -> str:
     return table(["method", *tasks, f"mean relative to {reference}"], rows)
 
 
+def tuning_table(selection: Any) -> str:
+    """Methods × settings: relative areas per task, the protocol's score, the selected setting.
+
+    ``selection`` is a ``report.tuning.Selection``; areas are relative to its reference method
+    at the preset setting.
+    """
+    rows = []
+    for score in selection.scores:
+        cells = [number(score.relative.get(task)) for task in selection.tasks]
+        changes = selection.changes.get(score.method, {}) if score.selected else {}
+        mark = "✓" + (f" ({_fields(changes)})" if changes else "") if score.selected else ""
+        rows.append([score.method, score.setting, *cells, number(score.score), mark])
+    return table(["method", "setting", *selection.tasks, "score", "selected"], rows)
+
+
+def _fields(fields: dict[str, Any]) -> str:
+    return ", ".join(f"{key} = {value}" for key, value in sorted(fields.items()))
+
+
 def pivot(values: dict[tuple[str, str], stats.Estimate | tuple[float, float, float]]) -> str:
     """Methods (rows) × tasks (columns), each cell ``IQM [low, high]``."""
     methods = method_order([m for m, _ in values])

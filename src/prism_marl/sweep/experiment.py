@@ -32,6 +32,15 @@ per environment family) and, per scale (``quick``, ``full``), seeds and budgets:
     backbone_tasks = { qmix = ["smax:smacv2_5_units"] }      # optional: a backbone's subset
     backbone_steps = { matd3 = { mabrax = 100_000 } }        # optional: a backbone's budgets
     backbone_method_fields = { matd3 = { seps = { pretrain_steps = 5_000 } } }  # over those
+    backbone_method_algo_fields = { mappo = { prism = { lr = 1e-3 } } }  # one method's algo
+
+    [scales.confirm]                         # the protocol's confirmation (docs/experiments/)
+    extends = "quick"                        # quick's keys, then these (tables merged a level)
+    run = { seed = 100 }                     # fresh seeds
+
+The scales are ``quick``, ``full``, and the fair protocol's ``confirm`` (quick's runs on fresh
+seeds, every method at the preset setting) and ``confirm-tuned`` (the same, each method at the
+setting the tuning selected).
 
 Every run gets one RunConfig built through ``presets.build_run_config``, the path
 ``prism-marl train`` takes, so an entry means what the same flags mean. Everything (keys,
@@ -57,7 +66,7 @@ from prism_marl.errors import ConfigError
 from prism_marl.presets import PRESETS, build_run_config
 from prism_marl.sharing import STRATEGIES
 
-SCALES = ("quick", "full")
+SCALES = ("quick", "full", "confirm", "confirm-tuned")
 TOP_KEYS = ("name", "description", "tasks", "budgets", "backbones", "methods", "scales")
 BACKBONE_KEYS = ("name", "algo", "presets", "algo_fields")
 METHOD_KEYS = ("name", "sharing", "fields", "rank_fraction")
@@ -73,6 +82,8 @@ SCALE_KEYS = (
     "backbone_tasks",
     "backbone_steps",
     "backbone_method_fields",
+    "backbone_method_algo_fields",
+    "extends",
 )
 BUDGETS = ("full", "half")
 
@@ -223,7 +234,12 @@ class Experiment:
                 preset=backbone["presets"][family],
                 run_fields=run_fields,
                 env_fields={"id": task},
-                algo_fields=backbone.get("algo_fields", {}),
+                algo_fields={
+                    **backbone.get("algo_fields", {}),
+                    **table.get("backbone_method_algo_fields", {})
+                    .get(backbone["name"], {})
+                    .get(method["name"], {}),
+                },
             )
             width = None
             if budget is not None:
@@ -355,7 +371,8 @@ def load_experiment(path: str | Path) -> Experiment:
         if len(set(names)) != len(names):
             raise check.fail(kind, f"names must be unique, got {names}")
     check.keys(data["scales"], SCALES, "scales")
-    for scale, table in data["scales"].items():
+    scales = {name: _extended(check, data["scales"], name) for name in data["scales"]}
+    for scale, table in scales.items():
         where = f"scales.{scale}"
         check.keys(table, SCALE_KEYS, where, required=("seeds", "steps"))
         check.keys(table["steps"], registered_envs(), f"{where}.steps")
@@ -374,10 +391,11 @@ def load_experiment(path: str | Path) -> Experiment:
         check.keys(table.get("backbone_steps", {}), backbone_names, f"{where}.backbone_steps")
         for name, family_steps in table.get("backbone_steps", {}).items():
             check.keys(family_steps, registered_envs(), f"{where}.backbone_steps.{name}")
-        fields = table.get("backbone_method_fields", {})
-        check.keys(fields, backbone_names, f"{where}.backbone_method_fields")
-        for name, per_method in fields.items():
-            check.keys(per_method, tuple(method_names), f"{where}.backbone_method_fields.{name}")
+        for key in ("backbone_method_fields", "backbone_method_algo_fields"):
+            fields = table.get(key, {})
+            check.keys(fields, backbone_names, f"{where}.{key}")
+            for name, per_method in fields.items():
+                check.keys(per_method, tuple(method_names), f"{where}.{key}.{name}")
     experiment = Experiment(
         path=str(path),
         name=str(data["name"]),
@@ -386,9 +404,36 @@ def load_experiment(path: str | Path) -> Experiment:
         budgets=tuple(budgets),
         backbones=tuple(backbones),
         methods=tuple(methods),
-        scales=dict(data["scales"]),
+        scales=scales,
     )
     return experiment
+
+
+def _extended(check: _Checker, scales: dict[str, Any], name: str) -> dict[str, Any]:
+    """Scale ``name``'s table with ``extends`` resolved: the parent's keys, then its own.
+
+    Table values (``run``, ``steps``, ``method_fields``, ...) merge one level deep, so that
+    ``run = { seed = 100 }`` keeps the parent's other run fields.
+    """
+    chain = [name]
+    while "extends" in scales[chain[-1]]:
+        parent = scales[chain[-1]]["extends"]
+        where = f"scales.{chain[-1]}.extends"
+        if parent not in scales:
+            raise check.fail(where, f"no [scales.{parent}]; valid: {', '.join(scales)}")
+        if parent in chain:
+            raise check.fail(where, f"extends itself through {' -> '.join([*chain, parent])}")
+        chain.append(parent)
+    merged: dict[str, Any] = {}
+    for table in (scales[link] for link in reversed(chain)):
+        for key, value in table.items():
+            if key == "extends":
+                continue
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    return merged
 
 
 __all__ = ["SCALES", "Experiment", "PlannedRun", "config_hash", "load_experiment"]

@@ -244,3 +244,20 @@ def test_bundled_experiments_expand_at_the_quick_scale(path):
         budgets = full["steps"]
         assert all(budgets[f] == {"lbf": 2_000_000}.get(f, 10_000_000) for f in budgets)
     assert len({r.run_id for r in quick}) == len(quick)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in EXPERIMENTS if p.stem.startswith(("figure", "ablations"))],
+    ids=lambda p: p.stem,
+)
+def test_figure_files_confirm_their_quick_runs_on_fresh_seeds(path):
+    """The protocol's confirmation: the quick runs, config for config, from seed 100 on."""
+    experiment = load_experiment(path)
+    quick = {(r.method, r.backbone, r.task, r.budget): r.config for r in experiment.runs("quick")}
+    confirm = experiment.runs("confirm")
+    assert len(confirm) == len(quick)
+    for run in confirm:
+        assert run.config.seed == 100
+        old = quick[(run.method, run.backbone, run.task, run.budget)]
+        assert dataclasses.replace(run.config, seed=old.seed, run_dir=old.run_dir) == old

@@ -133,3 +133,18 @@ def test_config_file_errors_are_one_line(tmp_path, capsys, monkeypatch, text, ar
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.toml"]
+
+
+@pytest.mark.parametrize("algo", ["mappo", "ippo", "qmix", "vdn", "matd3"])
+@pytest.mark.parametrize(
+    "sharing", ["nops", "fups", "fups-id", "seps", "snp", "kaleidoscope", "prism"]
+)
+def test_train_help_lists_every_field_of_each_strategy_and_algorithm(sharing, algo, capsys):
+    """`train --sharing S --algo A --help` prints (a "%" in a field's docstring broke it)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--sharing", sharing, "--algo", algo, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--algo.gamma" in out and "--env.agent-obsk" in out
+    if sharing == "kaleidoscope":
+        assert "--sharing.relative-thresholds" in out and "1–2%)" in out

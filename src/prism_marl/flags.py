@@ -87,7 +87,8 @@ def add_dataclass_flags(
         flag = flag_name(prefix, field.name)
         convert, extra = _parser_for(hints[field.name], flag)
         default = getattr(defaults, field.name)
-        help_text = f"{docs.get(field.name, '')} (default: {default})".strip()
+        # argparse formats help with %: a docstring's "2%" would break --help.
+        help_text = f"{docs.get(field.name, '')} (default: {default})".strip().replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": f"{prefix}.{field.name}", "default": None, **extra}
         if convert is not None:
             kwargs["type"] = convert

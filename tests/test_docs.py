@@ -35,7 +35,7 @@ def test_every_decision_is_indexed_with_a_status():
         row = next((line for line in index.splitlines() if f"]({path.name})" in line), None)
         assert row is not None, path.name
         status = row.rstrip(" |").rsplit("|", 1)[-1].strip()
-        assert status == "active" or status.startswith("superseded"), row
+        assert status.startswith(("active", "superseded")), row
 
 
 def markdown_files() -> list[Path]:

@@ -80,11 +80,13 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pytest  # noqa: E402
+
 from prism_marl.algos.matd3 import MATD3Config  # noqa: E402
 from prism_marl.algos.ppo import PPOConfig  # noqa: E402
 from prism_marl.algos.qmix import QMIXConfig  # noqa: E402
 from prism_marl.config import EnvConfig, RunConfig  # noqa: E402
-from prism_marl.run import METRICS_FILE  # noqa: E402
+from prism_marl.run import METRICS_FILE, Trainer  # noqa: E402
 from prism_marl.sharing import FuPS, Prism  # noqa: E402
 
 TINY_PPO = PPOConfig(
@@ -171,3 +173,16 @@ def stable(records: list[dict]) -> list[dict]:
     return [
         {k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in records
     ]
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """(config, run_dir, summary) of one finished tiny MAPPO + Prism run (192 steps, SND on).
+
+    Shared by the tests that read a finished run (Trainer, ``eval``, the summary table);
+    session-scoped so that each test worker trains it at most once.
+    """
+    run_dir = tmp_path_factory.mktemp("runs") / "full"
+    config = tiny_config(run_dir, total_steps=192, diversity_episodes=2)
+    summary = Trainer(config, progress=False).run()
+    return config, run_dir, summary

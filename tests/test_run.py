@@ -1,18 +1,12 @@
-"""Runner: results files, determinism, checkpoint round trip, smoke runs, CLI errors."""
+"""The Trainer: chunk plan, results files, exact resume, smoke runs, divergence."""
 
 import dataclasses
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
-from prism_marl import cli
-from prism_marl.algos.ppo import PPOConfig
-from prism_marl.config import RunConfig, from_dict, to_dict
+from prism_marl.config import from_dict
 from prism_marl.run import SUMMARY_FILE, Plan, Trainer, resume
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
 from tests.conftest import TINY_PPO, read_metrics, stable, tiny_config
@@ -41,14 +35,6 @@ def test_plan_covers_total_steps_with_equal_chunks(tmp_path, total, interval, ex
 
 
 read = read_metrics
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "full"
-    config = tiny_config(run_dir, total_steps=192, diversity_episodes=2)
-    summary = Trainer(config, progress=False).run()
-    return config, run_dir, summary
 
 
 def test_results_files(finished_run):
@@ -143,28 +129,6 @@ def test_resume_continues_exactly(finished_run, tmp_path):
     assert resumed["absolute_returns"] == summary["absolute_returns"]
 
 
-def test_eval_command_uses_the_runs_evaluation_mode(finished_run, capsys):
-    _, run_dir, _ = finished_run
-    outputs = {}
-    for flags in ([], ["--sampled"], ["--greedy"]):
-        assert cli.main(["eval", str(run_dir), "--episodes", "4", *flags]) == 0
-        outputs[" ".join(flags)] = json.loads(capsys.readouterr().out)
-    assert outputs[""] == outputs["--sampled"] and outputs[""]["greedy"] is False
-    assert outputs["--greedy"]["greedy"] is True
-    assert all(0.0 <= v <= 1.0 for v in outputs["--greedy"]["return_per_seed"])
-
-
-def test_eval_renders_one_greedy_episode_as_a_gif(finished_run, tmp_path, capsys):
-    from PIL import Image
-
-    _, run_dir, _ = finished_run
-    gif = tmp_path / "episode" / "lbf.gif"
-    assert cli.main(["eval", str(run_dir), "--episodes", "2", "--render", str(gif)]) == 0
-    assert json.loads(capsys.readouterr().out)["render"] == str(gif)
-    image = Image.open(gif)
-    assert image.format == "GIF" and image.n_frames > 1
-
-
 def test_refuses_to_overwrite_a_run(finished_run):
     config, _, _ = finished_run
     with pytest.raises(Exception, match="run-dir"):
@@ -219,161 +183,6 @@ def test_seps_prepares_after_pretraining(tmp_path):
     assert all(sorted(table) == [0, 1] for table in tables), tables  # two agents, K = 2
 
 
-def test_config_round_trip_for_every_strategy():
-    for strategy in (
-        NoPS(),
-        FuPS(),
-        FuPSID(),
-        SePS(cluster_of_agent=(0, 1)),
-        SePS(prepared_clusters=2),
-        SNP(),
-        Kaleidoscope(mask_of_agent=(0, 0)),
-        Prism(rank=3, mask="hard"),
-    ):
-        config = RunConfig(sharing=strategy, algo_config=PPOConfig(hidden_sizes=(8, 8)))
-        assert from_dict(json.loads(json.dumps(to_dict(config)))) == config
-
-
-def test_config_json_from_before_a_changed_default_rebuilds_what_it_ran():
-    """A config.json written before a field existed ran the old behaviour, not the new default."""
-    for strategy, field, before in (
-        (Prism(), "scaled_spectrum", False),
-        (Kaleidoscope(), "relative_thresholds", False),
-        (Kaleidoscope(), "reset_first_layer", True),
-    ):
-        data = to_dict(RunConfig(sharing=strategy))
-        del data["sharing"][field]
-        assert getattr(from_dict(data).sharing, field) is before
-        assert getattr(from_dict(to_dict(RunConfig(sharing=strategy))).sharing, field) is (
-            getattr(strategy, field)
-        )
-
-
-@pytest.mark.parametrize(
-    ("argv", "needle"),
-    [
-        (["--sharing", "magic"], "--sharing"),
-        (["--algo.num-minibatches", "3"], "algo.num-minibatches"),
-        (["--env", "lbf:9x9-2p"], "env"),
-        (["--env", "smax:nowhere"], "env"),
-        (["--sharing.mask", "soft"], "--sharing.mask"),
-        (["--num-seeds", "0"], "--num-seeds"),
-        (["--sharing", "kaleidoscope", "--sharing.reset-ratio", "2"], "sharing.reset-ratio"),
-    ],
-)
-def test_train_bad_input_is_one_line_exit_2(tmp_path, capfd, argv, needle):
-    run_dir = tmp_path / "never"
-    try:
-        code = cli.main(["train", "--run-dir", str(run_dir), *argv])
-    except SystemExit as exit_:  # argparse's errors
-        code = exit_.code
-    assert code == 2
-    lines = capfd.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], lines
-    assert not run_dir.exists()
-
-
-@pytest.mark.slow(minutes=0.6)
-@pytest.mark.parametrize(
-    ("argv", "needle"),
-    [
-        (["train", "--run-dir", "{run_dir}", "--sharing.mask", "soft"], "--sharing.mask"),
-        # Refused after the environment is built: no library warning may precede the line.
-        (["train", "--run-dir", "{run_dir}", "--algo", "qmix", "--env", "mabrax:hopper_3x1"],
-         "algo: qmix needs discrete actions"),
-        (["eval", "{run_dir}"], "RUN_DIR: "),
-        (["train", "--resume", "{run_dir}"], "resume: "),
-    ],
-)  # fmt: skip
-def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path, argv, needle):
-    run_dir = tmp_path / "never"
-    result = subprocess.run(
-        [sys.executable, "-m", "prism_marl.cli",
-         *(a.format(run_dir=run_dir) for a in argv)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], result.stderr
-    assert not run_dir.exists()
-
-
-@pytest.mark.slow(minutes=0.5)
-def test_ctrl_c_ends_a_run_on_one_line_with_its_checkpoints_kept(tmp_path):
-    """Ctrl-C mid-run stops after the chunk's checkpoint: exit 130, no traceback, the resume
-    command; every save finished."""
-    run_dir = tmp_path / "interrupted"
-    args = [
-        "train", "--sharing", "prism", "--sharing.rank", "4", "--env", "lbf:8x8-2p-2f-coop",
-        "--env.episode-limit", "10", "--num-seeds", "1", "--total-steps", "10000000",
-        "--eval-interval", "64", "--eval-episodes", "2", "--algo.num-envs", "4",
-        "--algo.rollout-length", "8", "--algo.hidden-sizes", "16", "16",
-        "--algo.critic-hidden-sizes", "16", "--diversity-episodes", "0", "--no-progress",
-        "--run-dir", str(run_dir),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prism_marl.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # A shell's background jobs start with SIGINT ignored; a terminal's Ctrl-C is not.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    checkpoints = run_dir / "checkpoints"
-
-    def saved():
-        return sorted(int(p.name) for p in checkpoints.glob("*") if p.name.isdigit())
-
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if len(saved()) >= 2:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == cli.EXIT_INTERRUPTED, err[-2000:]
-    assert "Traceback" not in err and "ERROR" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 2 and "Ctrl-C again" in lines[0], err
-    assert lines[1].endswith(f"prism-marl train --resume {run_dir}"), err
-    # Every save finished, and the metrics end where the last checkpoint does (chunk c ends
-    # at env step 64·(c + 1)): a resume continues as if the run had never stopped.
-    steps = saved()
-    assert len(steps) >= 2 and all(p.name.isdigit() for p in checkpoints.iterdir())
-    assert read_metrics(run_dir)[-1]["env_steps"] == 64 * (steps[-1] + 1)
-    assert not (run_dir / SUMMARY_FILE).exists()
-
-
-def test_train_help_documents_strategy_flags(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["train", "--sharing", "prism", "--help"])
-    assert exit_.value.code == 0
-    stdout = capsys.readouterr().out
-    for flag in (
-        "--sharing.rank",
-        "--sharing.lambda-div",
-        "--algo.lr",
-        "--env.episode-limit",
-        "--num-seeds",
-        "--resume",
-        "--preset",
-        "--stall-timeout",
-    ):
-        assert flag in stdout
-    assert "Weight of the diversity regulariser" in stdout
-
-
-def test_unwritable_run_dir_fails_before_training(tmp_path, capfd):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    code = cli.main(["train", "--run-dir", str(blocker / "run"), "--no-progress"])
-    assert code == 2
-    lines = capfd.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "run-dir" in lines[0], lines
-
-
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from prism_marl.errors import TrainingDivergedError
 
@@ -395,14 +204,3 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert manager.latest_step() == 0  # only the first, good chunk was saved
     manager.close()
     assert [r["env_steps"] for r in read(tmp_path / "nan") if r["seed"] == 0] == [0, 64]
-
-
-def test_summary_table_names_both_intervals_and_the_best_policy(finished_run, capsys):
-    from prism_marl.cli.train import print_summary
-
-    _, run_dir, summary = finished_run
-    print_summary(summary, run_dir)
-    out = capsys.readouterr().out
-    assert "final return (mean)" in out and "final return (IQM)" in out
-    assert out.count("95% CI") == 2
-    assert f"best policy, {summary['absolute_episodes']} episodes" in out

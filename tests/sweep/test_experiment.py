@@ -120,6 +120,10 @@ BAD = [
         "scales.quick.backbone_method_algo_fields.mappo.nops: unknown key; valid: fups, prism",
     ),
     (
+        {"seeds = 2": "seeds = 2\nbackbone_method_algo_factors = { mappo = { fups = { x = 2 } } }"},
+        "algo factors: unknown or not float field(s) ['x']; valid: lr,",
+    ),
+    (
         {"seeds = 2": "seeds = 2\nbackbone_tasks = { qmix = [] }"},
         "scales.quick.backbone_tasks.qmix: unknown key; valid: mappo",
     ),
@@ -201,6 +205,18 @@ def test_a_scale_extends_another_and_sets_one_methods_algorithm_fields(tmp_path)
     fups = tuned["fups"]
     assert fups.config == dataclasses.replace(confirm["fups"], run_dir=fups.run_id)
     assert tuned["prism"].config.algo_config.num_envs == 2  # the backbone's fields stay
+    factored = tiny_experiment(
+        tmp_path / "factors.toml",
+        **{
+            "[scales.full]": "[scales.confirm]\nseeds = 2\nsteps = { lbf = 64 }\n"
+            "backbone_method_algo_factors = { mappo = { prism = { lr = 2.0, gamma = 0.5 } } }"
+            "\n\n[scales.full]"
+        },
+    )
+    runs = {r.method: r.config.algo_config for r in load_experiment(factored).runs("confirm")}
+    # x 2 on the preset's lr (5e-4), x 0.5 on gamma; FuPS untouched.
+    assert (runs["prism"].lr, runs["prism"].gamma) == (1e-3, runs["fups"].gamma * 0.5)
+    assert runs["fups"].lr == 5e-4
     assert tuned["prism"].run_id.startswith("prism__mappo__lbf-8x8-2p-2f-coop__confirm-tuned__")
 
 

@@ -33,6 +33,7 @@ per environment family) and, per scale (``quick``, ``full``), seeds and budgets:
     backbone_steps = { matd3 = { mabrax = 100_000 } }        # optional: a backbone's budgets
     backbone_method_fields = { matd3 = { seps = { pretrain_steps = 5_000 } } }  # over those
     backbone_method_algo_fields = { mappo = { prism = { lr = 1e-3 } } }  # one method's algo
+    backbone_method_algo_factors = { mappo = { prism = { lr = 2.0 } } }  # x the value so far
 
     [scales.confirm]                         # the protocol's confirmation (docs/experiments/)
     extends = "quick"                        # quick's keys, then these (tables merged a level)
@@ -40,7 +41,7 @@ per environment family) and, per scale (``quick``, ``full``), seeds and budgets:
 
 The scales are ``quick``, ``full``, and the fair protocol's ``confirm`` (quick's runs on fresh
 seeds, every method at the preset setting) and ``confirm-tuned`` (the same, each method at the
-setting the tuning selected).
+setting the tuning selected, as factors on the preset's values).
 
 Every run gets one RunConfig built through ``presets.build_run_config``, the path
 ``prism-marl train`` takes, so an entry means what the same flags mean. Everything (keys,
@@ -83,6 +84,7 @@ SCALE_KEYS = (
     "backbone_steps",
     "backbone_method_fields",
     "backbone_method_algo_fields",
+    "backbone_method_algo_factors",
     "extends",
 )
 BUDGETS = ("full", "half")
@@ -241,6 +243,13 @@ class Experiment:
                     .get(method["name"], {}),
                 },
             )
+            factors = (
+                table.get("backbone_method_algo_factors", {})
+                .get(backbone["name"], {})
+                .get(method["name"], {})
+            )
+            if factors:
+                config = _with_algo_factors(config, factors)
             width = None
             if budget is not None:
                 config, width = _with_budget(config, budget)
@@ -262,6 +271,23 @@ class Experiment:
             budget=budget,
             width=width,
         )
+
+
+def _with_algo_factors(config: RunConfig, factors: dict[str, Any]) -> RunConfig:
+    """The config with float algorithm fields multiplied: a setting relative to the preset's.
+
+    The tuning protocol's settings are steps around each preset (lr x 2), and presets differ
+    per family (MAPPO's lr: 5e-4 on LBF and SMAX, 3e-4 on MaBrax).
+    """
+    algo = config.algo_config
+    valid = [f.name for f in dataclasses.fields(algo) if isinstance(getattr(algo, f.name), float)]
+    unknown = sorted(set(factors) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"algo factors: unknown or not float field(s) {unknown}; valid: {', '.join(valid)}"
+        )
+    changes = {name: getattr(algo, name) * float(factor) for name, factor in factors.items()}
+    return dataclasses.replace(config, algo_config=dataclasses.replace(algo, **changes))
 
 
 def _budgets(table: dict[str, Any], backbone: str) -> dict[str, Any]:
@@ -391,7 +417,11 @@ def load_experiment(path: str | Path) -> Experiment:
         check.keys(table.get("backbone_steps", {}), backbone_names, f"{where}.backbone_steps")
         for name, family_steps in table.get("backbone_steps", {}).items():
             check.keys(family_steps, registered_envs(), f"{where}.backbone_steps.{name}")
-        for key in ("backbone_method_fields", "backbone_method_algo_fields"):
+        for key in (
+            "backbone_method_fields",
+            "backbone_method_algo_fields",
+            "backbone_method_algo_factors",
+        ):
             fields = table.get(key, {})
             check.keys(fields, backbone_names, f"{where}.{key}")
             for name, per_method in fields.items():

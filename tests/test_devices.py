@@ -19,6 +19,7 @@ import prism_marl
 prism_marl.tune_cpu()
 import jax
 from prism_marl import run
+from prism_marl.run import trainer as loop
 from prism_marl.config import EnvConfig, RunConfig
 from prism_marl.devices import device_count, place
 
@@ -27,7 +28,7 @@ def recording_place(tree, sharding):
     tree = place(tree, sharding)
     placed.append(device_count(tree))
     return tree
-run.place = recording_place
+loop.place = recording_place
 
 root = sys.argv[1]
 base = RunConfig(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from prism_marl.config import from_dict
-from prism_marl.run import SUMMARY_FILE, Plan, Trainer, resume
+from prism_marl.run import SUMMARY_FILE, Plan, RunStore, Trainer, resume
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
 from tests.conftest import TINY_PPO, read_metrics, stable, tiny_config
 
@@ -187,7 +187,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     from prism_marl.errors import TrainingDivergedError
 
     trainer = Trainer(tiny_config(tmp_path / "nan", total_steps=192), progress=False)
-    real_chunk = trainer._chunk_fn
+    real_chunk = trainer._chunk
     calls = []
 
     def chunk_going_bad(state):
@@ -197,10 +197,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
             metrics = {**metrics, "loss/value": np.array([0.1, np.nan])}
         return state, metrics
 
-    monkeypatch.setattr(trainer, "_chunk_fn", chunk_going_bad)
+    monkeypatch.setattr(trainer, "_chunk", chunk_going_bad)
     with pytest.raises(TrainingDivergedError, match="loss/value.*step 128.*step 64"):
         trainer.run()
-    manager = trainer._checkpointer()
-    assert manager.latest_step() == 0  # only the first, good chunk was saved
-    manager.close()
+    checkpoints = RunStore(tmp_path / "nan").checkpoints()
+    assert checkpoints.latest_chunk() == 0  # only the first, good chunk was saved
+    checkpoints.close()
     assert [r["env_steps"] for r in read(tmp_path / "nan") if r["seed"] == 0] == [0, 64]

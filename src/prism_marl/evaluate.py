@@ -14,7 +14,7 @@ from prism_marl.envs.base import RenderFrame
 from prism_marl.errors import ConfigError
 from prism_marl.run import Trainer
 
-# The keys of ``prism-marl eval``'s episodes (``Trainer.evaluate_policies``): a chunk index no
+# The keys of ``prism-marl eval``'s episodes (``Evaluator.episodes``): a chunk index no
 # run reaches, so they differ from every evaluation during training.
 EVAL_CHUNK = 99_999
 
@@ -39,8 +39,9 @@ def evaluate_run(
     trainer, state = load_trained(run_dir)
     if render:
         renderer(trainer)  # refused before minutes of evaluation
-    greedy = trainer.eval_greedy if greedy is None else greedy
-    returns, won = trainer.evaluate_policies(state, episodes, chunk=EVAL_CHUNK, greedy=greedy)
+    evaluator = trainer.evaluator
+    greedy = evaluator.greedy if greedy is None else greedy
+    returns, won = evaluator.episodes(state.variables, episodes, chunk=EVAL_CHUNK, greedy=greedy)
     returns, won = np.asarray(returns), np.asarray(won)
     result: dict[str, Any] = {
         "run_dir": str(run_dir),

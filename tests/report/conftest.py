@@ -78,7 +78,7 @@ def metrics(task, finals, method, steps=STEPS):
 
 
 def summary(task, finals, **extra):
-    """summary.json as ``Trainer._finish`` writes it (the keys the report reads, and more)."""
+    """summary.json as ``Evaluator.final`` makes it (the keys the report reads, and more)."""
     data = {
         "algo": "mappo",
         "env": task,
@@ -103,7 +103,7 @@ EPISODES = 4
 
 
 def marl_eval(task, finals, method):
-    """marl_eval.json as ``Trainer._marl_eval`` writes it: every seed's episodes per step.
+    """marl_eval.json as ``store.marl_eval_table`` makes it: every seed's episodes per step.
 
     Episode returns spread ±0.05 around the seed's line in ``metrics``; the best policy's
     episodes around its final return.

@@ -175,7 +175,12 @@ def test_seps_prepares_after_pretraining(tmp_path):
         sharing=SePS(pretrain_steps=64, num_clusters=2, vae_epochs=1),
         total_steps=128,
     )
-    Trainer(config, progress=False).run()
+    trainer = Trainer(config, progress=False)
+    first = trainer.phase
+    trainer.run()
+    # The change built a new phase and left the first one as it was.
+    assert first.config == config and first.algo.strategy == config.sharing
+    assert trainer.phase is not first and trainer.algo.strategy.prepared_clusters == 2
     saved = from_dict(json.loads((tmp_path / "s" / "config.json").read_text()))
     assert saved.sharing.prepared_clusters == 2 and saved.sharing.preparation_steps == 0
     tables = json.loads((tmp_path / "s" / "preparation.json").read_text())["cluster_of_agent"]

@@ -1,5 +1,7 @@
-"""Measure decision 0037's adaptation: SePS's VAE on one rollout of the pretrained policy
-(ours) against transitions drawn across the whole pretraining (the original's history).
+"""Measure decision 0037's adaptation: SePS's VAE data, ours against the original's.
+
+Ours is one rollout of the pretrained policy; the original's, transitions drawn across the
+whole pretraining (its history).
 
 For each task, every seed pretrains as a SePS run does (one shared network for
 ``pretrain_steps``), in ``--snapshots`` equal stretches; after each stretch one rollout's

@@ -18,6 +18,7 @@ import pytest
 from prism_marl.networks import Policy
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
+from prism_marl.sharing.base import init_aux_state, update_aux_state
 
 NUM_AGENTS = 4
 OBS = jnp.ones((NUM_AGENTS, 16))
@@ -60,10 +61,10 @@ def train(strategy, keys):
             )
             updates, opt_state = optimizer.update(grads, opt_state)
             variables = {**variables, "params": optax.apply_updates(variables["params"], updates)}
-            aux_state = strategy.update_aux_state(aux_state, rl_loss, aux)
+            aux_state = update_aux_state(strategy, aux_state, rl_loss, aux)
             return (variables, opt_state, aux_state), None
 
-        carry = (variables, optimizer.init(variables["params"]), strategy.init_aux_state())
+        carry = (variables, optimizer.init(variables["params"]), init_aux_state(strategy))
         (variables, _, _), _ = jax.lax.scan(step, carry, None, length=STEPS)
         return expected_reward(network, variables)
 

@@ -15,6 +15,7 @@ from prism_marl.algos import ALGORITHMS
 from prism_marl.envs.registry import require_known_env
 from prism_marl.errors import ConfigError, require
 from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
+from prism_marl.sharing.base import preparation_steps
 
 
 def algo_config_type(algo: str) -> type:
@@ -138,10 +139,11 @@ class RunConfig:
         require(self.diversity_episodes >= 0, "diversity-episodes", "must be >= 0")
         # A preparation step past the run's end would leave the strategy unprepared (SePS: one
         # cluster, FuPS in disguise) without a word.
+        steps = preparation_steps(self.sharing)
         require(
-            self.sharing.preparation_steps < self.total_steps,
+            steps < self.total_steps,
             "sharing.pretrain-steps",
-            f"must be below total-steps ({self.total_steps}); got {self.sharing.preparation_steps}",
+            f"must be below total-steps ({self.total_steps}); got {steps}",
         )
 
 

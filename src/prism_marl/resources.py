@@ -22,6 +22,7 @@ import optax
 from prism_marl.errors import ConfigError, require
 from prism_marl.networks.agents import Policy
 from prism_marl.sharing import STRATEGIES, SharingStrategy, count_leaves
+from prism_marl.sharing.base import accounting_form
 
 DEFAULT_AGENT_COUNTS = tuple(2**k for k in range(1, 11))
 LBF_8X8_2P_2F_OBS = 12  # lbforaging's vector observation: (x, y, level) per food and agent.
@@ -69,12 +70,12 @@ class Resources(NamedTuple):
 
 
 def accounting_strategy(strategy: SharingStrategy, num_agents: int, groups: int) -> SharingStrategy:
-    """``strategy`` as it would run with N agents (``SharingStrategy.accounting_form``).
+    """``strategy`` as it would run with N agents (``sharing.base.accounting_form``).
 
     ``groups`` is the number of agent groups assumed where a strategy's grouping only comes
     from its preparation step (SePS: K = min(groups, N) clusters, agent i in cluster i mod K).
     """
-    return strategy.accounting_form(num_agents, groups)
+    return accounting_form(strategy, num_agents, groups)
 
 
 def build_network(strategy: SharingStrategy, shape: NetworkShape, num_agents: int) -> nn.Module:

@@ -22,7 +22,8 @@ from prism_marl.programs import init_seeds, train_chunks
 from prism_marl.rl.targets import smoothed_target_actions
 from prism_marl.run import Trainer, build_algorithm, prepare_strategy, resume, seed_keys
 from prism_marl.sharing import FuPS, Kaleidoscope, Prism, SePS
-from prism_marl.sharing.kaleidoscope import soft_threshold
+from prism_marl.sharing.base import init_aux_state
+from prism_marl.sharing.masked import soft_threshold
 from tests.conftest import TINY_MATD3, read_metrics, stable
 from tests.conftest import tiny_config as shared_tiny_config
 
@@ -89,7 +90,7 @@ def losses_setup(ensemble):
         next_obs=jax.random.normal(keys[6], (2, batch, N, D)),
         next_global_state=jax.random.normal(keys[7], (2, batch, S)),
     )
-    learner = Learner(variables, targets, None, None, algo.strategy.init_aux_state())
+    learner = Learner(variables, targets, None, None, init_aux_state(algo.strategy))
     return algo, learner, window
 
 

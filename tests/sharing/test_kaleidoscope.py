@@ -10,7 +10,7 @@ import pytest
 from prism_marl.resources import NetworkShape, build_network, example_inputs
 from prism_marl.sharing import Kaleidoscope
 from prism_marl.sharing.base import map_layers, named_layers
-from prism_marl.sharing.kaleidoscope import (
+from prism_marl.sharing.masked import (
     binary_spread,
     keep_masks,
     pairwise_masked_distance,

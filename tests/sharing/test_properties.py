@@ -7,9 +7,20 @@ import optax
 import pytest
 
 from prism_marl.errors import ConfigError
-from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing import SNP, FuPS, Kaleidoscope, NoPS, Prism, SePS
-from prism_marl.sharing.kaleidoscope import keep_masks
+from prism_marl.sharing import SNP, STRATEGIES, FuPS, Kaleidoscope, NoPS, Prism, SePS
+from prism_marl.sharing.base import (
+    AuxOutput,
+    HasAgentMasks,
+    Prepares,
+    TracksLosses,
+    accounting_form,
+    agent_masks,
+    init_aux_state,
+    keep_pretrained,
+    preparation_steps,
+    update_aux_state,
+)
+from prism_marl.sharing.masked import keep_masks
 from prism_marl.sharing.spectral import mask_values, mean_pairwise_distance, singular_values
 
 N, D, O = 4, 6, 5
@@ -257,15 +268,26 @@ def test_seps_per_seed_tables_route_each_seeds_agents_to_its_own_clusters():
     assert SePS(prepared_clusters=2).additional_resource(variables, N) == N + D * O + O
 
 
-def test_strategies_without_preparation_keep_themselves_and_their_variables():
-    strategy = FuPS()
-    assert strategy.preparation_steps == 0
-    data = AgentTransitions(jnp.zeros((2, N, D)), jnp.zeros((2, N, 1)), jnp.zeros((2, N)), None)
-    preparation = strategy.prepare(data, jax.random.key(0))
-    assert preparation.strategy is strategy
-    _, variables = init(strategy)
-    assert preparation.adopt(variables, None) is variables
-    assert strategy.accounting_form(5, 3) is strategy
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_each_capability_is_had_by_the_strategies_that_need_it(name):
+    """Only SePS prepares, only Kaleidoscope tracks losses, only Prism draws agent masks; the
+    helpers answer for the others as if they had the capability's neutral form."""
+    strategy = STRATEGIES[name]()
+    assert isinstance(strategy, Prepares) == (name == "seps")
+    assert isinstance(strategy, TracksLosses) == (name == "kaleidoscope")
+    assert isinstance(strategy, HasAgentMasks) == (name == "prism")
+    if name != "seps":
+        assert preparation_steps(strategy) == 0 and accounting_form(strategy, 5, 3) is strategy
+    if name != "kaleidoscope":
+        assert init_aux_state(strategy) == ()
+        assert update_aux_state(strategy, (), jnp.ones(()), AuxOutput(jnp.zeros(()), {})) == ()
+    if name != "prism":
+        assert agent_masks(strategy, init(strategy)[1]) == {}
+
+
+def test_keep_pretrained_carries_the_trained_variables_over():
+    _, variables = init(FuPS())
+    assert keep_pretrained(variables, None) is variables
 
 
 def test_seps_accounting_form_is_round_robin_until_prepared():

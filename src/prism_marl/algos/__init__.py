@@ -2,31 +2,34 @@
 
 Each algorithm is a frozen object built from (environment, sharing strategy, hyper-parameters,
 total steps) with pure ``init`` / ``train_chunk`` / ``evaluate`` functions that the runner jits
-and vmaps over seeds, and two host-side hooks for a strategy's preparation step
-(``SharingStrategy.preparation_steps``, ``prepare``).
+and vmaps over seeds; a strategy's preparation step (the ``Prepares`` capability of
+``sharing.base``) asks for the optional ``Preparable`` capability too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 
 from prism_marl.algos.matd3 import MATD3, MATD3Config
 from prism_marl.algos.ppo import PPO, PPOConfig
 from prism_marl.algos.qmix import QLearner, QMIXConfig
-from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
-from prism_marl.rl.diversity import OutputKind
+from prism_marl.envs.base import MultiAgentEnv
+from prism_marl.rl.protocols import Actor, OutputActor
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import SharingStrategy
 
 
-class Algorithm(Protocol):
+class Algorithm(Actor, OutputActor, Protocol):
     """What the runner needs from an algorithm (one seed per call; the runner vmaps).
 
-    Its hyper-parameter dataclass provides ``steps_per_update`` (environment steps per seed
-    per update), which the runner's chunk plan uses.
+    Acting and raw policy outputs come from ``rl.protocols`` (``env``, ``spec``,
+    ``initial_carry``, ``act``, ``output_kind``, ``policy_output``). Its hyper-parameter
+    dataclass provides ``steps_per_update`` (environment steps per seed per update), which the
+    runner's chunk plan uses. A strategy's preparation step needs the optional ``Preparable``
+    capability as well.
     """
 
     def __hash__(self) -> int:
@@ -34,18 +37,8 @@ class Algorithm(Protocol):
         ...
 
     @property
-    def env(self) -> MultiAgentEnv:
-        """The environment."""
-        ...
-
-    @property
     def strategy(self) -> SharingStrategy:
         """The sharing strategy."""
-        ...
-
-    @property
-    def spec(self) -> EnvSpec:
-        """The environment's static facts."""
         ...
 
     def init(self, key: jax.Array) -> Any:
@@ -62,42 +55,21 @@ class Algorithm(Protocol):
         """(returns [episodes], won [episodes]) of the policy in ``variables``."""
         ...
 
-    def initial_carry(self, num_envs: int) -> Any:
-        """The acting policy's recurrent state for ``num_envs`` fresh episodes."""
-        ...
 
-    def act(
-        self,
-        variables: Any,
-        carry: Any,
-        step: EnvStep,
-        starts: jax.Array,
-        key: jax.Array,
-        greedy: bool | jax.Array,
-    ) -> tuple[Any, jax.Array]:
-        """(carry, actions [E, N] or [E, N, A]) for batched steps; greedy or exploring.
+@runtime_checkable
+class Preparable(Protocol):
+    """The capability a strategy's preparation step asks for (SePS: data to cluster agents).
 
-        ``greedy`` may be traced (a boolean scalar): one compiled evaluation serves both modes.
-        """
-        ...
-
-    @property
-    def output_kind(self) -> OutputKind:
-        """What ``policy_output`` returns (``rl.diversity``)."""
-        ...
-
-    def policy_output(
-        self, variables: Any, carry: Any, obs: jax.Array, action_mask: jax.Array, starts: jax.Array
-    ) -> tuple[Any, Any]:
-        """(carry, the policy's raw outputs [E, N, ...]) for observations [E, N, D]."""
-        ...
+    Host side, on every seed's state at once; ``run.phase`` asks for it by name, so an
+    algorithm without it cannot train a strategy that prepares, and says so on one line.
+    """
 
     def agent_transitions(self, states: Any) -> AgentTransitions:
-        """Host side, all seeds: per-agent transitions for the strategy's ``prepare``."""
+        """Per-agent transitions of the current policies for the strategy's ``prepare``."""
         ...
 
     def with_variables(self, states: Any, variables: Any) -> Any:
-        """Host side, all seeds: the states with new variables and a fresh optimizer."""
+        """The states with new variables and a fresh optimizer."""
         ...
 
 

@@ -21,9 +21,15 @@ import jax.numpy as jnp
 import optax
 
 from prism_marl.envs.base import EnvStep, MultiAgentEnv
-from prism_marl.rl.evaluation import Actor
+from prism_marl.rl.protocols import Actor
 from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing.base import AuxOutput, SharingStrategy, iter_named_leaves, reused_kernels
+from prism_marl.sharing.base import (
+    AuxOutput,
+    SharingStrategy,
+    iter_named_leaves,
+    reused_kernels,
+    update_aux_state,
+)
 
 State = TypeVar("State", bound=Any)
 
@@ -224,7 +230,7 @@ def descend(
     rl_grads = jax.tree_util.tree_map(jnp.subtract, grads, aux_grads)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    aux_state = strategy.update_aux_state(aux_state, parts.tracked_loss, parts.aux)
+    aux_state = update_aux_state(strategy, aux_state, parts.tracked_loss, parts.aux)
     metrics = {
         **parts.metrics,
         "loss/aux": parts.aux.loss,

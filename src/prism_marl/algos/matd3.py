@@ -8,9 +8,9 @@ Domains Using Double Centralized Critics", 2019 (MATD3); Li, Pan & Zhang, NeurIP
 Per-agent deterministic actors μ_i(o_i) are built from the sharing strategy; the critics
 Q(s, a_1..a_N) see the global state and the joint (masked) action and are plain networks, like
 MAPPO's central critic: two MLPs (twin), or, with ``critic_ensemble``, K threshold masks on one
-shared MLP (Kaleidoscope's ``MaskedDense``). Targets take the minimum over the critics, the
-actor ascends Q_1 (twin) or the ensemble mean. Transitions go to a fixed-size circular replay
-buffer inside the jitted state, one per seed.
+shared MLP (``sharing.masked.MaskedDense``, Kaleidoscope's layer). Targets take the minimum over
+the critics, the actor ascends Q_1 (twin) or the ensemble mean. Transitions go to a fixed-size
+circular replay buffer inside the jitted state, one per seed.
 Sections: config, networks, state, construction, collection, replay, update, protocol hooks.
 Axis glossary: T rollout steps, E envs, N agents, D obs, A action dims (padded), S state,
 C buffer rows (one row = one step of every env), B batch, K critics, n n-step window.
@@ -49,13 +49,13 @@ from prism_marl.errors import require
 from prism_marl.networks.agents import DeterministicActor
 from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import ACTIVATIONS
-from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
+from prism_marl.rl.protocols import OutputKind
 from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_windows
 from prism_marl.rl.targets import n_step_returns, smoothed_target_actions
 from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing.base import SharingStrategy, map_layers
-from prism_marl.sharing.kaleidoscope import MaskedDense, threshold_init
+from prism_marl.sharing.base import SharingStrategy, init_aux_state, map_layers
+from prism_marl.sharing.masked import MaskedDense, threshold_init
 
 # ----------------------------------------------------------------------------------- config
 
@@ -420,7 +420,7 @@ class MATD3:
             targets=variables,
             actor_opt_state=self.actor_optimizer().init(variables["params"]["actor"]),
             critic_opt_state=self.critic_optimizer().init(variables["params"]["critic"]),
-            aux_state=self.strategy.init_aux_state(),
+            aux_state=init_aux_state(self.strategy),
             env_state=env_state,
             last_step=first,
             replay=empty_replay(template, cfg.buffer_rows),

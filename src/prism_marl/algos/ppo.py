@@ -38,12 +38,12 @@ from prism_marl.networks.actions import (
 )
 from prism_marl.networks.agents import Policy
 from prism_marl.networks.critics import AgentCritic, CentralCritic
-from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
 from prism_marl.rl.ppo import clipped_policy_loss, clipped_value_loss, normalize
+from prism_marl.rl.protocols import OutputKind
 from prism_marl.rl.returns import generalized_advantages, next_state_values
 from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing.base import SharingStrategy
+from prism_marl.sharing.base import SharingStrategy, init_aux_state
 
 # ----------------------------------------------------------------------------------- config
 
@@ -303,7 +303,7 @@ class PPO:
         return TrainState(
             variables=variables,
             opt_state=self.optimizer().init(variables["params"]),
-            aux_state=self.strategy.init_aux_state(),
+            aux_state=init_aux_state(self.strategy),
             env_state=env_state,
             last_step=first,
             hidden=hidden,

@@ -42,12 +42,12 @@ from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
 from prism_marl.networks.agents import AgentQNetwork
 from prism_marl.networks.plain import dense_stack
-from prism_marl.rl.diversity import OutputKind
 from prism_marl.rl.evaluation import evaluate_policy
+from prism_marl.rl.protocols import OutputKind
 from prism_marl.rl.replay import Replay, empty_replay, replay_add, replay_sample
 from prism_marl.rl.returns import td_lambda_returns
 from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing.base import SharingStrategy
+from prism_marl.sharing.base import SharingStrategy, init_aux_state
 
 # ----------------------------------------------------------------------------------- config
 
@@ -380,7 +380,7 @@ class QLearner:
             variables=variables,
             target_params=variables["params"],
             opt_state=self.optimizer().init(variables["params"]),
-            aux_state=self.strategy.init_aux_state(),
+            aux_state=init_aux_state(self.strategy),
             env_state=env_state,
             last_step=first,
             hidden=hidden,

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.sharing import STRATEGIES, Prism, SharingStrategy
+from prism_marl.sharing.base import accounting_form
 
 DEFAULT_AGENTS = (2, 8, 32)
 DEFAULT_WIDTHS = (64, 256)
@@ -102,7 +103,7 @@ def layer_cases(strategies: Sequence[str], width: int, num_agents: int) -> list[
                 cases.append(LayerCase(name, rank, Prism(rank=rank)))
             cases.extend(LayerCase(PRODUCTS, rank, None) for rank in (width // 2, width // 4))
             continue
-        cases.append(LayerCase(name, None, STRATEGIES[name]().accounting_form(num_agents, 3)))
+        cases.append(LayerCase(name, None, accounting_form(STRATEGIES[name](), num_agents, 3)))
     return cases
 
 

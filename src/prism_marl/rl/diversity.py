@@ -28,15 +28,14 @@ Shapes: E environments, N agents, A actions, D observation features, H recurrent
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.envs.base import EnvStep
+from prism_marl.rl.protocols import OutputActor, OutputKind
 from prism_marl.sharing.base import reused_kernels
-
-OutputKind = Literal["categorical", "gaussian", "greedy", "deterministic"]
 
 
 def pairwise_distances(output: Any, kind: OutputKind, action_mask: jax.Array) -> jax.Array:
@@ -79,35 +78,6 @@ def mean_over_pairs(distances: jax.Array) -> jax.Array:
     return jnp.sum(distances, axis=(-2, -1)) / (num_agents * (num_agents - 1))
 
 
-class DiversityActor(Protocol):
-    """What SND needs from an algorithm: its policy's raw outputs (``algos.Algorithm``)."""
-
-    @property
-    def env(self) -> MultiAgentEnv:
-        """The environment."""
-        ...
-
-    @property
-    def spec(self) -> EnvSpec:
-        """The environment's static facts."""
-        ...
-
-    @property
-    def output_kind(self) -> OutputKind:
-        """What ``policy_output`` returns."""
-        ...
-
-    def initial_carry(self, num_envs: int) -> Any:
-        """Recurrent state for fresh episodes."""
-        ...
-
-    def policy_output(
-        self, variables: Any, carry: Any, obs: jax.Array, action_mask: jax.Array, starts: jax.Array
-    ) -> tuple[Any, Any]:
-        """(carry, outputs [E, N, ...]) for observations [E, N, D] and masks [E, N, A]."""
-        ...
-
-
 def _every_agent_sees(values: jax.Array) -> jax.Array:
     """[E, N, ...] -> [E·N, N, ...]: row (e, r) gives agent r's entry to all N agents."""
     num_agents = values.shape[1]
@@ -116,7 +86,7 @@ def _every_agent_sees(values: jax.Array) -> jax.Array:
 
 
 def system_neural_diversity(
-    actor: DiversityActor, variables: Any, key: jax.Array, num_episodes: int
+    actor: OutputActor, variables: Any, key: jax.Array, num_episodes: int
 ) -> jax.Array:
     """SND of the policy in ``variables`` over ``num_episodes`` greedy evaluation episodes.
 

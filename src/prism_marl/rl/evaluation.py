@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
+from prism_marl.envs.base import EnvStep
+from prism_marl.rl.protocols import Actor
 from prism_marl.sharing.base import reused_kernels
-
-
-class Actor(Protocol):
-    """An algorithm's acting interface (see ``algos.Algorithm``)."""
-
-    @property
-    def env(self) -> MultiAgentEnv:
-        """The environment."""
-        ...
-
-    @property
-    def spec(self) -> EnvSpec:
-        """The environment's static facts."""
-        ...
-
-    def initial_carry(self, num_envs: int) -> Any:
-        """Recurrent state for fresh episodes."""
-        ...
-
-    def act(
-        self,
-        variables: Any,
-        carry: Any,
-        step: EnvStep,
-        starts: jax.Array,
-        key: jax.Array,
-        greedy: bool | jax.Array,
-    ) -> tuple[Any, jax.Array]:
-        """(carry, actions) for batched steps."""
-        ...
-
 
 STOCHASTIC_OUTPUTS = ("categorical", "gaussian")
 """Policy outputs that are distributions: their test policy samples, as in training."""
 
 
 def samples_at_test(output_kind: str) -> bool:
-    """Whether a policy with this ``output_kind`` (``rl.diversity.OutputKind``) samples at test.
+    """Whether a policy with this ``output_kind`` (``rl.protocols.OutputKind``) samples at test.
 
     Used when the run does not choose: a stochastic policy is evaluated as the policy it was
     trained as (docs/decisions/0021-evaluation-mode.md); Q-learners and deterministic actors

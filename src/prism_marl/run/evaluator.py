@@ -21,7 +21,7 @@ from prism_marl.programs import diversities, evaluations
 from prism_marl.report import stats
 from prism_marl.rl.evaluation import samples_at_test
 from prism_marl.run.phase import Plan
-from prism_marl.sharing.base import count_leaves
+from prism_marl.sharing.base import agent_masks, count_leaves
 
 # Chunk indices past any run's last chunk, so that the final and the absolute evaluation play
 # episodes that no evaluation during training played.
@@ -112,7 +112,8 @@ class Evaluator:
         )
         if spec.has_win:
             summary["absolute_win_rate_mean"] = float(np.mean(absolute["won"]))
-        masks = jax.vmap(lambda v: self.algo.strategy.agent_masks(select_network(v, "actor")))
+        strategy = self.algo.strategy
+        masks = jax.vmap(lambda v: agent_masks(strategy, select_network(v, "actor")))
         return Final(summary, absolute, masks(variables))
 
     def _absolute(self, variables: Any, best: Best | None, plan: Plan) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What a run trains: its plan of chunks, its algorithm, and the phase change of a preparation.
 
-A run trains in one phase, or in two for a strategy with ``preparation_steps`` (SePS pretrains
+A run trains in one phase, or in two for a strategy that ``Prepares`` (SePS pretrains
 one shared network, clusters the agents, then trains one network per cluster). A ``Phase`` is
 immutable: the change builds the next phase's algorithm from the prepared strategy and carries
 every seed's variables over, leaving the phase it started from as it was.
@@ -16,11 +16,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from prism_marl.algos import Algorithm, make_algorithm
+from prism_marl.algos import Algorithm, Preparable, make_algorithm
 from prism_marl.config import RunConfig
 from prism_marl.envs import make_env
+from prism_marl.errors import ConfigError
 from prism_marl.programs import init_seeds
-from prism_marl.sharing.base import SharingStrategy
+from prism_marl.sharing.base import Prepares, SharingStrategy, preparation_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +99,14 @@ def prepare_strategy(
     strategy and carries every seed's variables over with ``Preparation.adopt`` (fresh
     optimizer states). Returns the new algorithm, the new state and the preparation's record.
     """
+    assert isinstance(algo, Preparable)  # checked when the phase was built
     data = algo.agent_transitions(state)
+    assert isinstance(algo.strategy, Prepares)
     preparation = algo.strategy.prepare(data, jax.random.PRNGKey(config.seed + 7))
     new_algo = build_algorithm(config, preparation.strategy)
     fresh = init_seeds(new_algo)(seed_keys(config))
     adopted = jax.vmap(preparation.adopt)(state.variables, fresh.variables, preparation.per_seed)
+    assert isinstance(new_algo, Preparable)  # built by the same factory
     return new_algo, new_algo.with_variables(state, adopted), dict(preparation.record)
 
 
@@ -123,12 +127,21 @@ class Phase:
 
     @classmethod
     def first(cls, config: RunConfig) -> Phase:
-        """The run's first phase (building the algorithm validates environment and algorithm)."""
-        return cls(config, build_algorithm(config))
+        """The run's first phase (building the algorithm validates environment and algorithm).
+
+        A strategy that prepares needs an algorithm with the ``Preparable`` capability.
+        """
+        algo = build_algorithm(config)
+        if preparation_steps(algo.strategy) and not isinstance(algo, Preparable):
+            raise ConfigError(
+                f"sharing: {algo.strategy.name} prepares from the agents' transitions, which "
+                f"{config.algo} does not provide (agent_transitions and with_variables)"
+            )
+        return cls(config, algo)
 
     def ends_before(self, chunk: int, plan: Plan) -> bool:
         """Whether this phase ends before ``chunk``: its preparation steps are all trained."""
-        steps = self.algo.strategy.preparation_steps
+        steps = preparation_steps(self.algo.strategy)
         return steps > 0 and chunk >= math.ceil(steps / plan.chunk_steps)
 
     def change(self, state: Any) -> Change:

@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import flax.linen as nn
 import jax
@@ -210,10 +210,10 @@ class SharingStrategy:
 
     A concrete strategy declares its layer (``layer_class``) and the fields it passes to it
     (``layer_fields``); ``dense`` and ``recurrent_dense`` build every layer from those. Beyond
-    layers, a strategy may provide an auxiliary loss (``aux_loss``), a pure maintenance step
-    inside jit (``maintain``) and a host-side preparation step (``prepare``, after
-    ``preparation_steps`` of training) that returns a new frozen strategy and the mapping of
-    trained variables onto it (``Preparation``).
+    layers, every strategy has an auxiliary loss (``aux_loss``, zero by default) and a pure
+    maintenance step inside jit (``maintain``, identity by default). What only some strategies
+    do is an optional capability, a protocol below that the code asks for by name:
+    ``Prepares`` (SePS), ``TracksLosses`` (Kaleidoscope), ``HasAgentMasks`` (Prism).
     """
 
     name: ClassVar[str] = ""
@@ -340,15 +340,6 @@ class SharingStrategy:
         del variables, aux_state
         return AuxOutput(jnp.zeros(()), {})
 
-    def init_aux_state(self) -> Any:
-        """State the auxiliary loss carries between updates (Kaleidoscope's loss history)."""
-        return ()
-
-    def update_aux_state(self, aux_state: Any, rl_loss: jax.Array, aux: AuxOutput) -> Any:
-        """Advance the auxiliary state after an update with RL loss ``rl_loss``."""
-        del rl_loss, aux
-        return aux_state
-
     def maintain(
         self,
         variables: Variables,
@@ -360,45 +351,6 @@ class SharingStrategy:
         """Pure maintenance between updates (jit-safe); identity by default."""
         del key, step_before, step_after, total_steps
         return variables
-
-    @property
-    def preparation_steps(self) -> int:
-        """Environment steps per seed to train before ``prepare`` runs; 0: no preparation.
-
-        A prepared strategy (``prepare(...).strategy``) must report 0, so that preparation runs
-        once.
-        """
-        return 0
-
-    def prepare(self, data: AgentTransitions, key: jax.Array) -> Preparation:
-        """Host-side preparation from the transitions of the first ``preparation_steps``.
-
-        Args:
-            data: every seed's per-agent transitions, [S, P, N, ...] per field (seed s's
-                pairs in ``data[s]``; seeds prepare from their own data).
-            key: PRNG key.
-
-        Returns:
-            The strategy training continues with, and how one seed's variables carry over to
-            it. By default this strategy itself, keeping the trained variables.
-        """
-        del data, key
-        return Preparation(self, keep_pretrained)
-
-    def accounting_form(self, num_agents: int, groups: int) -> SharingStrategy:
-        """This strategy as it would run with N agents, for counting resources before any data.
-
-        Args:
-            num_agents: N.
-            groups: how many groups to assume where the grouping of agents would come from
-                preparation (SePS's clusters), capped by the strategy at N.
-
-        Returns:
-            A strategy whose ``dense`` builds the layers of a prepared run; this strategy
-            itself by default.
-        """
-        del num_agents, groups
-        return self
 
     def weight_diagnostics(self, params: Any) -> dict[str, jax.Array]:
         """Per-layer weight statistics logged at every update, ``{"weights/<path>/...": []}``.
@@ -418,14 +370,6 @@ class SharingStrategy:
             metrics[f"weights/{path}/kernel_norm"] = jnp.mean(norms)
         return metrics
 
-    def agent_masks(self, variables: Variables) -> dict[str, jax.Array]:
-        """Each layer's per-agent masks, ``{"layer i": [N, R]}``, in layer order.
-
-        Prism's spectral masks (drawn as a heatmap at the end of a run); empty by default.
-        """
-        del variables
-        return {}
-
     def per_agent_leaves(self) -> tuple[str, ...]:
         """Names of parameter/buffer leaves that hold per-agent state (additional resource)."""
         return ("agent_id_kernel",)
@@ -438,6 +382,102 @@ class SharingStrategy:
             for name, leaf in iter_named_leaves(variables)
             if name in self.per_agent_leaves()
         )
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """Capability: a host-side preparation after some training (SePS clusters its agents).
+
+    The run trains ``preparation_steps``, hands ``prepare`` every seed's transitions, and
+    continues with the strategy it returns (``run.phase``).
+    """
+
+    @property
+    def preparation_steps(self) -> int:
+        """Environment steps per seed to train before ``prepare`` runs; 0: no preparation.
+
+        A prepared strategy (``prepare(...).strategy``) must report 0, so that preparation runs
+        once.
+        """
+        ...
+
+    def prepare(self, data: AgentTransitions, key: jax.Array) -> Preparation:
+        """Host-side preparation from the transitions of the first ``preparation_steps``.
+
+        Args:
+            data: every seed's per-agent transitions, [S, P, N, ...] per field (seed s's
+                pairs in ``data[s]``; seeds prepare from their own data).
+            key: PRNG key.
+
+        Returns:
+            The strategy training continues with, and how one seed's variables carry over to
+            it (``Preparation``).
+        """
+        ...
+
+    def accounting_form(self, num_agents: int, groups: int) -> SharingStrategy:
+        """This strategy as it would run with N agents, for counting resources before any data.
+
+        ``groups``: how many groups to assume where the grouping comes from preparation, capped
+        by the strategy at N. Returns a strategy whose ``dense`` builds a prepared run's layers.
+        """
+        ...
+
+
+@runtime_checkable
+class TracksLosses(Protocol):
+    """Capability: state carried between updates for the auxiliary loss.
+
+    Kaleidoscope's history of RL and diversity losses, which sets its adaptive coefficient.
+    """
+
+    def init_aux_state(self) -> Any:
+        """The state before the first update (a pytree, carried inside jit)."""
+        ...
+
+    def update_aux_state(self, aux_state: Any, rl_loss: jax.Array, aux: AuxOutput) -> Any:
+        """Advance the state after an update with RL loss ``rl_loss``."""
+        ...
+
+
+@runtime_checkable
+class HasAgentMasks(Protocol):
+    """Capability: per-agent masks worth drawing (Prism's masks on the singular values)."""
+
+    def agent_masks(self, variables: Variables) -> dict[str, jax.Array]:
+        """Each layer's per-agent masks, ``{"layer i": [N, R]}``, in layer order."""
+        ...
+
+
+def preparation_steps(strategy: SharingStrategy) -> int:
+    """``strategy``'s preparation steps (``Prepares``), 0 for a strategy that does not prepare."""
+    return strategy.preparation_steps if isinstance(strategy, Prepares) else 0
+
+
+def accounting_form(strategy: SharingStrategy, num_agents: int, groups: int) -> SharingStrategy:
+    """``Prepares.accounting_form``, or ``strategy`` itself for one that does not prepare."""
+    if isinstance(strategy, Prepares):
+        return strategy.accounting_form(num_agents, groups)
+    return strategy
+
+
+def init_aux_state(strategy: SharingStrategy) -> Any:
+    """``TracksLosses.init_aux_state``, or ``()`` for a strategy that carries nothing."""
+    return strategy.init_aux_state() if isinstance(strategy, TracksLosses) else ()
+
+
+def update_aux_state(
+    strategy: SharingStrategy, aux_state: Any, rl_loss: jax.Array, aux: AuxOutput
+) -> Any:
+    """``TracksLosses.update_aux_state``, or ``aux_state`` unchanged."""
+    if isinstance(strategy, TracksLosses):
+        return strategy.update_aux_state(aux_state, rl_loss, aux)
+    return aux_state
+
+
+def agent_masks(strategy: SharingStrategy, variables: Variables) -> dict[str, jax.Array]:
+    """``HasAgentMasks.agent_masks``, or ``{}`` for a strategy without masks."""
+    return strategy.agent_masks(variables) if isinstance(strategy, HasAgentMasks) else {}
 
 
 def iter_named_leaves(tree: Any) -> Iterator[tuple[str, Any]]:

@@ -39,8 +39,7 @@ def test_options_become_train_flags():
         "--wandb-group",
         "g",
         "--wandb-tags",
-        "a",
-        "b",
+        "a,b",
     ]
 
 
@@ -127,3 +126,11 @@ def test_offline_wandb_run_holds_what_metrics_jsonl_holds(tmp_path, monkeypatch)
         assert final[key] == pytest.approx(summary[key], rel=1e-12)
     assert final["final_returns"] == pytest.approx(summary["final_returns"], rel=1e-12)
     assert next(r for r in records if r["type"] == "exit")["exit"].get("exit_code", 0) == 0
+
+
+def test_tags_before_the_sweep_file_leave_the_file_alone():
+    from prism_marl.cli import build_parser
+
+    args = build_parser().parse_args(["sweep", "--wandb-tags", "a,b", "experiments/x.toml"])
+    assert args.wandb_tags == ("a", "b")
+    assert "experiments/x.toml" in vars(args).values()

@@ -47,7 +47,7 @@ class WandbOptions:
         if self.group:
             flags += ["--wandb-group", self.group]
         if self.tags:
-            flags += ["--wandb-tags", *self.tags]
+            flags += ["--wandb-tags", ",".join(self.tags)]
         return flags
 
 

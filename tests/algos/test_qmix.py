@@ -103,7 +103,7 @@ def test_next_step_values_from_the_unroll_equal_a_gru_step_on_every_next_observa
         t, b = hiddens.shape[:2]
         flat = lambda x: jnp.swapaxes(x, 0, 1).reshape(1, t * b, *x.shape[2:])  # noqa: E731
         _, direct = algo._q_values(
-            select_network(variables, "actor"),
+            select_network(variables, algo.policy_network),
             hiddens.reshape(t * b, *hiddens.shape[2:]),
             flat(every.ends.obs),
             algo.agent_ids,

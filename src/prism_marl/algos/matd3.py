@@ -729,6 +729,8 @@ class MATD3:
         mean = self.policy(variables, step.obs, step.action_mask)
         return carry, jnp.where(greedy, mean, self.perturb(mean, step, key, jnp.asarray(False)))
 
+    policy_network: ClassVar[str] = "actor"
+    """The deterministic actor μ acts (the critics only train)."""
     output_kind: ClassVar[OutputKind] = "deterministic"
     """``policy_output`` returns the actions μ(o)."""
 

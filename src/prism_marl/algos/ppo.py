@@ -9,7 +9,7 @@ Axis glossary: T rollout steps, E envs, N agents, D obs, A actions, S state, H h
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -518,6 +518,9 @@ class PPO:
     def initial_carry(self, num_envs: int) -> jax.Array:
         """The actor's recurrent state for ``num_envs`` fresh episodes, [E, N, H]."""
         return jnp.zeros((num_envs, self.spec.num_agents, self.policy.hidden_size))
+
+    policy_network: ClassVar[str] = "actor"
+    """The policy acts (the critic only trains)."""
 
     @property
     def output_kind(self) -> OutputKind:

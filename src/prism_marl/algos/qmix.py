@@ -252,7 +252,7 @@ class RewardStats(NamedTuple):
 class Learner(NamedTuple):
     """What a gradient step changes."""
 
-    variables: dict[str, Any]  # {"params": {"actor", "mixer"}, "buffers": {...}}
+    variables: dict[str, Any]  # {"params": {"q_network", "mixer"}, "buffers": {...}}
     target_params: dict[str, Any]
     opt_state: Any
     aux_state: Any
@@ -270,7 +270,7 @@ class StepInputs(NamedTuple):
 class QMIXState(NamedTuple):
     """Everything an update needs; one per seed."""
 
-    variables: dict[str, Any]  # {"params": {"actor", "mixer"}, "buffers": {...}}
+    variables: dict[str, Any]  # {"params": {"q_network", "mixer"}, "buffers": {...}}
     target_params: dict[str, Any]
     opt_state: Any
     aux_state: Any
@@ -374,7 +374,7 @@ class QLearner:
         mixer_vars = self.mixer.init(
             mix_key, jnp.zeros((cfg.num_envs, spec.num_agents)), first.global_state
         )
-        variables = merge_networks(actor=net_vars, mixer=mixer_vars)
+        variables = merge_networks(q_network=net_vars, mixer=mixer_vars)
         variables["params"].setdefault("mixer", {})
         return QMIXState(
             variables=variables,
@@ -435,6 +435,8 @@ class QLearner:
         action = epsilon_greedy(key, q_values, step.action_mask, eps)
         return hidden, action
 
+    policy_network: ClassVar[str] = "q_network"
+    """The agents' Q-network acts (the mixer only trains)."""
     output_kind: ClassVar[OutputKind] = "greedy"
     """``policy_output`` returns Q-values; the evaluated policy is their argmax."""
 
@@ -448,7 +450,7 @@ class QLearner:
     ) -> tuple[jax.Array, jax.Array]:
         """(hidden [E, N, H], Q-values [E, N, A]) for observations [E, N, D]."""
         hiddens, q_values = self._q_values(
-            select_network(variables, "actor"),
+            select_network(variables, self.policy_network),
             carry,
             obs[None],
             self.agent_ids,
@@ -530,7 +532,7 @@ class QLearner:
     def _unroll(self, variables: dict[str, Any], batch: Sequences) -> tuple[jax.Array, jax.Array]:
         """(hidden after each step [T, B, N, H], Q [T, B, N, A]) over stored sequences."""
         return self._q_values(
-            select_network(variables, "actor"),
+            select_network(variables, self.policy_network),
             batch.hidden,
             _time_major(batch.obs),
             self.agent_ids,
@@ -567,7 +569,7 @@ class QLearner:
         columns = jnp.broadcast_to(jnp.arange(slots.shape[1]), slots.shape)
         ends_obs, ends_mask = _time_major(batch.ends.obs), _time_major(batch.ends.action_mask)
         _, extra = self._q_values(
-            select_network(variables, "actor"),
+            select_network(variables, self.policy_network),
             hiddens[slots, columns].reshape(-1, *hiddens.shape[2:]),
             ends_obs.reshape(1, -1, *ends_obs.shape[2:]),
             self.agent_ids,

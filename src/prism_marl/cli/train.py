@@ -174,7 +174,15 @@ def add_wandb_flags(parser: argparse.ArgumentParser, group_default: str) -> None
     parser.add_argument(
         "--wandb-group", metavar="GROUP", help=f"W&B group (default: {group_default})"
     )
-    parser.add_argument("--wandb-tags", metavar="TAG", nargs="+", default=[], help="W&B tags")
+    # One comma-separated value, not nargs="+": a list flag before `prism-marl sweep`'s FILE
+    # would swallow the file as a tag.
+    parser.add_argument(
+        "--wandb-tags",
+        metavar="TAG[,TAG...]",
+        type=lambda value: tuple(tag for tag in value.split(",") if tag),
+        default=(),
+        help="W&B tags, comma-separated",
+    )
 
 
 def wandb_options(args: argparse.Namespace, group: str | None = None) -> WandbOptions | None:

@@ -21,6 +21,14 @@ class Episodic(Protocol):
     """An algorithm's policy as far as playing episodes goes: its environment and memory."""
 
     @property
+    def policy_network(self) -> str:
+        """The name of the network that acts, under ``params`` and ``buffers``.
+
+        "actor" for policy-gradient and deterministic actors, "q_network" for Q-learners.
+        """
+        ...
+
+    @property
     def env(self) -> MultiAgentEnv:
         """The environment."""
         ...

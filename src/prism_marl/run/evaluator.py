@@ -85,7 +85,7 @@ class Evaluator:
         episodes, chunk = config.final_eval_episodes, plan.num_chunks + FINAL_CHUNK_OFFSET
         returns, won = (np.asarray(a) for a in self.episodes(variables, episodes, chunk=chunk))
         first = jax.tree_util.tree_map(lambda x: x[0], variables)
-        actor = select_network(first, "actor")
+        actor = select_network(first, self.algo.policy_network)
         summary: dict[str, Any] = {
             "algo": config.algo,
             "sharing": config.sharing.name,
@@ -112,8 +112,8 @@ class Evaluator:
         )
         if spec.has_win:
             summary["absolute_win_rate_mean"] = float(np.mean(absolute["won"]))
-        strategy = self.algo.strategy
-        masks = jax.vmap(lambda v: agent_masks(strategy, select_network(v, "actor")))
+        strategy, policy = self.algo.strategy, self.algo.policy_network
+        masks = jax.vmap(lambda v: agent_masks(strategy, select_network(v, policy)))
         return Final(summary, absolute, masks(variables))
 
     def _absolute(self, variables: Any, best: Best | None, plan: Plan) -> dict[str, Any]:

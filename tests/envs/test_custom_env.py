@@ -97,3 +97,21 @@ def test_a_registered_user_environment_trains_through_the_public_api(tmp_path, g
     assert 0.0 <= summary["final_return_mean"] <= 2 * 4  # 2 agents, 4 steps, at most 1 each
     saved = json.loads((tmp_path / "guess" / "config.json").read_text())
     assert saved["env"]["id"] == "guess:3"
+
+
+def test_a_family_registered_anew_builds_a_new_algorithm(guess_family):
+    """Runs of equal settings share one algorithm (and its compiled programs) within a process,
+    but not across a re-registration: the new factory's environment is the one trained."""
+    from prism_marl.run import build_algorithm
+
+    config = api.configure(sharing="fups", env="guess:3", algo_fields=dataclasses.asdict(TINY_PPO))
+    first = build_algorithm(config)
+    assert build_algorithm(config) is first
+
+    def three_agents(env_config: EnvConfig) -> GuessEnv:
+        return GuessEnv(3, 4, num_agents=3)
+
+    prism_marl.register_env("guess", three_agents, overwrite=True)
+    again = build_algorithm(config)
+    assert again is not first
+    assert (first.spec.num_agents, again.spec.num_agents) == (2, 3)

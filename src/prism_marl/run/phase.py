@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from prism_marl.algos import Algorithm, Preparable, make_algorithm
 from prism_marl.config import RunConfig
 from prism_marl.envs import make_env
+from prism_marl.envs.registry import env_factory
 from prism_marl.errors import ConfigError
 from prism_marl.programs import init_seeds
 from prism_marl.sharing.base import Prepares, SharingStrategy, preparation_steps
@@ -61,11 +62,14 @@ def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) 
     """The algorithm object for a run (with an explicit strategy after a preparation step).
 
     Equal settings give the same object within a process, so that ``programs``' memoised
-    builders hand runs of equal settings the programs already compiled.
+    builders hand runs of equal settings the programs already compiled. The environment's
+    factory is part of the setting: a family registered anew (``register_env(...,
+    overwrite=True)``) builds a new algorithm.
     """
     setting = (
         config.algo,
         config.env,
+        env_factory(config.env.id.partition(":")[0]),
         strategy or config.sharing,
         config.algo_config,
         Plan.of(config).total_steps,
@@ -78,8 +82,14 @@ def build_algorithm(config: RunConfig, strategy: SharingStrategy | None = None) 
 
 @functools.lru_cache(maxsize=16)
 def _algorithm(
-    name: str, env: Any, strategy: SharingStrategy, algo_config: Any, total_steps: int
+    name: str,
+    env: Any,
+    factory: Any,
+    strategy: SharingStrategy,
+    algo_config: Any,
+    total_steps: int,
 ) -> Algorithm:
+    del factory  # a key only: make_env reads the registry
     return make_algorithm(name, make_env(env), strategy, algo_config, total_steps)
 
 

@@ -19,6 +19,7 @@ from prism_marl.networks import Policy
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing import SNP, FuPS, FuPSID, Kaleidoscope, NoPS, Prism, SePS
 from prism_marl.sharing.base import init_aux_state, update_aux_state
+from tests.sharing.reference_only import Gains
 
 NUM_AGENTS = 4
 OBS = jnp.ones((NUM_AGENTS, 16))
@@ -97,8 +98,9 @@ def test_full_sharing_cannot_specialise():
 
 @pytest.mark.parametrize(
     "strategy",
-    [NoPS(), FuPSID(), Kaleidoscope(), Prism(mask_init_mean=0.0), SNP()],
-    ids=["nops", "fups-id", "kaleidoscope", "prism-masks-at-half", "snp"],
+    [NoPS(), FuPSID(), Kaleidoscope(), Prism(mask_init_mean=0.0), SNP(), Gains()],
+    # "reference-only": a strategy with no project of its own (tests/sharing/reference_only.py).
+    ids=["nops", "fups-id", "kaleidoscope", "prism-masks-at-half", "snp", "reference-only"],
 )
 def test_specialising_strategies_win(strategy):
     assert median_reward(strategy) > 0.9

@@ -7,6 +7,7 @@ import pytest
 
 from prism_marl.sharing.base import SharedDense
 from tests.sharing.cases import strategy_cases
+from tests.sharing.reference_only import Gains
 
 IN_FEATURES, OUT_FEATURES = 7, 5
 LEADING_SHAPES = {"N": (), "BN": (4,), "TBN": (3, 2)}
@@ -44,6 +45,31 @@ def test_layer_contract(num_agents, name, leading):
     biases = jnp.stack([b for _, b in weights])
     expected = jnp.einsum("...d,...do->...o", x, kernels[ids]) + biases[ids]
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("leading", list(LEADING_SHAPES))
+@pytest.mark.parametrize("ids_kind", ["per-sample", "agent-major"])
+def test_a_strategy_written_only_in_the_reference_form_computes_it(leading, ids_kind):
+    """The default ``project`` applies ``agent_kernels`` on either layout: y = x (W ⊙ g_a) + b,
+    computed here by hand."""
+    num_agents = 3
+    layer = Gains().dense(OUT_FEATURES, num_agents, name="layer")
+    shape = (*LEADING_SHAPES[leading], num_agents)
+    x = jax.random.normal(jax.random.key(5), (*shape, IN_FEATURES))
+    if ids_kind == "agent-major":
+        ids = np.arange(num_agents)
+        expected_ids = np.broadcast_to(ids, shape)
+    else:
+        ids = expected_ids = jax.random.randint(jax.random.key(6), shape, 0, num_agents)
+    variables = layer.init(jax.random.key(7), x, ids)
+    p = variables["params"]
+    y = jax.jit(lambda v, x: layer.apply(v, x, ids))(variables, x)
+    gains = p["gains"][expected_ids]  # [..., O]
+    expected = jnp.einsum("...d,do->...o", x, p["kernel"]) * gains + p["bias"]
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    kernel, bias = layer.effective_weight(variables, 2)
+    np.testing.assert_allclose(kernel, p["kernel"] * p["gains"][2], rtol=1e-6)
+    np.testing.assert_allclose(bias, p["bias"])
 
 
 @pytest.mark.parametrize("batch", [(4,), (2, 64)])

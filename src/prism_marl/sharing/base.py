@@ -20,7 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from prism_marl.rl.transitions import AgentTransitions
-from prism_marl.sharing.grouped import agent_axis, flat_matmul, flatten_leading, per_agent
+from prism_marl.sharing.grouped import (
+    agent_axis,
+    apply_group_kernels,
+    flat_matmul,
+    flatten_leading,
+    per_agent,
+)
 
 Initializer = Callable[..., jax.Array]
 AgentIds = jax.Array | np.ndarray
@@ -99,9 +105,13 @@ def keep_pretrained(pretrained: Variables, fresh: Variables, per_seed: Any = Non
 class AgentLayer(nn.Module):
     """Base of every agent-indexed dense layer.
 
-    Subclasses implement ``project`` (kernel and bias) on one of two flat layouts and
-    ``kernel_and_bias``; this class handles leading axes, the optional agent-id input and the
-    optional output mask. Layouts: per-sample ids (x [B, D], ids [B]) for any id pattern, or
+    A subclass writes its math once, in the reference form: ``declare`` its variables and give
+    every agent's kernel and bias from them (``agent_kernels``, plain math as in
+    docs/method.md). That trains correctly on every layout through the default ``project``.
+    A subclass may instead override ``project`` with a fast path (Prism's factored products,
+    NoPS's grouped products) and ``kernel_and_bias`` with its reference, which the contract
+    tests hold every path to. This class handles leading axes, the optional agent-id input and
+    the optional output mask. Layouts: per-sample ids (x [B, D], ids [B]) for any id pattern, or
     agent-major (x [P, N, Q, D], ids None) when the caller passes static numpy ids that
     enumerate the agents along one axis (``grouped.agent_axis``), which lets per-agent kernels
     run as one batched product.
@@ -117,13 +127,32 @@ class AgentLayer(nn.Module):
     kernel_init: Initializer = DEFAULT_KERNEL_INIT
     bias_init: Initializer = DEFAULT_BIAS_INIT
 
+    def declare(self, in_features: int) -> None:
+        """Declare the layer's variables (``self.param``, ``self.variable``) for D inputs.
+
+        The reference form's first half; only layers that keep the default ``project`` write it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no variables")
+
+    def agent_kernels(self, variables: Variables) -> tuple[jax.Array, jax.Array]:
+        """The reference form: every agent's kernel [N, D, O] and bias [N, O].
+
+        ``variables`` holds this layer's own collections, ``{"params": ..., "buffers": ...}``;
+        pure, so that it serves both training (``project``) and ``kernel_and_bias``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no reference form")
+
     def project(self, x: jax.Array, ids: jax.Array | None) -> jax.Array:
         """Strategy-specific x @ W_agent + b.
 
         Per-sample layout x [B, D], ids [B] -> [B, O]; agent-major x [P, N, Q, D], ids None ->
-        [P, N, Q, O].
+        [P, N, Q, O]. By default the reference form: ``declare``, then each sample times its
+        agent's kernel from ``agent_kernels`` (``grouped.apply_group_kernels``, either layout).
         """
-        raise NotImplementedError
+        self.declare(x.shape[-1])
+        kernels, biases = self.agent_kernels(self.variables)
+        agents = tuple(range(self.num_agents))
+        return apply_group_kernels(x, kernels, ids, agents) + per_agent(biases, ids)
 
     def output_mask(self, ids: jax.Array | None) -> jax.Array | None:
         """Optional multiplicative mask on the pre-activation; None for no mask.
@@ -161,8 +190,12 @@ class AgentLayer(nn.Module):
         return y.reshape(*x.shape[:-1], self.features)
 
     def kernel_and_bias(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
-        """Agent ``agent``'s kernel [D, O] and bias [O] before the agent id and the mask."""
-        raise NotImplementedError
+        """Agent ``agent``'s kernel [D, O] and bias [O] before the agent id and the mask.
+
+        By default read from the reference form (``agent_kernels``).
+        """
+        kernels, biases = self.agent_kernels(variables)
+        return kernels[agent], biases[agent]
 
     def effective_weight(self, variables: Variables, agent: int) -> tuple[jax.Array, jax.Array]:
         """Slow reference: (W [D, O], b [O]) with ``layer(x, agent) == x @ W + b``.

@@ -21,13 +21,13 @@ import jax.numpy as jnp
 import optax
 
 from prism_marl.envs.base import EnvStep, MultiAgentEnv
+from prism_marl.fast.loops import reused_kernels
 from prism_marl.rl.protocols import Actor
 from prism_marl.rl.transitions import AgentTransitions
 from prism_marl.sharing.base import (
     AuxOutput,
     SharingStrategy,
     iter_named_leaves,
-    reused_kernels,
     update_aux_state,
 )
 

@@ -231,7 +231,7 @@ class PPO:
         """[N], static numpy ids broadcast along the agent axis.
 
         Being static, they let strategy layers run agent-major batched products
-        (``sharing.grouped.agent_matmul``).
+        (``fast.grouped.agent_matmul``).
         """
         return np.arange(self.spec.num_agents)
 

@@ -13,54 +13,18 @@ features, A actions (or padded action dimensions), H recurrent state.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from prism_marl.fast.layout import AgentsFirst
 from prism_marl.networks.heads import CategoricalHead, DeterministicHead, GaussianHead
 from prism_marl.networks.torso import GRUTorso, MLPTorso
 from prism_marl.sharing.base import AgentIds, SharingStrategy
-from prism_marl.sharing.grouped import agent_axis
 
 ActionKind = Literal["discrete", "continuous"]
-
-
-class AgentsFirst(NamedTuple):
-    """Moves a trailing agent axis to the front for a network's body, and back.
-
-    With static ids ``np.arange(N)`` on x [..., N, D], strategy layers already run agent-major
-    products, but each layer then slices every agent's rows out of the interleaved batch. Moving
-    the agent axis first once (x [N, ..., D], ids ``np.arange(N)[:, None, ...]``) makes every
-    agent's block contiguous for all layers; only the input and the output are transposed.
-    """
-
-    ndim: int
-
-    @classmethod
-    def of(
-        cls, strategy: SharingStrategy, x: jax.Array, agent_ids: AgentIds, num_agents: int
-    ) -> AgentsFirst | None:
-        """The transform, when agents' kernels differ and ``agent_ids`` enumerates x's axis -2."""
-        if not strategy.per_agent_kernels:
-            return None
-        axis = agent_axis(x, agent_ids, num_agents)
-        return cls(x.ndim) if axis is not None and axis == x.ndim - 2 and x.ndim > 2 else None
-
-    def apply(self, *arrays: jax.Array) -> tuple[Any, ...]:
-        """Each array [..., N, F] -> [N, ..., F], then the matching static ids."""
-        ids = np.arange(arrays[0].shape[-2]).reshape(-1, *(1,) * (self.ndim - 2))
-        return (*(jnp.moveaxis(a, -2, 0) for a in arrays), ids)
-
-    def restore(self, output: Any) -> Any:
-        """[N, ..., F] -> [..., N, F] for every array of the output of the input's rank."""
-
-        def back(a: jax.Array) -> jax.Array:
-            return jnp.moveaxis(a, 0, -2) if a.ndim == self.ndim else a
-
-        return jax.tree_util.tree_map(back, output)
 
 
 class Policy(nn.Module):

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prism_marl.networks.agents import AgentsFirst
+from prism_marl.fast.layout import AgentsFirst
 from prism_marl.networks.plain import dense_stack
 from prism_marl.networks.torso import ACTIVATIONS, MLPTorso
 from prism_marl.sharing.base import AgentIds, SharingStrategy

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from prism_marl.sharing.base import reused_kernels
+from prism_marl.fast.loops import reused_kernels
 
 RecurrentLayer = Callable[[Any, jax.Array, Any], jax.Array]
 """``layer(variables, h [..., H], ids) -> [..., 3H]``: the recurrent projection, pure."""

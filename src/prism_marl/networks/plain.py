@@ -30,7 +30,7 @@ def dense_stack(
     Call inside a compact module's ``__call__``: the Dense layers become that module's
     children, named ``Dense_k`` (flax's automatic names) or ``{prefix}_k``. The leading axes
     are flattened first because XLA CPU runs 2-D products and their kernel gradients faster
-    than products with several free axes (``sharing.grouped.flat_matmul``).
+    than products with several free axes (``fast.grouped.flat_matmul``).
     """
     flat = x.reshape(-1, x.shape[-1])
     sizes = [*hidden_sizes, out_features]

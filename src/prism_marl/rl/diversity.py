@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.envs.base import EnvStep
+from prism_marl.fast.loops import reused_kernels
 from prism_marl.rl.protocols import OutputActor, OutputKind
-from prism_marl.sharing.base import reused_kernels
 
 
 def pairwise_distances(output: Any, kind: OutputKind, action_mask: jax.Array) -> jax.Array:

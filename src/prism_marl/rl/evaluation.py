@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.envs.base import EnvStep
+from prism_marl.fast.loops import reused_kernels
 from prism_marl.rl.protocols import Actor
-from prism_marl.sharing.base import reused_kernels
 
 STOCHASTIC_OUTPUTS = ("categorical", "gaussian")
 """Policy outputs that are distributions: their test policy samples, as in training."""

@@ -12,7 +12,6 @@ from prism_marl.sharing.base import (
     Preparation,
     SharingStrategy,
     count_leaves,
-    reused_kernels,
 )
 from prism_marl.sharing.fups import FuPS, FuPSID
 from prism_marl.sharing.kaleidoscope import Kaleidoscope
@@ -63,5 +62,4 @@ __all__ = [
     "count_leaves",
     "make_strategy",
     "register_strategy",
-    "reused_kernels",
 ]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from prism_marl.fast.grouped import apply_group_kernels, sum_as_product
 from prism_marl.sharing.base import AgentLayer, Initializer, Variables
-from prism_marl.sharing.grouped import apply_group_kernels, sum_as_product
 
 
 @jax.custom_vjp

@@ -14,13 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prism_marl.fast.grouped import apply_group_kernels, is_identity, per_agent
 from prism_marl.sharing.base import (
     AgentLayer,
     SharingStrategy,
     Variables,
     iter_named_leaves,
 )
-from prism_marl.sharing.grouped import apply_group_kernels, is_identity, per_agent
 
 
 class GroupedDense(AgentLayer):

@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 
 from prism_marl.errors import require
+from prism_marl.fast.grouped import per_agent
 from prism_marl.sharing.base import (
     AgentLayer,
     SharedDense,
     SharingStrategy,
     Variables,
 )
-from prism_marl.sharing.grouped import per_agent
 
 
 class PrunedDense(SharedDense):

@@ -1,11 +1,11 @@
-"""Per-group products and scalings (sharing/grouped.py) against their plain formulas."""
+"""Per-group products and scalings (fast/grouped.py) against their plain formulas."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prism_marl.sharing.grouped import scale_by_agent, sum_as_product
+from prism_marl.fast.grouped import scale_by_agent, sum_as_product
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 5, 4), (6, 3, 1, 4), (2, 3, 2, 4)])

@@ -7,20 +7,15 @@ import pytest
 
 from prism_marl.errors import ConfigError
 from prism_marl.run import CONFIG_FILE, RunStore
-from prism_marl.run.store import marl_eval_table, metric_records
+from prism_marl.run.store import EvalPoint, marl_eval_table, metric_records
 from tests.conftest import tiny_config
 
 CONFIG = tiny_config("/unused")  # lbf: no winner; 2 seeds
 
 
 def point(steps, returns, won=None):
-    return {
-        "env_steps": steps,
-        "wall_time": 1.23456,
-        "steps_per_second": 99.99,
-        "returns": np.asarray(returns, np.float32),
-        "won": np.zeros_like(returns) if won is None else np.asarray(won),
-    }
+    won = np.zeros_like(returns) if won is None else np.asarray(won)
+    return EvalPoint(steps, 1.23456, 99.99, np.asarray(returns, np.float32), won)
 
 
 def test_metric_records_one_per_seed_with_small_arrays_kept():

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -158,28 +158,41 @@ class RunStore:
         plot_learning_curve(records, self.path / CURVE_FILE, title=title)
 
 
+class EvalPoint(NamedTuple):
+    """One evaluation point of a run: when it was, and every seed's episodes."""
+
+    env_steps: int
+    wall_time: float
+    """Seconds the run has trained, over all its sessions."""
+    steps_per_second: float
+    """Environment steps per second of this session, all seeds together (0 at step 0)."""
+    returns: Any
+    """Each seed's episode returns, [S, episodes]."""
+    won: Any
+    """Each seed's episode wins, [S, episodes] (zeros in games without a winner)."""
+
+
 def metric_records(
     config: RunConfig,
     has_win: bool,
-    point: dict[str, Any],
+    point: EvalPoint,
     metrics: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """One ``metrics.jsonl`` record per seed for an evaluation point.
 
-    ``point``: ``env_steps``, ``wall_time``, ``steps_per_second``, and the evaluation's
-    ``returns`` and ``won`` ([S, episodes]); ``metrics``: per-seed training metrics ([S, ...]),
-    of which scalars and arrays of at most 64 numbers are kept.
+    ``metrics``: per-seed training metrics ([S, ...]), of which scalars and arrays of at most
+    64 numbers are kept.
     """
-    returns, won = np.asarray(point["returns"]), np.asarray(point["won"])
+    returns, won = np.asarray(point.returns), np.asarray(point.won)
     records = []
     for seed in range(config.num_seeds):
         record: dict[str, Any] = {
             "seed": seed,
-            "env_steps": point["env_steps"],
-            "wall_time": round(point["wall_time"], 3),
+            "env_steps": point.env_steps,
+            "wall_time": round(point.wall_time, 3),
             "eval_return": float(np.mean(returns[seed])),
-            "steps_per_second": round(point["steps_per_second"], 1),
-            "train/optimizer_steps": config.algo_config.optimizer_steps(point["env_steps"]),
+            "steps_per_second": round(point.steps_per_second, 1),
+            "train/optimizer_steps": config.algo_config.optimizer_steps(point.env_steps),
         }
         if has_win:
             record["eval_win_rate"] = float(np.mean(won[seed]))

@@ -9,6 +9,7 @@ it, and continues with the same keys, so it ends with the same metrics as an uni
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,13 @@ from prism_marl.memory import require_state_fits
 from prism_marl.programs import donatable, init_seeds, train_chunks
 from prism_marl.run.evaluator import Evaluator
 from prism_marl.run.phase import Phase, Plan, seed_keys
-from prism_marl.run.store import Checkpoints, RunStore, marl_eval_table, metric_records
+from prism_marl.run.store import (
+    Checkpoints,
+    EvalPoint,
+    RunStore,
+    marl_eval_table,
+    metric_records,
+)
 from prism_marl.watchdog import Watchdog
 
 
@@ -82,11 +89,15 @@ class Start(NamedTuple):
     best: Best | None
 
 
+@dataclasses.dataclass
 class Session:
     """What one training session opened: checkpoints, best policies, loggers, progress line."""
 
-    def __init__(self, checkpoints: Checkpoints, best: BestCheckpoints, logs: list, progress):
-        self.checkpoints, self.best, self.logs, self.progress = checkpoints, best, logs, progress
+    checkpoints: Checkpoints
+    best: BestCheckpoints
+    logs: list[Any]
+    """TensorBoard's writer first, then W&B's run when the run logs to W&B."""
+    progress: Progress
 
 
 class Trainer:
@@ -253,7 +264,7 @@ class Trainer:
         if not records:
             # The untrained policy's evaluation anchors every learning curve at step 0.
             with self._phase("evaluation at step 0"):
-                records = self._evaluate(state, -1, {"env_steps": 0, "wall_time": 0.0}, {})
+                records = self._evaluate(state, -1, {}, env_steps=0)
             best = improve(None, state.variables, _returns(records, self.config), 0)
             assert best is not None  # the first evaluation is every seed's best so far
             session.best.save(0, best)
@@ -283,13 +294,10 @@ class Trainer:
             session_steps = (chunk + 1 - start_chunk) * self.plan.chunk_steps
             done_steps = (chunk + 1) * self.plan.chunk_steps
             elapsed = max(time.time() - session_start, 1e-9)
-            point = {
-                "env_steps": done_steps,
-                "wall_time": start.wall_before + time.time() - session_start,
-                "steps_per_second": session_steps * self.config.num_seeds / elapsed,
-            }
+            wall = start.wall_before + time.time() - session_start
+            sps = session_steps * self.config.num_seeds / elapsed
             with self._phase(f"evaluation after chunk {chunk}"):
-                new = self._evaluate(state, chunk, point, metrics)
+                new = self._evaluate(state, chunk, metrics, done_steps, wall, sps)
             records.extend(new)
             self.store.write_metrics(records)
             for log in session.logs:
@@ -301,7 +309,7 @@ class Trainer:
                 if improved is not None:
                     best = improved
                     session.best.save(chunk + 1, best)
-                session.checkpoints.save(chunk, state, point["wall_time"])
+                session.checkpoints.save(chunk, state, wall)
             latest = float(np.mean([r["eval_return"] for r in new]))
             session.progress.update(done_steps, session_steps, latest)
         session.logs[0].close()
@@ -318,18 +326,24 @@ class Trainer:
         return program(donatable(state))
 
     def _evaluate(
-        self, state: Any, chunk: int, point: dict[str, Any], metrics: dict[str, Any]
+        self,
+        state: Any,
+        chunk: int,
+        metrics: dict[str, Any],
+        env_steps: int,
+        wall_time: float = 0.0,
+        steps_per_second: float = 0.0,
     ) -> list[dict[str, Any]]:
         """The evaluation after ``chunk`` (-1: before the first) as ``metrics.jsonl`` records.
 
-        ``point``: the records' ``env_steps`` and ``wall_time`` (and ``steps_per_second``,
-        0 when absent); ``metrics``: the chunk's training metrics, to which SND is added.
+        ``metrics``: the chunk's training metrics, to which SND is added; the rest is the
+        records' timing (``EvalPoint``).
         """
         evaluator = self.evaluator
         returns, won = evaluator.episodes(state.variables, self.config.eval_episodes, chunk=chunk)
         metrics = {**metrics, **evaluator.diversity(state.variables)}
         jax.block_until_ready(returns)
-        point = {"steps_per_second": 0.0, **point, "returns": returns, "won": won}
+        point = EvalPoint(env_steps, wall_time, steps_per_second, returns, won)
         return metric_records(self.config, self.spec.has_win, point, metrics)
 
     def _change_phase(self, state: Any, session: Session) -> Any:

@@ -9,6 +9,7 @@ import pytest
 
 from prism_marl.algos.ppo import PPO
 from prism_marl.config import EnvConfig
+from prism_marl.fast.layout import BatchLayout
 from prism_marl.run import build_algorithm
 from prism_marl.sharing import FuPS, Kaleidoscope, NoPS
 from tests.conftest import tiny_config
@@ -74,10 +75,10 @@ def test_agents_first_minibatches_train_as_the_interleaved_layout(
     if sharing is not None:
         config = dataclasses.replace(config, sharing=sharing)
     algo = build_algorithm(config)
-    assert algo.agents_first_batches
+    assert algo.layout.agents_first
     state = algo.init(jax.random.key(1))
     moved, moved_metrics = jax.jit(algo.update)(state)
-    monkeypatch.setattr(PPO, "agents_first_batches", property(lambda self: False))
+    monkeypatch.setattr(PPO, "layout", property(lambda self: BatchLayout(agents_first=False)))
     kept, kept_metrics = jax.jit(algo.update)(state)
     assert moved_metrics.keys() == kept_metrics.keys()
     jax.tree_util.tree_map(
@@ -112,7 +113,7 @@ def test_which_updates_lay_minibatches_out_agents_first(tmp_path, algo, changes,
         )
     else:
         config = dataclasses.replace(config, **changes)
-    assert build_algorithm(config).agents_first_batches is expected
+    assert build_algorithm(config).layout.agents_first is expected
 
 
 def test_kaleidoscope_coefficient_tracks_the_actor_loss_only(tmp_path):

@@ -30,6 +30,7 @@ from prism_marl.algos.common import (
 )
 from prism_marl.envs.base import EnvSpec, EnvStep, MultiAgentEnv
 from prism_marl.errors import require
+from prism_marl.fast.layout import BatchLayout
 from prism_marl.networks.actions import (
     greedy_action,
     log_prob_and_entropy,
@@ -152,8 +153,8 @@ class TrainState(NamedTuple):
 class Rollout(NamedTuple):
     """One rollout, time-major.
 
-    Inside an update with ``agents_first_batches`` the fields of ``_AGENT_FIELDS`` (and, for
-    IPPO, ``value``) are agents first ([N, T, E, ...]).
+    Inside an update laid out agents first (``fast.layout.BatchLayout``) the fields of
+    ``_AGENT_FIELDS`` (and, for IPPO, ``value``) are [N, T, E, ...].
     """
 
     obs: jax.Array  # [T, E, N, D]
@@ -236,16 +237,9 @@ class PPO:
         return np.arange(self.spec.num_agents)
 
     @property
-    def agents_first_batches(self) -> bool:
-        """Whether the update lays the actor's inputs out agents first ([N, T, E, ...]) once.
-
-        With per-agent kernels a feed-forward actor runs agents first (``AgentsFirst``), so every
-        gradient step would transpose its minibatch in and its outputs and gradients back; the
-        rollout is moved once per update instead (docs/decisions/0030). IPPO's per-agent critic
-        reads the same observations, so its values, advantages and targets move too. Not with
-        a recurrent actor, which scans over time first.
-        """
-        return not self.config.recurrent and self.strategy.per_agent_kernels
+    def layout(self) -> BatchLayout:
+        """How the update lays out the rollout for its gradient steps (``fast.layout``)."""
+        return BatchLayout.of(self.strategy, self.config.recurrent)
 
     def optimizer(self) -> optax.GradientTransformation:
         """Adam with global-norm clipping (and linear decay when annealing)."""
@@ -386,13 +380,12 @@ class PPO:
     ) -> tuple[jax.Array, LossParts]:
         """PPO loss on one minibatch of whole sequences, plus the strategy's auxiliary loss.
 
-        ``batch`` is laid out as ``update`` lays it out (``agents_first_batches``).
+        ``batch`` is laid out as ``update`` lays it out (``self.layout``).
         """
         cfg, spec = self.config, self.spec
         full = {**variables, "params": params}
-        agents_first = self.agents_first_batches
-        # Agents first, the ids enumerate axis 0 and every layer reads contiguous blocks.
-        ids = self.agent_ids[:, None, None] if agents_first else self.agent_ids
+        layout = self.layout
+        ids = layout.agent_ids(spec.num_agents)
         _, output = self.policy.apply(
             select_network(full, "actor"), hidden, batch.obs, ids, batch.starts, batch.action_mask
         )
@@ -400,11 +393,7 @@ class PPO:
             output, batch.action, batch.action_mask, spec.action_kind
         )
         values = self.values(full, batch.obs, batch.global_state, ids)
-        if advantages.ndim == log_prob.ndim:
-            agent_advantages = advantages
-        else:
-            agent_advantages = advantages[None] if agents_first else advantages[..., None]
-        agent_advantages = jnp.broadcast_to(agent_advantages, log_prob.shape)
+        agent_advantages = layout.broadcast_shared(advantages, log_prob.shape)
         if cfg.normalize_advantages:
             agent_advantages = normalize(agent_advantages)
         policy_loss, clip_fraction = clipped_policy_loss(
@@ -441,14 +430,12 @@ class PPO:
             rollout.reward, rollout.value, next_values, terminated, ends, cfg.gamma, cfg.gae_lambda
         )
         optimizer = self.optimizer()
-        env_axes = {field: 1 for field in Rollout._fields}  # [T, E, ...]
-        if self.agents_first_batches:
-            fields = _AGENT_FIELDS if self.centralised else _AGENT_FIELDS | {"value"}
-            moved = {f: jnp.moveaxis(getattr(rollout, f), 2, 0) for f in fields}
-            rollout = rollout._replace(**moved)
-            env_axes.update(dict.fromkeys(fields, 2))  # [N, T, E, ...]
-            if not self.centralised:  # IPPO's advantages and targets are laid out as its values
-                advantages, targets = (jnp.moveaxis(a, 2, 0) for a in (advantages, targets))
+        layout = self.layout
+        # IPPO's per-agent critic reads the actor's observations, so its values move with them.
+        fields = _AGENT_FIELDS if self.centralised else _AGENT_FIELDS | {"value"}
+        rollout, env_axes = layout.arrange(rollout, fields)
+        if not self.centralised:  # IPPO's advantages and targets are laid out as its values
+            advantages, targets = layout.per_agent(advantages), layout.per_agent(targets)
 
         def minibatch_step(carry, indices):
             variables, opt_state, aux_state = carry

@@ -2,7 +2,7 @@
 
 Each case is one strategy's dense layer (D = O = width inputs and outputs) applied to a batch of
 B agent-steps laid out as the networks lay them out: agents first, x [N, B/N, D] with static
-ids ``arange(N)[:, None]``, where agents' kernels differ (``networks.agents.AgentsFirst``), and
+ids ``arange(N)[:, None]``, where agents' kernels differ (``fast.layout.AgentsFirst``), and
 x [B/N, N, D] with ids ``arange(N)`` for FuPS and SNP,
 under ``jit(value_and_grad)`` of a scalar loss (gradients for the parameters and the input, as
 in a backward pass through a network). Cases of one (N, width) are compiled first and then
@@ -130,7 +130,7 @@ def compiled_step(
 ) -> Callable[[], Any]:
     """A no-argument call of the jitted forward and backward pass of one layer, warmed up."""
     layer = strategy.dense(width, num_agents)
-    # Networks lay agents out first where agents' kernels differ (``networks.AgentsFirst``).
+    # Networks lay agents out first where agents' kernels differ (``fast.layout.AgentsFirst``).
     ids: np.ndarray
     if strategy.per_agent_kernels:
         shape, ids = (num_agents, batch // num_agents, width), np.arange(num_agents)[:, None]

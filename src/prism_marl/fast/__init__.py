@@ -10,7 +10,8 @@ rounding, by cheaper routes, chosen from static shapes:
 - ``spectral``: Prism's factored, folded and per-agent-matrix paths and the FLOP model that
   picks one (decisions 0002, 0023, 0028, 0031, 0048);
 - ``loops``: the trace-time hint that a loop reuses one build of the kernels;
-- ``layout``: a network body's input with its agents first.
+- ``layout``: a network body's input with its agents first (``AgentsFirst``), and an on-policy
+  update's rollout moved agents first once for all its gradient steps (``BatchLayout``).
 
 The contract tests (tests/sharing/test_contract.py) hold every path of every layer to its
 reference. A new strategy needs nothing from here; it may call ``grouped``'s products to go

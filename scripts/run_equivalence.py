@@ -73,6 +73,10 @@ def compare(before: Path, after: Path) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--compare":
-        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
-    train_all(Path(sys.argv[1]))
+    args = sys.argv[1:]
+    if len(args) == 3 and args[0] == "--compare":
+        sys.exit(compare(Path(args[1]), Path(args[2])))
+    if len(args) != 1 or args[0].startswith("-"):
+        print(__doc__.strip().splitlines()[0], "\nusage: run_equivalence.py OUT | --compare A B")
+        sys.exit(2)
+    train_all(Path(args[0]))

@@ -76,7 +76,7 @@ class BatchLayout(NamedTuple):
         # that one program lowers to the same text in every process.
         fields = [field for field in batch._fields if field in agent_fields]
         moved = {field: self.per_agent(getattr(batch, field)) for field in fields}
-        env_axes.update(dict.fromkeys(agent_fields, 2))  # [N, T, E, ...]
+        env_axes.update(dict.fromkeys(fields, 2))  # [N, T, E, ...]
         return batch._replace(**moved), env_axes
 
     def per_agent(self, x: jax.Array) -> jax.Array:
@@ -90,6 +90,6 @@ class BatchLayout(NamedTuple):
 
     def broadcast_shared(self, x: jax.Array, per_agent_shape: tuple[int, ...]) -> jax.Array:
         """A value shared by the agents ([T, E] batch) broadcast to a per-agent array's shape."""
-        if x.ndim == len(per_agent_shape):
-            return jnp.broadcast_to(x, per_agent_shape)
-        return jnp.broadcast_to(x[None] if self.agents_first else x[..., None], per_agent_shape)
+        if x.ndim < len(per_agent_shape):
+            x = x[None] if self.agents_first else x[..., None]
+        return jnp.broadcast_to(x, per_agent_shape)

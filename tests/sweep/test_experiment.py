@@ -132,6 +132,22 @@ BAD = [
         "scales.quick.backbone_tasks.mappo: unknown name 'smax:smacv2_5_units'",
     ),
     (
+        {"seeds = 2": 'seeds = 2\ntask_methods = { "lbf:8x8-2p-2f" = ["fups"] }'},
+        "scales.quick.task_methods.lbf:8x8-2p-2f: unknown key; valid: lbf:8x8-2p-2f-coop",
+    ),
+    (
+        {"seeds = 2": 'seeds = 2\ntask_methods = { "lbf:8x8-2p-2f-coop" = ["nops"] }'},
+        "scales.quick.task_methods.lbf:8x8-2p-2f-coop: unknown name 'nops'; valid: fups, prism",
+    ),
+    (
+        {"seeds = 2": 'seeds = 2\ntask_run = { "lbf:8x8-2p-2f-coop" = 3 }'},
+        "scales.quick.task_run.lbf:8x8-2p-2f-coop: must be a table of run fields",
+    ),
+    (
+        {"seeds = 2": 'seeds = 2\ntask_run = { "lbf:8x8-2p-2f-coop" = { colour = 1 } }'},
+        "unknown field(s) ['colour']",
+    ),
+    (
         {"seeds = 2": "seeds = 2\nbackbone_steps = { mappo = { atari = 5 } }"},
         "scales.quick.backbone_steps.mappo.atari: unknown key; valid: lbf",
     ),
@@ -178,6 +194,24 @@ def test_backbone_tasks_and_steps_override_the_scale(tmp_path):
     )
     prism = [r for r in load_experiment(path).runs("quick") if r.method == "prism"]
     assert prism[0].config.sharing.lambda_div == 0.5
+
+
+def test_task_methods_and_task_run_apply_to_their_task_only(tmp_path):
+    two_tasks = {
+        'tasks = ["lbf:8x8-2p-2f-coop"]': 'tasks = ["lbf:8x8-2p-2f-coop", "lbf:10x10-3p-3f"]',
+        "[scales.quick]\nseeds = 2": "[scales.quick]\nseeds = 2\n"
+        'task_methods = { "lbf:10x10-3p-3f" = ["prism"] }\n'
+        'task_run = { "lbf:10x10-3p-3f" = { eval_episodes = 5 } }',
+    }
+    runs = load_experiment(tiny_experiment(tmp_path / "t.toml", **two_tasks)).runs("quick")
+    assert [(r.method, r.task) for r in runs] == [
+        ("fups", "lbf:8x8-2p-2f-coop"),
+        ("prism", "lbf:8x8-2p-2f-coop"),
+        ("prism", "lbf:10x10-3p-3f"),
+    ]
+    # task_run goes over the scale's run table: only that task's evaluation changes.
+    assert [r.config.eval_episodes for r in runs] == [2, 2, 5]
+    assert runs[2].config.final_eval_episodes == 2
 
 
 def test_a_scale_extends_another_and_sets_one_methods_algorithm_fields(tmp_path):
@@ -229,9 +263,6 @@ def test_not_toml_is_one_line(tmp_path):
 
 # Families a figure runs at the full scale only: MaMuJoCo on MJX does not fit the quick scale's
 # 2-hour bound on 2 cores (experiments/README.md).
-FULL_SCALE_ONLY = {"figure3": {"mamujoco"}, "figure4": {"mamujoco"}}
-
-
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_bundled_experiments_expand_at_the_quick_scale(path):
     """Every bundled file builds its quick runs: all seven strategies in Figures 2 and 3, at
@@ -239,9 +270,7 @@ def test_bundled_experiments_expand_at_the_quick_scale(path):
     experiment = load_experiment(path)
     quick = experiment.runs("quick")
     assert all(r.config.num_seeds >= 3 for r in quick)
-    families = {t.split(":")[0] for t in experiment.tasks} - FULL_SCALE_ONLY.get(
-        experiment.name, set()
-    )
+    families = {t.split(":")[0] for t in experiment.tasks}
     if experiment.name.startswith("figure"):
         assert {r.task.split(":")[0] for r in quick} == families
     if experiment.name in ("figure2", "figure3"):

@@ -39,9 +39,9 @@ diverge again from the same checkpoint; its checkpoints are kept for inspection)
 # finished runs of the same algorithm and family. Measured 2026-12-02 with 3 seeds: MAPPO +
 # Prism, preset lbf, 39,300 steps/s (107 s for a 1M-step run); preset smax, 4,700 steps/s
 # (404 s for 500k); MAPPO on hopper (the learning check), about 4,000; QMIX on LBF and MATD3 on
-# MaBrax from docs/benchmarks.md. MaMuJoCo (MJX on CPU, 2026-12-07, machine shared): MAPPO on
-# hopper about 65 steps/s between evaluations and about 500 s to the first one (compile); MATD3
-# not measured, assumed no faster than its environment alone (hopper 246 steps/s, 64 envs).
+# MaBrax from docs/benchmarks.md. MaMuJoCo (MJX on CPU with the solver caps of decision 0044,
+# 2026-12-07, machine shared): preset mamujoco + Prism on hopper, 3 seeds, 1,034 steps/s and
+# about 200 s of compiles and 4-episode evaluations; MATD3 on hopper, one seed, 74-157 steps/s.
 THROUGHPUT = {
     ("mappo", "lbf"): 39_000,
     ("mappo", "smax"): 4_700,
@@ -49,10 +49,10 @@ THROUGHPUT = {
     ("qmix", "lbf"): 2_000,
     ("qmix", "smax"): 1_500,
     ("matd3", "mabrax"): 550,
-    ("mappo", "mamujoco"): 65,
-    ("matd3", "mamujoco"): 50,
+    ("mappo", "mamujoco"): 1_000,
+    ("matd3", "mamujoco"): 100,
 }
-COMPILE_SECONDS = {"lbf": 30.0, "smax": 60.0, "mabrax": 120.0, "mamujoco": 500.0}
+COMPILE_SECONDS = {"lbf": 30.0, "smax": 60.0, "mabrax": 120.0, "mamujoco": 200.0}
 SAME_ALGORITHM = {"ippo": "mappo", "vdn": "qmix"}
 
 

@@ -30,6 +30,8 @@ per environment family) and, per scale (``quick``, ``full``), seeds and budgets:
     run = { eval_episodes = 32 }             # optional RunConfig fields
     method_fields = { seps = { pretrain_steps = 50_000 } }  # optional, per method name
     backbone_tasks = { qmix = ["smax:smacv2_5_units"] }      # optional: a backbone's subset
+    task_methods = { "lbf:8x8-2p-2f-coop" = ["prism"] }      # optional: a task's methods
+    task_run = { "lbf:8x8-2p-2f-coop" = { eval_episodes = 8 } }  # optional: over run
     backbone_steps = { matd3 = { mabrax = 100_000 } }        # optional: a backbone's budgets
     backbone_method_fields = { matd3 = { seps = { pretrain_steps = 5_000 } } }  # over those
     backbone_method_algo_fields = { mappo = { prism = { lr = 1e-3 } } }  # one method's algo
@@ -81,6 +83,8 @@ SCALE_KEYS = (
     "run",
     "method_fields",
     "backbone_tasks",
+    "task_methods",
+    "task_run",
     "backbone_steps",
     "backbone_method_fields",
     "backbone_method_algo_fields",
@@ -204,7 +208,10 @@ class Experiment:
                     _env_spec(EnvConfig(id=task))  # an unknown task fails before any run
                 except ConfigError as error:
                     raise check.fail("tasks", str(error)) from None
+                subset = table.get("task_methods", {}).get(task)
                 for method in methods:
+                    if subset is not None and method["name"] not in subset:
+                        continue
                     for budget in self.budgets or (None,):
                         planned.append(self._run(check, scale, backbone, task, method, budget))
         return planned
@@ -219,6 +226,7 @@ class Experiment:
             "total_steps": steps,
             "eval_interval": max(1, math.ceil(steps / evaluations)),
             **table.get("run", {}),
+            **table.get("task_run", {}).get(task, {}),
             "run_dir": "",
         }
         where = f"methods.{method['name']} on {task} with {backbone['name']}"
@@ -414,6 +422,14 @@ def load_experiment(path: str | Path) -> Experiment:
         check.keys(table.get("backbone_tasks", {}), backbone_names, f"{where}.backbone_tasks")
         for name, subset in table.get("backbone_tasks", {}).items():
             check.names(subset, scale_tasks, f"{where}.backbone_tasks.{name}")
+        for key in ("task_methods", "task_run"):
+            check.keys(table.get(key, {}), tuple(scale_tasks), f"{where}.{key}")
+        scale_methods = table.get("methods", method_names)
+        for task, subset in table.get("task_methods", {}).items():
+            check.names(subset, scale_methods, f"{where}.task_methods.{task}")
+        for task, fields in table.get("task_run", {}).items():
+            if not isinstance(fields, dict):
+                raise check.fail(f"{where}.task_run.{task}", "must be a table of run fields")
         check.keys(table.get("backbone_steps", {}), backbone_names, f"{where}.backbone_steps")
         for name, family_steps in table.get("backbone_steps", {}).items():
             check.keys(family_steps, registered_envs(), f"{where}.backbone_steps.{name}")

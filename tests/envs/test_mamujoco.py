@@ -17,7 +17,8 @@ import pytest
 
 from prism_marl.config import EnvConfig
 from prism_marl.envs import make_env
-from prism_marl.envs.mamujoco import TASKS, MaMuJoCoEnv
+from prism_marl.envs.mamujoco import SOLVER_CAPS, TASKS, MaMuJoCoEnv, load_model
+from prism_marl.envs.mamujoco_partitions import ROBOTS
 from prism_marl.errors import ConfigError
 
 mamujoco_v1 = pytest.importorskip("gymnasium_robotics").mamujoco_v1
@@ -56,6 +57,19 @@ def test_paper_tasks_are_registered_and_unknown_ones_list_the_valid_ids():
     with pytest.raises(ConfigError, match=r"mamujoco:ant_2x4, .*mamujoco:humanoid_9\|8") as err:
         make_env(EnvConfig(id="mamujoco:ant_3x3"))
     assert "\n" not in str(err.value)
+
+
+def test_every_robot_loads_newton_with_its_measured_caps():
+    """The caps of decision 0044 ("Solver caps"), not the files' 100/50, and Newton for the
+    humanoid's PGS (which MJX lacks); tolerance stays MuJoCo's."""
+    import mujoco
+
+    assert set(SOLVER_CAPS) == {robot.xml for robot in ROBOTS.values()}
+    for robot in ROBOTS.values():
+        model = load_model(robot)
+        assert model.opt.solver == mujoco.mjtSolver.mjSOL_NEWTON, robot.xml
+        assert (model.opt.iterations, model.opt.ls_iterations) == SOLVER_CAPS[robot.xml]
+        assert model.opt.tolerance == 1e-8, robot.xml
 
 
 def test_the_environment_state_is_small_and_checkpointable():

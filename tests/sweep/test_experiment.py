@@ -261,8 +261,6 @@ def test_not_toml_is_one_line(tmp_path):
         load_experiment(path)
 
 
-# Families a figure runs at the full scale only: MaMuJoCo on MJX does not fit the quick scale's
-# 2-hour bound on 2 cores (experiments/README.md).
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_bundled_experiments_expand_at_the_quick_scale(path):
     """Every bundled file builds its quick runs: all seven strategies in Figures 2 and 3, at

@@ -40,8 +40,9 @@ diverge again from the same checkpoint; its checkpoints are kept for inspection)
 # Prism, preset lbf, 39,300 steps/s (107 s for a 1M-step run); preset smax, 4,700 steps/s
 # (404 s for 500k); MAPPO on hopper (the learning check), about 4,000; QMIX on LBF and MATD3 on
 # MaBrax from docs/benchmarks.md. MaMuJoCo (MJX on CPU with the solver caps of decision 0044,
-# 2026-12-07, machine shared): preset mamujoco + Prism on hopper, 3 seeds, 1,034 steps/s and
-# about 200 s of compiles and 4-episode evaluations; MATD3 on hopper, one seed, 74-157 steps/s.
+# 2026-12-07, machine shared): Figure 3's quick MAPPO runs on hopper (3 seeds, 100k steps) trained
+# at 840-1,110 steps/s and spent about 360 s more in compiles and evaluations (4 episodes per
+# point, 40 final); MATD3 on hopper, one seed, 74-157 steps/s.
 THROUGHPUT = {
     ("mappo", "lbf"): 39_000,
     ("mappo", "smax"): 4_700,
@@ -52,7 +53,7 @@ THROUGHPUT = {
     ("mappo", "mamujoco"): 1_000,
     ("matd3", "mamujoco"): 100,
 }
-COMPILE_SECONDS = {"lbf": 30.0, "smax": 60.0, "mabrax": 120.0, "mamujoco": 200.0}
+COMPILE_SECONDS = {"lbf": 30.0, "smax": 60.0, "mabrax": 120.0, "mamujoco": 360.0}
 SAME_ALGORITHM = {"ippo": "mappo", "vdn": "qmix"}
 
 

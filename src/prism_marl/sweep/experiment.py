@@ -208,10 +208,8 @@ class Experiment:
                     _env_spec(EnvConfig(id=task))  # an unknown task fails before any run
                 except ConfigError as error:
                     raise check.fail("tasks", str(error)) from None
-                subset = table.get("task_methods", {}).get(task)
-                for method in methods:
-                    if subset is not None and method["name"] not in subset:
-                        continue
+                names = table.get("task_methods", {}).get(task, [m["name"] for m in methods])
+                for method in (m for m in methods if m["name"] in names):
                     for budget in self.budgets or (None,):
                         planned.append(self._run(check, scale, backbone, task, method, budget))
         return planned

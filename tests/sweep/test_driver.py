@@ -182,3 +182,69 @@ def test_runs_log_to_wandb_grouped_by_the_sweeps_name(tmp_path, monkeypatch):
     job = launch.Job("r", {}, train_flags=tuple(WandbOptions("p", group="mine").flags()))
     launch.launch(job, tmp_path / "r")
     assert commands[0][-4:] == ["--wandb-project", "p", "--wandb-group", "mine"]
+
+
+def confirm_experiment(path, confirm_run=""):
+    """The tiny experiment with a ``confirm`` scale: quick's runs under new ids."""
+    scale = f'[scales.confirm]\nextends = "quick"\n{confirm_run}\n\n[scales.full]'
+    return tiny_experiment(path, **{"[scales.full]": scale})
+
+
+def test_reuse_copies_runs_of_equal_config_instead_of_training(local_sweep, tmp_path, monkeypatch):
+    import prism_marl.sweep as sweep
+
+    _, _, quick = local_sweep
+    path = confirm_experiment(tmp_path / "tiny.toml")
+    results = tmp_path / "confirm"
+    executor = ScriptedExecutor(results, {})
+    monkeypatch.setattr(sweep, "_make_executor", lambda options, where: executor)
+    options = SweepOptions(scale="confirm", results=str(results), reuse=(str(quick),))
+    assert run_sweep(str(path), options) == 0
+    assert executor.started == []  # nothing trained
+    index = read_jsonl(results / "index.jsonl")
+    assert [r["status"] for r in index] == ["finished"] * 2
+    for record in index:
+        source = quick / record["reused_from"].rsplit("/", 1)[1]
+        assert source.name.replace("__quick__", "__confirm__") == record["run_id"]
+        run = results / record["run_id"]
+        assert read_metrics(run) == read_metrics(source)
+        assert not (run / ".lock").exists() and (run / "summary.json").exists()
+        config = json.loads((run / "config.json").read_text())
+        assert config["run_dir"] == str(run)
+        assert {**config, "run_dir": ""} == {
+            **json.loads((source / "config.json").read_text()),
+            "run_dir": "",
+        }
+
+
+def test_reuse_never_copies_a_run_of_another_config(local_sweep, tmp_path, monkeypatch, capsys):
+    import prism_marl.sweep as sweep
+
+    _, _, quick = local_sweep
+    path = confirm_experiment(tmp_path / "tiny.toml", "run = { seed = 100 }")
+    results = tmp_path / "confirm"
+    flags = ["sweep", str(path), "--scale", "confirm", "--results", str(results)]
+    assert main([*flags, "--dry-run", "--reuse", str(quick)]) == 0
+    assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:3]] == ["new"] * 2
+    executor = ScriptedExecutor(results, {"fups": [0], "prism": [0]})
+    monkeypatch.setattr(sweep, "_make_executor", lambda options, where: executor)
+    options = SweepOptions(scale="confirm", results=str(results), reuse=(str(quick),))
+    assert run_sweep(str(path), options) == 0
+    assert len(executor.started) == 2
+    assert all(r["reused_from"] == "" for r in read_jsonl(results / "index.jsonl"))
+
+
+def test_dry_run_shows_reused_runs_and_a_missing_directory_fails_on_one_line(
+    local_sweep, tmp_path, capsys
+):
+    _, _, quick = local_sweep
+    path = confirm_experiment(tmp_path / "tiny.toml")
+    flags = ["sweep", str(path), "--scale", "confirm", "--results", str(tmp_path / "r")]
+    assert main([*flags, "--dry-run", "--reuse", str(quick)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[-1] for line in lines[1:3]] == ["reused"] * 2
+    assert lines[-1].startswith("2 runs; about 0m00s left")
+    assert main([*flags, "--reuse", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prism-marl: error: --reuse: ") and "\n" not in err
+    assert not (tmp_path / "r").exists()

@@ -81,6 +81,15 @@ def add_sweep_command(commands: Any) -> None:
         help="do not share compiled programs between runs through RESULTS/.xla-cache "
         "(or $PRISM_MARL_XLA_CACHE when set)",
     )
+    sweep.add_argument(
+        "--reuse",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="copy a finished run of this results directory instead of training a planned "
+        "run with the same config hash (repeatable; e.g. confirm-tuned's QMIX runs from "
+        "results/<experiment>-confirm)",
+    )
     from prism_marl.cli.train import add_wandb_flags
 
     add_wandb_flags(sweep, group_default="the sweep's name, <experiment>-<scale>")
@@ -109,5 +118,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         shared_results=not args.no_shared_results,
         xla_cache=not args.no_xla_cache,
         wandb=wandb_options(args),
+        reuse=tuple(args.reuse),
     )
     return run_sweep(args.file, options)

@@ -25,6 +25,7 @@ from prism_marl.results import write_json
 from prism_marl.sweep.experiment import PlannedRun, hidden_width, load_experiment
 from prism_marl.sweep.index import IndexEntry, load_index, save_index
 from prism_marl.sweep.launch import Job, Outcome
+from prism_marl.sweep.reuse import adopt, finished_runs
 
 if TYPE_CHECKING:
     from prism_marl.loggers import WandbOptions
@@ -81,6 +82,9 @@ class SweepOptions:
     """Share compiled programs between the sweep's processes (RESULTS/.xla-cache)."""
     wandb: WandbOptions | None = None
     """Log every run to W&B; without a group, the group is the sweep's name."""
+    reuse: tuple[str, ...] = ()
+    """Results directories whose finished runs are copied in where a planned run's config
+    hash equals theirs (``sweep.reuse``), instead of trained again."""
 
 
 def select(runs: list[PlannedRun], only: str | None) -> list[PlannedRun]:
@@ -149,8 +153,14 @@ class SweepProgress:
             self.stream.flush()
 
 
-def dry_run(runs: list[PlannedRun], results: Path, out: TextIO) -> int:
-    """List the runs with their steps and estimated wall time; returns 0."""
+def dry_run(
+    runs: list[PlannedRun], results: Path, out: TextIO, reusable: dict[str, Path] | None = None
+) -> int:
+    """List the runs with their steps and estimated wall time; returns 0.
+
+    A run that ``--reuse`` would copy (its config hash in ``reusable``) shows as ``reused``
+    and adds no time.
+    """
     measured = measured_rates(results)
     index = load_index(results)
     total = 0.0
@@ -162,8 +172,10 @@ def dry_run(runs: list[PlannedRun], results: Path, out: TextIO) -> int:
     for run in runs:
         seconds = estimate_seconds(run, measured)
         entry = index.get(run.run_id)
-        status = entry.status if entry else "new"
-        if status != "finished":
+        status: str = entry.status if entry else "new"
+        if status != "finished" and run.config_hash in (reusable or {}):
+            status = "reused"
+        if status not in ("finished", "reused"):
             total += seconds
         out.write(
             f"{run.run_id:<{width}}  {run.config.num_seeds:>5}  {run.config.total_steps:>11,}  "
@@ -213,8 +225,9 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> in
     if not runs:
         raise ConfigError(f"--only: no run of {path} ({options.scale}) matches {options.only!r}")
     results = Path(options.results or f"results/{experiment.name}-{options.scale}")
+    reusable = finished_runs(options.reuse)
     if options.dry_run:
-        return dry_run(runs, results, out or sys.stdout)
+        return dry_run(runs, results, out or sys.stdout, reusable)
     results.mkdir(parents=True, exist_ok=True)
     write_json(
         results / "sweep.json",
@@ -231,6 +244,10 @@ def run_sweep(path: str, options: SweepOptions, out: TextIO | None = None) -> in
         finished = (results / run.run_id / "summary.json").exists()
         if entry is None:
             entry = index[run.run_id] = IndexEntry(run.run_id, run.config_hash, origin=run.record())
+        if not finished and run.config_hash in reusable:
+            adopt(reusable[run.config_hash], results, run)
+            entry.reused_from = str(reusable[run.config_hash])
+            finished = True
         if finished:
             entry.status = "finished"
         if entry.status in FINAL:

@@ -1,7 +1,8 @@
 """The sweep's index: ``RESULTS/index.jsonl``, one line per run, rewritten atomically.
 
 Each line: run id, config hash, status, attempts, wall seconds, exit code, last error line,
-and where the run comes from (method, backbone, task, scale, budget). Only the sweep's driver
+where the run comes from (method, backbone, task, scale, budget) and, for a run copied by
+``--reuse``, the run it was copied from. Only the sweep's driver
 writes it; ``prism-marl report`` reads it.
 """
 
@@ -31,6 +32,8 @@ class IndexEntry:
     exit_code: int | None = None
     last_error: str = ""
     origin: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reused_from: str = ""
+    """The finished run this one was copied from (``--reuse``), or empty when trained here."""
 
     def to_record(self) -> dict[str, Any]:
         """The index line."""

@@ -215,6 +215,9 @@ def descend(
 ) -> Descent:
     """One optimizer step on ∇_params ``loss(params, *args)``; the auxiliary state advances.
 
+    With ``strategy.decoupled_aux`` the optimizer steps on the RL gradient alone and the
+    auxiliary gradient is then subtracted at unit rate: θ ← θ + opt(∇L_RL) − ∇L_aux.
+
     The strategy's auxiliary state advances with the step's tracked and auxiliary losses. The
     metrics are the loss's own plus ``loss/aux``, the auxiliary metrics, the global norms of
     the RL and auxiliary gradients before any clipping (``grad/rl_norm``, ``grad/aux_norm``),
@@ -228,7 +231,13 @@ def descend(
     # drops the RL forward pass that this second trace of ``loss`` leaves unused.
     aux_grads = jax.grad(lambda p: loss(p, *args)[1].aux.loss)(params)
     rl_grads = jax.tree_util.tree_map(jnp.subtract, grads, aux_grads)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
+    if strategy.decoupled_aux:
+        # θ ← θ + opt(∇L_RL) − ∇L_aux: the regularisers keep their own scale instead of being
+        # weighed against the RL gradient inside Adam's normalisation (decision 0054).
+        updates, opt_state = optimizer.update(rl_grads, opt_state, params)
+        updates = jax.tree_util.tree_map(jnp.subtract, updates, aux_grads)
+    else:
+        updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     aux_state = update_aux_state(strategy, aux_state, parts.tracked_loss, parts.aux)
     metrics = {

@@ -343,6 +343,15 @@ class SharingStrategy:
         del variables, aux_state
         return AuxOutput(jnp.zeros(()), {})
 
+    @property
+    def decoupled_aux(self) -> bool:
+        """Whether the auxiliary gradient is applied outside the optimiser (``descend``).
+
+        False by default: the auxiliary loss joins the RL loss and the optimiser (Adam) sees
+        their sum.
+        """
+        return False
+
     def maintain(
         self,
         variables: Variables,

@@ -28,6 +28,7 @@ from prism_marl.sharing.base import (
 from prism_marl.sharing.spectral import (
     DiversityOn,
     MaskKind,
+    Regularise,
     effective_rank,
     kernel_norms,
     mask_values,
@@ -133,6 +134,12 @@ class Prism(SharingStrategy):
     dense layer's step (docs/decisions/0034); False trains s itself."""
     renormalise: bool = False
     """After each update, move the norms of U's and V's columns into s (every W_i unchanged)."""
+    regularise: Regularise = "loss"
+    """Where the two regularisers act: ``loss`` adds them to the RL loss, so the optimiser
+    (Adam) normalises their sum; ``decoupled`` takes Adam's step on the RL loss alone and then
+    a plain gradient step θ ← θ − ∇(λ_div·L_div + λ_orth·L_orth), as AdamW decouples weight
+    decay, so each term's strength is set by its λ, not by the RL gradient's scale
+    (docs/decisions/0054)."""
 
     def __post_init__(self) -> None:
         require(
@@ -149,6 +156,11 @@ class Prism(SharingStrategy):
             self.diversity_on in ("masks", "spectra"),
             "sharing.diversity-on",
             f"must be one of masks, spectra; got {self.diversity_on!r}",
+        )
+        require(
+            self.regularise in ("loss", "decoupled"),
+            "sharing.regularise",
+            f"must be one of loss, decoupled; got {self.regularise!r}",
         )
         require(self.mask_init_noise >= 0, "sharing.mask-init-noise", "must be >= 0")
         require(self.lambda_div >= 0, "sharing.lambda-div", "must be >= 0")
@@ -176,6 +188,11 @@ class Prism(SharingStrategy):
     def shared_recurrent(self) -> bool:
         """Plain shared recurrent kernels unless ``spectral_gru``."""
         return not self.spectral_gru
+
+    @property
+    def decoupled_aux(self) -> bool:
+        """True with ``regularise = "decoupled"``."""
+        return self.regularise == "decoupled"
 
     def regularisers(self, variables: Variables) -> dict[str, jax.Array]:
         """Orthogonality (summed over layers), diversity D (mean over layers), effective ranks.

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 MaskKind = Literal["sigmoid", "hard", "scale"]
 DiversityOn = Literal["masks", "spectra"]
+Regularise = Literal["loss", "decoupled"]
 
 
 def spectral_init(kernel: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -127,10 +127,24 @@ class PlannedRun:
         }
 
 
+# Fields added after run ids were first published, with the value every earlier run had: at
+# that value a field is left out of the hash, so adding it renames no finished run
+# (docs/decisions/0054). A field set to anything else is hashed as usual.
+LATER_FIELDS: dict[str, dict[str, Any]] = {"sharing": {"regularise": "loss"}}
+
+
 def config_hash(config: RunConfig) -> str:
-    """12 hex digits of SHA-256 over the config's JSON form, run directory excluded."""
+    """12 hex digits of SHA-256 over the config's JSON form, run directory excluded.
+
+    Fields of ``LATER_FIELDS`` at their recorded value are left out.
+    """
     data = to_dict(config)
     data.pop("run_dir", None)
+    for section, fields in LATER_FIELDS.items():
+        table = data.get(section, {})
+        for name, value in fields.items():
+            if name in table and table[name] == value:
+                del table[name]
     text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

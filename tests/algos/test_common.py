@@ -68,6 +68,36 @@ def test_descend_reports_the_per_agent_parameters_gradients_apart():
     assert "grad/agent_rl_norm" not in step.metrics
 
 
+@dataclasses.dataclass(frozen=True)
+class DecoupledSumAux(SumAux):
+    """``SumAux`` with its auxiliary gradient applied outside the optimiser."""
+
+    @property
+    def decoupled_aux(self):
+        return True
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_decoupled_aux_steps_outside_adam(decoupled):
+    """Adam's first step is −lr·ĝ/(|ĝ| + ε) ≈ −lr·sign(ĝ). Coupled, ĝ = ∇L_RL + ∇L_aux
+    = 0.001 + 1, so w moves by −lr; decoupled, Adam sees 0.001 alone and the auxiliary gradient
+    1 is subtracted at unit rate: w moves by −lr − 1."""
+    strategy = DecoupledSumAux() if decoupled else SumAux()
+
+    def loss(params):
+        rl_loss = 0.001 * jnp.sum(params["w"])
+        return regularised(strategy, {"params": params}, (), rl_loss, {})
+
+    params = {"w": jnp.array([2.0, -3.0])}
+    optimizer = optax.adam(0.01, eps=1e-12)
+    step = descend(strategy, optimizer, loss, params, optimizer.init(params), ())
+    moved = np.asarray(step.params["w"] - params["w"])
+    np.testing.assert_allclose(moved, [-1.01, -1.01] if decoupled else [-0.01, -0.01], rtol=1e-5)
+    # The metrics still measure both gradients apart, before any step.
+    assert float(step.metrics["grad/rl_norm"]) == pytest.approx(0.001 * 2**0.5, rel=1e-4)
+    assert float(step.metrics["grad/aux_norm"]) == pytest.approx(2**0.5)
+
+
 def test_optimizer_steps_hand_values():
     # PPO: 64 envs × 128 steps per update, 4 epochs × 2 minibatches: 300k steps hold 36 updates.
     ppo = PPOConfig(num_envs=64, rollout_length=128, num_epochs=4, num_minibatches=2)

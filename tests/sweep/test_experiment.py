@@ -1,6 +1,7 @@
 """Experiment files: expansion into runs, names and hashes, budgets, and bad input."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from prism_marl.sweep import select
 from prism_marl.sweep.experiment import config_hash, load_experiment, network_shape
 from tests.sweep.conftest import tiny_experiment
 
+RESULTS = Path(__file__).parents[2] / "docs" / "results"
 EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.toml"))
 
 
@@ -41,6 +43,24 @@ def test_the_hash_covers_the_whole_config_and_nothing_else(tiny_file):
         r.run_id for r in load_experiment(tiny_file).runs("quick")
     )
     assert len(run.config_hash) == 12
+
+
+def test_a_later_field_at_its_old_value_keeps_committed_run_ids():
+    """``LATER_FIELDS`` (decision 0054): Prism's ``regularise`` joined after these runs were
+    committed; at ``loss`` it is left out of the hash, so their ids stand, and any other value
+    is a new run."""
+    from prism_marl.config import from_dict
+
+    committed = sorted(RESULTS.glob("prism-qmix-orth-quick/prism-*/config.json"))
+    assert len(committed) == 4
+    for path in committed:
+        config = from_dict(json.loads(path.read_text()))
+        assert config.sharing.regularise == "loss"
+        assert path.parent.name.endswith(config_hash(config)[:8])
+        decoupled = dataclasses.replace(
+            config, sharing=dataclasses.replace(config.sharing, regularise="decoupled")
+        )
+        assert config_hash(decoupled) != config_hash(config)
 
 
 def test_only_selects_by_glob_or_word(tiny_file):

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from prism_marl.algos.common import descend, regularised
 from prism_marl.errors import ConfigError
 from prism_marl.sharing import SNP, STRATEGIES, FuPS, Kaleidoscope, NoPS, Prism, SePS
 from prism_marl.sharing.base import (
@@ -116,6 +117,26 @@ def test_prism_orthogonality_zero_at_init_positive_after_perturbation():
     params = dict(variables["params"])
     params["U"] = params["U"] + 0.1
     assert float(strategy.regularisers({"params": params})["orth"]) > 1e-3
+
+
+def test_prism_decoupled_orthogonality_step_contracts_by_one_minus_eight_lambda():
+    """Decoupled (decision 0054), one step with no RL loss is θ ← θ − λ_orth·∇L_orth, and
+    ∇_U ‖UᵀU − I‖² = 4U(UᵀU − I) shrinks E = UᵀU − I to about (1 − 8λ)E, so L_orth, a sum
+    of ‖E‖², to about (1 − 8λ)²: 0.64 at λ = 0.025 (to first order in E)."""
+    strategy = Prism(lambda_div=0.0, lambda_orth=0.025, regularise="decoupled")
+    assert strategy.decoupled_aux and not Prism().decoupled_aux
+    _, variables = init(strategy)
+    params = dict(variables["params"])
+    params["U"] = params["U"] * 1.01  # E = (1.01² − 1)·I: small, all on the diagonal
+    before = float(strategy.regularisers({"params": params})["orth"])
+
+    def loss(params):
+        return regularised(strategy, {"params": params}, (), jnp.zeros(()), {})
+
+    optimizer = optax.adam(1e-3)
+    step = descend(strategy, optimizer, loss, params, optimizer.init(params), ())
+    after = float(strategy.regularisers({"params": step.params})["orth"])
+    assert after / before == pytest.approx((1 - 8 * 0.025) ** 2, rel=0.05)
 
 
 def test_prism_diversity_zero_for_identical_masks_and_hand_value():

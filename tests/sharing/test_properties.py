@@ -73,6 +73,54 @@ def test_prism_scaled_spectrum_starts_as_the_plain_layer_and_steps_kappa_times_f
     np.testing.assert_allclose(jnp.abs(moved_scaled), kappa * lr, rtol=1e-3)
 
 
+def test_prism_scaled_directions_start_as_the_plain_layer_and_turn_gain_times_further():
+    """U = √D·Û, V = √O·V̂ (decision 0054's probe): the same layer, regularisers and
+    diagnostics at the start; one Adam step moves each entry of U by √D·η, of V by √O·η; the
+    renormalisation keeps the effective U's and V's columns at unit norm."""
+    plain = Prism()
+    scaled = Prism(scaled_directions=True, renormalise=True)
+    plain_layer, plain_vars = init(plain)
+    scaled_layer, scaled_vars = init(scaled)
+    p, q = plain_vars["params"], scaled_vars["params"]
+    np.testing.assert_allclose(q["U"] * np.sqrt(D), p["U"], atol=1e-6)
+    np.testing.assert_allclose(q["V"] * np.sqrt(O), p["V"], atol=1e-6)
+    np.testing.assert_allclose(
+        scaled_layer.apply(scaled_vars, X, IDS), plain_layer.apply(plain_vars, X, IDS), atol=1e-5
+    )
+    for agent in range(N):
+        for got, want in zip(
+            scaled_layer.kernel_and_bias(scaled_vars, agent),
+            plain_layer.kernel_and_bias(plain_vars, agent),
+            strict=True,
+        ):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+    assert float(scaled.regularisers(scaled_vars)["orth"]) < 1e-10
+    plain_w = plain.weight_diagnostics({"layer": p})
+    scaled_w = scaled.weight_diagnostics({"layer": q})
+    for key, value in plain_w.items():
+        np.testing.assert_allclose(scaled_w[key], value, rtol=1e-5)
+    lr = 1e-3
+    loss = lambda params: jnp.sum(scaled_layer.apply({"params": params}, X, IDS))  # noqa: E731
+    optimizer = optax.adam(lr)
+    updates, _ = optimizer.update(jax.grad(loss)(q), optimizer.init(q), q)
+    moved = optax.apply_updates(q, updates)
+    np.testing.assert_allclose(
+        jnp.abs(moved["U"] - q["U"]) * np.sqrt(D), np.sqrt(D) * lr, rtol=1e-2
+    )
+    np.testing.assert_allclose(
+        jnp.abs(moved["V"] - q["V"]) * np.sqrt(O), np.sqrt(O) * lr, rtol=1e-2
+    )
+    grown = {**q, "U": q["U"] * jnp.array([2.0, 0.5, 3.0, 1.0, 1.5])}
+    key, step = jax.random.key(0), jnp.asarray(0)
+    kept = scaled.maintain({"params": {"actor": grown}}, key, step, step, 10)["params"]["actor"]
+    np.testing.assert_allclose(jnp.linalg.norm(kept["U"] * np.sqrt(D), axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        scaled_layer.apply({"params": kept}, X, IDS),
+        scaled_layer.apply({"params": grown}, X, IDS),
+        atol=1e-5,
+    )
+
+
 def test_prism_renormalise_keeps_every_agents_layer_and_unit_columns():
     strategy = Prism(rank=3, scaled_spectrum=True, renormalise=True)
     layer, variables = init(strategy)

@@ -29,7 +29,10 @@ from prism_marl.sharing.spectral import (
     DiversityOn,
     MaskKind,
     Regularise,
+    direction_gains,
     effective_rank,
+    factor_gains,
+    factors,
     kernel_norms,
     mask_values,
     mean_pairwise_distance,
@@ -58,6 +61,7 @@ class SpectralDense(AgentLayer):
     mask_init_mean: float = 2.0
     mask_init_noise: float = 0.5
     scaled_spectrum: bool = True
+    scaled_directions: bool = False
 
     def layer_rank(self, in_features: int) -> int:
         """R = min(rank, D, O); full rank when ``rank`` is None."""
@@ -78,18 +82,21 @@ class SpectralDense(AgentLayer):
         svd_key = self.make_rng("params") if self.is_initializing() else jax.random.key(0)
 
         gain = spectrum_gain(self.features, in_features, rank) if self.scaled_spectrum else 1.0
+        gain_u, gain_v = (
+            direction_gains(self.features, in_features) if self.scaled_directions else (1.0, 1.0)
+        )
+        gains = (gain_u, gain, gain_v)  # U, s, V are stored divided by their gains
 
         def factor(index: int) -> Initializer:
             def init(_: jax.Array) -> jax.Array:
                 dense = self.kernel_init(svd_key, (in_features, self.features))
-                value = spectral_init(dense, rank)[index]
-                return value / gain if index == 1 else value
+                return spectral_init(dense, rank)[index] / gains[index]
 
             return init
 
-        u = self.param("U", factor(0))
+        u = self.param("U", factor(0)) * gain_u
         s = self.param("s", factor(1)) * gain
-        v = self.param("V", factor(2))
+        v = self.param("V", factor(2)) * gain_v
         bias = self.param("bias", self.bias_init, (self.features,))
 
         def logits_init(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
@@ -103,7 +110,8 @@ class SpectralDense(AgentLayer):
         p = variables["params"]
         s = singular_values(p, self.scaled_spectrum)
         spectrum = s * mask_values(p["mask_logits"][agent], self.mask_kind)
-        return (p["V"] * spectrum) @ p["U"].T, p["bias"]
+        u, v = factors(p, self.scaled_directions)
+        return (v * spectrum) @ u.T, p["bias"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +142,9 @@ class Prism(SharingStrategy):
     dense layer's step (docs/decisions/0034); False trains s itself."""
     renormalise: bool = False
     """After each update, move the norms of U's and V's columns into s (every W_i unchanged)."""
+    scaled_directions: bool = False
+    """Train Û, V̂ with U = √D·Û and V = √O·V̂, so Adam turns the singular directions about as
+    fast as a dense kernel's (``spectral.direction_gains``; a probe, docs/decisions/0054)."""
     regularise: Regularise = "loss"
     """Where the two regularisers act: ``loss`` adds them to the RL loss, so the optimiser
     (Adam) normalises their sum; ``decoupled`` takes Adam's step on the RL loss alone and then
@@ -182,6 +193,7 @@ class Prism(SharingStrategy):
             "mask_init_mean": self.initial_logit,
             "mask_init_noise": self.mask_init_noise,
             "scaled_spectrum": self.scaled_spectrum,
+            "scaled_directions": self.scaled_directions,
         }
 
     @property
@@ -205,7 +217,7 @@ class Prism(SharingStrategy):
         if not layers:
             zero = jnp.zeros(())
             return {"orth": zero, "diversity": zero, "effective_rank_per_agent": zero[None]}
-        orth = sum(orthogonality_penalty(la["U"], la["V"]) for la in layers)
+        orth = sum(orthogonality_penalty(*factors(la, self.scaled_directions)) for la in layers)
         distances, ranks = [], []
         for layer in layers:
             masks = mask_values(layer["mask_logits"], self.mask)
@@ -251,7 +263,7 @@ class Prism(SharingStrategy):
             magnitudes = jnp.abs(spectra)
             metrics[f"weights/{path}/s_max"] = jnp.mean(jnp.max(magnitudes, axis=-1))
             metrics[f"weights/{path}/s_mean"] = jnp.mean(magnitudes)
-            norms = kernel_norms(layer["U"], layer["V"], spectra)
+            norms = kernel_norms(*factors(layer, self.scaled_directions), spectra)
             metrics[f"weights/{path}/kernel_norm"] = jnp.mean(norms)
         return metrics
 
@@ -273,8 +285,9 @@ class Prism(SharingStrategy):
 
         def unit_columns(layer: Any, index: int) -> dict[str, Any]:
             del index
-            u, v, s = renormalise_factors(layer["U"], layer["V"], layer["s"])
-            return {**layer, "U": u, "V": v, "s": s}
+            gain_u, gain_v = factor_gains(layer, self.scaled_directions)
+            u, v, s = renormalise_factors(*factors(layer, self.scaled_directions), layer["s"])
+            return {**layer, "U": u / gain_u, "V": v / gain_v, "s": s}
 
         return {**variables, "params": map_layers(variables["params"], _LAYER_KEYS, unit_columns)}
 

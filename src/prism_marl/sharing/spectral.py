@@ -71,6 +71,45 @@ def singular_values(layer: Mapping[str, jax.Array], scaled: bool) -> jax.Array:
     return stored * gain
 
 
+def direction_gains(out_features: int, in_features: int) -> tuple[float, float]:
+    """(γ_U, γ_V) = (√D, √O): the gains of scaled directions, U = γ_U·Û, V = γ_V·V̂.
+
+    With U and V orthonormal, Adam turns U's columns by about η·√O radians per step (η per
+    entry), whatever the layer's scale, while a dense [D, O] kernel with singular values σ
+    turns its left singular vectors by about η·√(D·O)/σ. Training Û with U = √D·Û turns them
+    at the dense kernel's rate for σ = 1 (and V likewise with √O). Under Adam this equals a
+    γ-times learning rate on U and V; the orthogonality term still acts on U and V themselves
+    (docs/decisions/0054, a probe).
+
+    Args:
+        out_features: O.
+        in_features: D.
+
+    Returns:
+        (γ_U, γ_V).
+    """
+    return math.sqrt(in_features), math.sqrt(out_features)
+
+
+def factor_gains(layer: Mapping[str, jax.Array], scaled: bool) -> tuple[float, float]:
+    """(γ_U, γ_V) of one spectral layer's parameters {U [O, R], V [D, R], ...}.
+
+    ``direction_gains`` with ``scaled`` (scaled directions), else (1, 1).
+    """
+    if not scaled:
+        return 1.0, 1.0
+    return direction_gains(layer["U"].shape[0], layer["V"].shape[0])
+
+
+def factors(layer: Mapping[str, jax.Array], scaled: bool) -> tuple[jax.Array, jax.Array]:
+    """U [O, R] and V [D, R] of one spectral layer's parameters.
+
+    The stored ones times ``factor_gains``: Û, V̂ times their gains with scaled directions.
+    """
+    gain_u, gain_v = factor_gains(layer, scaled)
+    return layer["U"] * gain_u, layer["V"] * gain_v
+
+
 def renormalise_factors(
     u: jax.Array, v: jax.Array, s: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -130,7 +130,9 @@ class PlannedRun:
 # Fields added after run ids were first published, with the value every earlier run had: at
 # that value a field is left out of the hash, so adding it renames no finished run
 # (docs/decisions/0054). A field set to anything else is hashed as usual.
-LATER_FIELDS: dict[str, dict[str, Any]] = {"sharing": {"regularise": "loss"}}
+LATER_FIELDS: dict[str, dict[str, Any]] = {
+    "sharing": {"regularise": "loss", "scaled_directions": False}
+}
 
 
 def config_hash(config: RunConfig) -> str:

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 from prism_marl.cli import main
+from prism_marl.config import RunConfig, to_dict
 from prism_marl.results import read_jsonl
+from prism_marl.sharing import SePS
 from prism_marl.sweep import SweepOptions, run_sweep
+from prism_marl.sweep.experiment import config_hash
 from prism_marl.sweep.launch import Outcome
+from prism_marl.sweep.reuse import finished_runs
 from tests.conftest import read_metrics, stable
 from tests.sweep.conftest import tiny_experiment
 
@@ -248,3 +252,25 @@ def test_dry_run_shows_reused_runs_and_a_missing_directory_fails_on_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("prism-marl: error: --reuse: ") and "\n" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_reuse_finds_a_prepared_run_by_its_planned_hash(tmp_path):
+    """SePS writes its prepared form (``prepared_clusters``) to config.json, so only the
+    index's planned hash names the config it was planned as; config.json's own hash counts too
+    (an index written by an older version, whose hashes differ)."""
+    planned = RunConfig(sharing=SePS())
+    prepared = RunConfig(sharing=SePS(prepared_clusters=2))
+    run = tmp_path / "seps-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(to_dict(prepared)))
+    (run / "summary.json").write_text("{}")
+    unfinished = tmp_path / "other"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text(json.dumps(to_dict(RunConfig())))
+    index = [
+        {"run_id": "seps-run", "config_hash": config_hash(planned)},
+        {"run_id": "other", "config_hash": config_hash(RunConfig())},
+    ]
+    (tmp_path / "index.jsonl").write_text("".join(json.dumps(e) + "\n" for e in index))
+    found = finished_runs((str(tmp_path),))
+    assert found == {config_hash(planned): run, config_hash(prepared): run}

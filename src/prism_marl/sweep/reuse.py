@@ -24,6 +24,10 @@ from prism_marl.sweep.experiment import PlannedRun, config_hash
 def finished_runs(directories: tuple[str, ...]) -> dict[str, Path]:
     """Config hash -> run directory, over the finished runs (with ``summary.json``) of each.
 
+    A run counts under the hash of its ``config.json`` and, where the directory has an index,
+    under the hash its sweep planned it under (``index.jsonl``'s ``config_hash``): a strategy
+    that prepares itself (SePS) writes its prepared form to ``config.json``, which is not the
+    planned config.
     A directory named first wins where two hold the same config. Raises ConfigError (field
     ``--reuse``) for a directory that does not exist.
     """
@@ -32,13 +36,33 @@ def finished_runs(directories: tuple[str, ...]) -> dict[str, Path]:
         root = Path(directory)
         if not root.is_dir():
             raise ConfigError(f"--reuse: {directory!r} is not a directory")
+        planned = _planned_hashes(root)
         for summary in sorted(root.glob("*/summary.json")):
+            run = summary.parent
+            if run.name in planned:
+                found[planned[run.name]] = run
             try:
-                data = json.loads((summary.parent / "config.json").read_text())
-                found[config_hash(from_dict(data))] = summary.parent
+                data = json.loads((run / "config.json").read_text())
+                found[config_hash(from_dict(data))] = run
             except (OSError, ValueError, ConfigError):
                 continue  # not a run directory this version can read: nothing to adopt
     return found
+
+
+def _planned_hashes(root: Path) -> dict[str, str]:
+    """Run id -> the config hash its sweep planned, from ``root/index.jsonl`` (empty if none)."""
+    try:
+        lines = (root / "index.jsonl").read_text().splitlines()
+    except OSError:
+        return {}
+    hashes = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            hashes[entry["run_id"]] = entry["config_hash"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return hashes
 
 
 def adopt(source: Path, results: Path, run: PlannedRun) -> None:

@@ -53,7 +53,8 @@ class SpectralDense(AgentLayer):
     Initialised from the SVD of a dense kernel drawn with ``kernel_init``, so that with all
     masks equal to 1 the layer equals that dense layer (at full rank). With
     ``scaled_spectrum`` the stored ``s`` is ŝ and s = κ·ŝ, κ = √(D·O/R)
-    (``spectral.spectrum_gain``).
+    (``spectral.spectrum_gain``); with ``scaled_directions`` the stored U, V are Û, V̂ and
+    U = √D·Û, V = √O·V̂ (``spectral.direction_gains``).
     """
 
     rank: int | None = None
